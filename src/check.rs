@@ -1,0 +1,143 @@
+//! `trailwarden check`: one collection and evaluation, printed as text or JSON.
+//! Exit 0 when every policy passes, 1 when one fails, 2 when one could not be evaluated.
+
+use crate::collect::{self, aws::Aws};
+use crate::config::Config;
+use crate::evaluate::{self, Finding, Status, document::TrailDocument};
+use crate::publish::metrics::Metrics;
+use crate::publish::status;
+use chrono::Utc;
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Runs the check and returns the process exit code.
+pub async fn check(config: &Config, format: Format) -> i32 {
+    let metrics = Metrics::new();
+    let aws = Aws::connect(&config.daemon.aws, metrics.aws_api_calls.clone()).await;
+    let regions = &config.daemon.aws.regions;
+    let trails = collect::collect_trails(&aws, regions).await;
+    let trail_list: Vec<_> = trails
+        .trails
+        .as_ref()
+        .map(|s| s.iter().map(|s| s.trail.clone()).collect())
+        .unwrap_or_default();
+    let account = trails.account.as_ref().ok().cloned();
+    let posture = collect::collect_posture(&aws, regions, account.as_deref(), &trail_list).await;
+    let snapshot = trails.snapshot(regions, Some(posture));
+    let now = Utc::now();
+    let findings = evaluate::evaluate(&config.policies, &snapshot, now);
+    match format {
+        Format::Text => print!("{}", render_text(&findings, &trails, account.as_deref())),
+        Format::Json => {
+            let documents: Vec<_> = snapshot
+                .trails
+                .as_ref()
+                .map(|states| {
+                    states
+                        .iter()
+                        .map(|s| {
+                            json!({"trail": s.trail.arn,
+                                   "document": TrailDocument::build(s, &snapshot).value})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let out = json!({
+                "evaluated_at": now,
+                "account": account,
+                "trails": status::trail_summaries(&trails),
+                "findings": status::finding_entries(&findings, None),
+                "documents": documents,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("JSON of plain values")
+            );
+        }
+    }
+    exit_code(&findings)
+}
+
+/// 1 if anything fails (a definite answer), else 2 if anything could not be evaluated.
+pub fn exit_code(findings: &[Finding]) -> i32 {
+    if findings.iter().any(|f| f.status == Status::Fail) {
+        1
+    } else if findings.iter().any(|f| f.status == Status::Error) {
+        2
+    } else {
+        0
+    }
+}
+
+fn render_text(
+    findings: &[Finding],
+    trails: &collect::TrailsResult,
+    account: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    let n_trails = trails.trails.as_ref().map(Vec::len).unwrap_or(0);
+    out.push_str(&format!(
+        "trailwarden check: account {}, {} trail(s), {} finding(s)\n\n",
+        account.unwrap_or("unknown"),
+        n_trails,
+        findings.len()
+    ));
+    let policy_width = findings.iter().map(|f| f.policy.len()).max().unwrap_or(6);
+    let resource_width = findings
+        .iter()
+        .map(|f| f.resource_name.len())
+        .max()
+        .unwrap_or(8);
+    for f in findings {
+        out.push_str(&format!(
+            "{:<5}  {:<8}  {:<pw$}  {:<rw$}  {}\n",
+            f.status.as_str().to_uppercase(),
+            f.severity.as_str(),
+            f.policy,
+            f.resource_name,
+            f.message,
+            pw = policy_width,
+            rw = resource_width,
+        ));
+    }
+    let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
+    out.push_str(&format!(
+        "\n{} passed, {} failed, {} could not be evaluated\n",
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Error)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Severity;
+
+    fn f(status: Status) -> Finding {
+        Finding {
+            policy: "p".into(),
+            severity: Severity::High,
+            status,
+            account: String::new(),
+            region: String::new(),
+            resource: "r".into(),
+            resource_name: "r".into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(&[f(Status::Pass)]), 0);
+        assert_eq!(exit_code(&[f(Status::Pass), f(Status::Error)]), 2);
+        assert_eq!(exit_code(&[f(Status::Error), f(Status::Fail)]), 1);
+        assert_eq!(exit_code(&[]), 0);
+    }
+}

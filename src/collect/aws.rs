@@ -1,0 +1,268 @@
+//! The AWS edge: shared SDK configuration, per-region clients, the API call counter, and the
+//! translation of SDK errors into [`Unavailable`] reasons a person can act on.
+
+use crate::config::AwsSettings;
+use crate::posture::Unavailable;
+use aws_config::{BehaviorVersion, Region};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use prometheus::IntCounterVec;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Counts every attempt (retries included: each one is a request AWS meters) by service,
+/// operation and outcome.
+#[derive(Debug, Clone)]
+pub struct ApiCallCounter {
+    calls: IntCounterVec,
+}
+
+impl ApiCallCounter {
+    pub fn new(calls: IntCounterVec) -> Self {
+        ApiCallCounter { calls }
+    }
+}
+
+impl Intercept for ApiCallCounter {
+    fn name(&self) -> &'static str {
+        "trailwarden.ApiCallCounter"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (service, operation) = cfg
+            .load::<Metadata>()
+            .map(|m| (service_label(m.service()), m.name().to_string()))
+            .unwrap_or_else(|| ("unknown".to_string(), "unknown".to_string()));
+        let outcome = match context.response().map(|r| r.status().as_u16()) {
+            Some(200..=399) => "success",
+            Some(429) => "throttled",
+            Some(400..=499) => "client_error",
+            Some(_) => "server_error",
+            None => "transport_error",
+        };
+        self.calls
+            .with_label_values(&[&service, &operation, outcome])
+            .inc();
+        Ok(())
+    }
+}
+
+/// `Config Service` → `config`, `CloudTrail` → `cloudtrail`.
+fn service_label(service: &str) -> String {
+    service
+        .trim_end_matches(" Service")
+        .to_ascii_lowercase()
+        .replace(' ', "_")
+}
+
+/// The SDK clients of one region, sharing one HTTP client and credential cache.
+#[derive(Clone, Debug)]
+pub struct RegionClients {
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub config: aws_sdk_config::Client,
+}
+
+/// Everything the collectors need to call AWS.
+#[derive(Debug)]
+pub struct Aws {
+    base: aws_config::SdkConfig,
+    counter: ApiCallCounter,
+    pub sts: aws_sdk_sts::Client,
+    regions: Mutex<HashMap<String, RegionClients>>,
+}
+
+impl Aws {
+    /// Builds the shared SDK config from the default credential chain (env, profile, web
+    /// identity/IRSA, ECS and EC2 roles) plus the configured endpoint, timeouts and retries.
+    pub async fn connect(settings: &AwsSettings, calls: IntCounterVec) -> Aws {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.regions[0].clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .operation_timeout(settings.operation_timeout.0)
+                    .build(),
+            );
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        let base = loader.load().await;
+        Aws::from_sdk_config(base, calls)
+    }
+
+    pub fn from_sdk_config(base: aws_config::SdkConfig, calls: IntCounterVec) -> Aws {
+        let counter = ApiCallCounter::new(calls);
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&base)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        Aws {
+            base,
+            counter,
+            sts,
+            regions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Clients for `region`, built once and reused.
+    pub fn region(&self, region: &str) -> RegionClients {
+        let mut cache = self.regions.lock().expect("region client cache poisoned");
+        cache
+            .entry(region.to_string())
+            .or_insert_with(|| self.build_region(region))
+            .clone()
+    }
+
+    fn build_region(&self, region: &str) -> RegionClients {
+        let region = Region::new(region.to_string());
+        let c = self.counter.clone();
+        // An emulator answers on one host name: virtual-host style would need DNS per bucket.
+        let path_style = self.base.endpoint_url().is_some();
+        RegionClients {
+            cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
+                aws_sdk_cloudtrail::config::Builder::from(&self.base)
+                    .region(region.clone())
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&self.base)
+                    .region(region.clone())
+                    .force_path_style(path_style)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&self.base)
+                    .region(region.clone())
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            config: aws_sdk_config::Client::from_conf(
+                aws_sdk_config::config::Builder::from(&self.base)
+                    .region(region)
+                    .interceptor(c)
+                    .build(),
+            ),
+        }
+    }
+}
+
+/// The error code of a service error (`AccessDeniedException`, `NoSuchBucket`, ...), if any.
+pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+/// Turns an SDK error into the reason shown in findings and `/status`.
+pub fn unavailable<E, R>(operation: &str, err: &SdkError<E, R>) -> Unavailable
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let detail = match err {
+        SdkError::ServiceError(e) => {
+            let inner = e.err();
+            match (inner.code(), inner.message()) {
+                (Some(code), Some(msg)) if !msg.is_empty() => format!("{code}: {msg}"),
+                (Some(code), _) => code.to_string(),
+                _ => format!("service error: {}", chain(inner)),
+            }
+        }
+        SdkError::TimeoutError(_) => "timed out".to_string(),
+        SdkError::DispatchFailure(_) => format!("cannot reach the endpoint: {}", chain(err)),
+        SdkError::ResponseError(_) => format!("unreadable response: {}", chain(err)),
+        other => chain(other),
+    };
+    Unavailable::api_failure(format!("{operation}: {detail}"))
+}
+
+/// An error and its sources on one line: SDK errors hide the useful part in the chain.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// A class for `trailwarden_poll_errors_total{reason}`, from an [`Unavailable`] reason.
+pub fn reason_class(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("accessdenied") || r.contains("access denied") || r.contains("unauthorized") {
+        "access_denied"
+    } else if r.contains("throttl") || r.contains("rate exceeded") || r.contains("slowdown") {
+        "throttled"
+    } else if r.contains("timed out") || r.contains("timeout") {
+        "timeout"
+    } else if r.contains("cannot reach") {
+        "unreachable"
+    } else if r.contains("unreadable response") {
+        "bad_response"
+    } else if r.contains("notfound") || r.contains("nosuch") || r.contains("does not exist") {
+        "not_found"
+    } else {
+        "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_labels() {
+        assert_eq!(service_label("Config Service"), "config");
+        assert_eq!(service_label("CloudTrail"), "cloudtrail");
+        assert_eq!(service_label("S3"), "s3");
+    }
+
+    #[test]
+    fn reason_classes() {
+        assert_eq!(
+            reason_class("GetTrailStatus: AccessDeniedException: no"),
+            "access_denied"
+        );
+        assert_eq!(
+            reason_class("DescribeTrails: ThrottlingException: Rate exceeded"),
+            "throttled"
+        );
+        assert_eq!(
+            reason_class("DescribeTrails: cannot reach the endpoint: io error"),
+            "unreachable"
+        );
+        assert_eq!(reason_class("DescribeKey: timed out"), "timeout");
+        assert_eq!(
+            reason_class("GetBucketAcl: NoSuchBucket: gone"),
+            "not_found"
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! Collectors: the only code that calls AWS. Each turns API answers into the plain values of
+//! [`crate::posture`]; failures become [`crate::posture::Unavailable`] reasons, never defaults.
+//!
+//! Two pollers use them: `trails` (DescribeTrails, GetTrailStatus, GetEventSelectors: cheap,
+//! frequent, the Stop Logging signal) and `posture` (bucket, KMS key, AWS Config recorders).
+
+pub mod account;
+pub mod aws;
+pub mod bucket;
+pub mod key;
+pub mod recorder;
+pub mod trails;
+
+use crate::posture::{Fetched, Posture, Trail, TrailState, Unavailable};
+use aws::Aws;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// What the `trails` poller produces.
+#[derive(Debug, Clone)]
+pub struct TrailsResult {
+    pub account: Fetched<String>,
+    pub trails: Fetched<Vec<TrailState>>,
+    pub listing_errors: BTreeMap<String, Unavailable>,
+}
+
+/// Lists trails in `regions`, then reads each trail's status and selectors.
+pub async fn collect_trails(aws: &Aws, regions: &[String]) -> TrailsResult {
+    let (account, listing) = tokio::join!(
+        account::caller_account(aws),
+        trails::list_trails(aws, regions)
+    );
+    let trails = match listing.trails {
+        Ok(list) => {
+            let mut states = Vec::with_capacity(list.len());
+            for trail in list {
+                states.push(trails::trail_state(aws, trail).await);
+            }
+            Ok(states)
+        }
+        Err(e) => Err(e),
+    };
+    TrailsResult {
+        account,
+        trails,
+        listing_errors: listing.errors,
+    }
+}
+
+/// Collects the buckets and keys of `trails` (each once) and the recorders of `regions`.
+pub async fn collect_posture(
+    aws: &Aws,
+    regions: &[String],
+    account: Option<&str>,
+    trails: &[Trail],
+) -> Posture {
+    let mut posture = Posture::default();
+    for trail in trails {
+        let foreign = account.filter(|a| !trail.account.is_empty() && *a != trail.account);
+        if let Some(bucket) = &trail.s3_bucket_name
+            && !posture.buckets.contains_key(bucket)
+        {
+            let value = match foreign {
+                Some(ours) => Err(managed_elsewhere(trail, ours, "bucket")),
+                None => bucket::bucket_posture(aws, &trail.home_region, bucket, account).await,
+            };
+            posture.buckets.insert(bucket.clone(), value);
+        }
+        if let Some(key) = &trail.kms_key_id
+            && !posture.keys.contains_key(key)
+        {
+            let value = match foreign {
+                Some(ours) => Err(managed_elsewhere(trail, ours, "KMS key")),
+                None => key::key_posture(aws, &trail.home_region, key).await,
+            };
+            posture.keys.insert(key.clone(), value);
+        }
+    }
+    for region in regions {
+        posture
+            .recorders
+            .insert(region.clone(), recorder::recorders(aws, region).await);
+    }
+    posture
+}
+
+/// An organization trail seen from a member account: its bucket and key belong to the
+/// management (or log archive) account and are checked there, not failed here.
+fn managed_elsewhere(trail: &Trail, ours: &str, what: &str) -> Unavailable {
+    let kind = if trail.is_organization_trail {
+        "an organization trail"
+    } else {
+        "a trail"
+    };
+    Unavailable::new(format!(
+        "{} is {kind} of account {}; its {what} is checked from that account, not from {ours}",
+        trail.name, trail.account
+    ))
+}
+
+/// AWS answers "" where it means "absent" (moto does so often); both become `None`.
+pub(crate) fn nonempty(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+pub(crate) fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}

@@ -1,0 +1,205 @@
+//! `trailwarden run`: wires the pollers to the scheduler and the HTTP server, handles
+//! SIGHUP (reload) and SIGTERM/SIGINT (graceful stop).
+
+use crate::collect::aws::Aws;
+use crate::config::Config;
+use crate::publish::http::{self, Published};
+use crate::publish::metrics::Metrics;
+use crate::publish::status::StatusDocument;
+use crate::state::StateStore;
+use crate::watch::Watch;
+use chrono::Utc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let started_at = Utc::now();
+    let metrics = Metrics::new();
+    metrics.config_reload_success.set(1);
+    metrics.config_reload_timestamp.set(started_at.timestamp());
+    let aws = Aws::connect(&config.daemon.aws, metrics.aws_api_calls.clone()).await;
+    let store = StateStore::open(&config.daemon.state_dir)?;
+    let published = Arc::new(Published {
+        metrics,
+        status: RwLock::new(StatusDocument::new(started_at)),
+        ready: AtomicBool::new(false),
+        heartbeat: AtomicI64::new(started_at.timestamp()),
+    });
+    let watch = Arc::new(Watch::new(
+        aws,
+        config.daemon.aws.regions.clone(),
+        config.policies.clone(),
+        store,
+        published.clone(),
+    ));
+
+    let addr = config.daemon.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen { addr, source })?;
+    let local = listener.local_addr().map_err(DaemonError::Serve)?;
+    tracing::info!(
+        listen = %local,
+        config = %config.path.display(),
+        state = %config.daemon.state_dir.display(),
+        regions = ?config.daemon.aws.regions,
+        policies = config.policies.policies.len(),
+        "trailwarden {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let scheduler = JobScheduler::new().await?;
+    {
+        let w = watch.clone();
+        scheduler
+            .add(Job::new_async(
+                config.daemon.schedule.trails.0.as_str(),
+                move |_, _| {
+                    let w = w.clone();
+                    Box::pin(async move {
+                        if w.poll_trails().await {
+                            w.poll_posture().await;
+                        }
+                    })
+                },
+            )?)
+            .await?;
+        let w = watch.clone();
+        scheduler
+            .add(Job::new_async(
+                config.daemon.schedule.posture.0.as_str(),
+                move |_, _| {
+                    let w = w.clone();
+                    Box::pin(async move { w.poll_posture().await })
+                },
+            )?)
+            .await?;
+        let p = published.clone();
+        scheduler
+            .add(Job::new("*/5 * * * * *", move |_, _| {
+                p.heartbeat.store(Utc::now().timestamp(), Ordering::Relaxed);
+            })?)
+            .await?;
+    }
+    scheduler.start().await?;
+
+    // One run right at start, without waiting for the first tick.
+    {
+        let w = watch.clone();
+        tokio::spawn(async move {
+            w.poll_trails().await;
+            w.poll_posture().await;
+            w.mark_ready();
+            tracing::info!("first evaluation finished; ready");
+        });
+    }
+    tokio::spawn(reload_on_sighup(
+        config.path.clone(),
+        config,
+        watch.clone(),
+        published.clone(),
+    ));
+
+    let served = axum::serve(listener, http::router(published))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    let mut scheduler = scheduler;
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "scheduler did not stop cleanly");
+    }
+    tracing::info!("stopped");
+    served.map_err(DaemonError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// SIGHUP re-reads the configuration. Policies take effect at once; a bad file keeps the old
+/// configuration running, and says so in the log and in
+/// `trailwarden_config_last_reload_successful`. Listen address, regions, endpoint and
+/// schedules need a restart.
+async fn reload_on_sighup(
+    path: PathBuf,
+    mut current: Config,
+    watch: Arc<Watch>,
+    published: Arc<Published>,
+) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let m = &published.metrics;
+            match Config::load(&path) {
+                Ok(new) => {
+                    let d = (&current.daemon, &new.daemon);
+                    if d.0.listen != d.1.listen
+                        || d.0.aws.regions != d.1.aws.regions
+                        || d.0.aws.endpoint_url != d.1.aws.endpoint_url
+                        || d.0.schedule.trails != d.1.schedule.trails
+                        || d.0.schedule.posture != d.1.schedule.posture
+                        || d.0.state_dir != d.1.state_dir
+                    {
+                        tracing::warn!(
+                            "reload: listen, state_dir, regions, endpoint and schedules change only on restart"
+                        );
+                    }
+                    watch.set_policies(new.policies.clone());
+                    m.config_reload_success.set(1);
+                    m.config_reload_timestamp.set(Utc::now().timestamp());
+                    tracing::info!(
+                        policies = new.policies.policies.len(),
+                        "configuration reloaded"
+                    );
+                    current = new;
+                }
+                Err(errors) => {
+                    m.config_reload_success.set(0);
+                    for e in &errors {
+                        tracing::error!("reload rejected, keeping the running configuration: {e}");
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, current, watch, published);
+}

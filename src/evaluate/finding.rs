@@ -1,0 +1,71 @@
+//! What evaluation produces: one finding per policy and resource.
+
+use crate::config::Severity;
+use crate::posture::Unavailable;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// The policy could not be evaluated; the message says why.
+    Error,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Pass, Status::Fail, Status::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub policy: String,
+    pub severity: Severity,
+    pub status: Status,
+    pub account: String,
+    pub region: String,
+    /// The full identifier (a trail ARN, or the region for regional checks): for `/status`.
+    pub resource: String,
+    /// A short name for the `resource` metric label: never an ARN.
+    pub resource_name: String,
+    pub message: String,
+}
+
+/// A check's answer when it had the data it needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub passed: bool,
+    pub message: String,
+}
+
+impl Verdict {
+    pub fn pass(message: impl Into<String>) -> Self {
+        Verdict {
+            passed: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn fail(message: impl Into<String>) -> Self {
+        Verdict {
+            passed: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// `Err` when the check could not be evaluated: that becomes status `error`, never `pass`.
+pub type CheckResult = Result<Verdict, Unavailable>;
+
+/// Clones the error out of a borrowed [`crate::posture::Fetched`], for use with `?`.
+pub fn need<T>(fetched: &Result<T, Unavailable>) -> Result<&T, Unavailable> {
+    fetched.as_ref().map_err(Clone::clone)
+}

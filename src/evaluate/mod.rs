@@ -1,0 +1,261 @@
+//! Evaluation: pure functions from a [`Snapshot`] to findings. No I/O, no clock reads: `now`
+//! is passed in. One file per check family; this file only dispatches.
+
+pub mod config_recording;
+pub mod custom;
+pub mod document;
+pub mod finding;
+pub mod logging;
+pub mod management_events;
+pub mod optional;
+pub mod public_bucket;
+pub mod retention;
+pub mod sse_kms;
+#[cfg(test)]
+pub mod testing;
+pub mod validation;
+
+use crate::config::{Check, Policy, PolicySet};
+use crate::posture::{Snapshot, TrailState};
+use chrono::{DateTime, Utc};
+use document::TrailDocument;
+pub use finding::{CheckResult, Finding, Status, Verdict};
+
+/// Every enabled policy against every trail it applies to (or every region, for regional
+/// checks). Findings come sorted by policy, then resource.
+pub fn evaluate(policies: &PolicySet, snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let account = snapshot.account.clone().unwrap_or_default();
+    for policy in &policies.policies {
+        if let Check::ConfigRecording = policy.check {
+            for region in &snapshot.regions {
+                let recorders = snapshot
+                    .posture
+                    .as_ref()
+                    .and_then(|p| p.recorders.get(region));
+                let result = config_recording::config_recording(region, recorders);
+                findings.push(finding(policy, &account, region, region, region, result));
+            }
+            continue;
+        }
+        let trails = match &snapshot.trails {
+            Ok(trails) => trails,
+            Err(e) => {
+                let why = format!("trails could not be listed: {e}");
+                findings.push(account_finding(policy, &account, Err(why)));
+                continue;
+            }
+        };
+        let mut matched = 0;
+        for state in trails
+            .iter()
+            .filter(|s| policy.applies_to(&s.trail.name, &s.trail.arn))
+        {
+            matched += 1;
+            let result = check_trail(policy, state, snapshot, now);
+            let t = &state.trail;
+            findings.push(finding(
+                policy,
+                &t.account,
+                &t.home_region,
+                &t.arn,
+                &t.name,
+                result,
+            ));
+        }
+        if matched == 0 {
+            // No trail is the worst case of every trail policy, unless a region went unlisted.
+            let result = if snapshot.trail_listing_errors.is_empty() {
+                Ok(no_trail_message(policy))
+            } else {
+                let regions: Vec<String> = snapshot
+                    .trail_listing_errors
+                    .iter()
+                    .map(|(r, e)| format!("{r}: {e}"))
+                    .collect();
+                Err(format!(
+                    "no matching trail found, and some regions could not be listed: {}",
+                    regions.join("; ")
+                ))
+            };
+            findings.push(account_finding(policy, &account, result));
+        }
+    }
+    findings.sort_by(|a, b| (&a.policy, &a.resource).cmp(&(&b.policy, &b.resource)));
+    findings
+}
+
+fn check_trail(
+    policy: &Policy,
+    state: &TrailState,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> CheckResult {
+    let trail = &state.trail;
+    match &policy.check {
+        Check::TrailLogging => logging::trail_logging(state),
+        Check::SseKms {
+            required_key,
+            require_rotation,
+        } => sse_kms::sse_kms(
+            trail,
+            snapshot.key_of(trail),
+            required_key.as_deref(),
+            *require_rotation,
+        ),
+        Check::LogFileValidation => validation::log_file_validation(trail),
+        Check::ManagementEvents => management_events::management_events(state),
+        Check::Retention {
+            min_days,
+            min_noncurrent_days,
+        } => retention::retention(
+            trail,
+            snapshot.bucket_of(trail),
+            *min_days,
+            *min_noncurrent_days,
+        ),
+        Check::BucketNotPublic => public_bucket::bucket_not_public(snapshot.bucket_of(trail)),
+        Check::SnsNotification => optional::sns_notification(state),
+        Check::CloudWatchLogs => optional::cloudwatch_logs(state),
+        Check::BucketAccessLogging => optional::bucket_access_logging(snapshot.bucket_of(trail)),
+        Check::ObjectLock { min_retention_days } => {
+            optional::object_lock(snapshot.bucket_of(trail), *min_retention_days)
+        }
+        Check::Custom { condition } => {
+            custom::custom(condition, &TrailDocument::build(state, snapshot), now)
+        }
+        Check::ConfigRecording => unreachable!("regional check dispatched per region"),
+    }
+}
+
+fn no_trail_message(policy: &Policy) -> Verdict {
+    if policy.trails.is_empty() {
+        Verdict::fail("no CloudTrail trail exists in the monitored regions")
+    } else {
+        Verdict::fail(format!(
+            "no trail named {} was found",
+            policy.trails.join(" or ")
+        ))
+    }
+}
+
+fn account_finding(policy: &Policy, account: &str, result: Result<Verdict, String>) -> Finding {
+    let result = result.map_err(crate::posture::Unavailable::new);
+    let mut f = finding(policy, account, "", "account", "account", result);
+    f.resource = if account.is_empty() {
+        "account".to_string()
+    } else {
+        format!("account/{account}")
+    };
+    f
+}
+
+fn finding(
+    policy: &Policy,
+    account: &str,
+    region: &str,
+    resource: &str,
+    resource_name: &str,
+    result: CheckResult,
+) -> Finding {
+    let (status, message) = match result {
+        Ok(v) if v.passed => (Status::Pass, v.message),
+        Ok(v) => (Status::Fail, v.message),
+        Err(e) => (Status::Error, e.reason),
+    };
+    Finding {
+        policy: policy.id.clone(),
+        severity: policy.severity,
+        status,
+        account: account.to_string(),
+        region: region.to_string(),
+        resource: resource.to_string(),
+        resource_name: resource_name.to_string(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Severity, yaml::parse_str};
+    use std::path::Path;
+    use testing::{lab_now, lab_snapshot, unavailable};
+
+    fn policies(yaml: &str) -> PolicySet {
+        parse_str(Path::new("p.yaml"), yaml).unwrap()
+    }
+
+    const ALL: &str = include_str!("../../config/policies.yaml");
+
+    #[test]
+    fn the_lab_passes_the_shipped_policies() {
+        let findings = evaluate(&policies(ALL), &lab_snapshot(), lab_now());
+        assert!(!findings.is_empty());
+        for f in &findings {
+            assert_eq!(f.status, Status::Pass, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn no_trail_fails_every_trail_policy() {
+        let mut snap = lab_snapshot();
+        snap.trails = Ok(vec![]);
+        let findings = evaluate(&policies(ALL), &snap, lab_now());
+        let logging = findings
+            .iter()
+            .find(|f| f.policy == "trail-logging")
+            .unwrap();
+        assert_eq!(logging.status, Status::Fail);
+        assert_eq!(logging.resource, "account/111122223333");
+        assert_eq!(logging.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn unlisted_trails_are_errors_not_passes() {
+        let mut snap = lab_snapshot();
+        snap.trails = Err(unavailable(
+            "us-east-1: DescribeTrails: cannot reach the endpoint",
+        ));
+        snap.posture = None;
+        for f in evaluate(&policies(ALL), &snap, lab_now()) {
+            assert_eq!(f.status, Status::Error, "{f:?}");
+            assert!(!f.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_region_that_failed_makes_no_trail_an_error() {
+        let mut snap = lab_snapshot();
+        snap.trails = Ok(vec![]);
+        snap.trail_listing_errors.insert(
+            "eu-west-1".into(),
+            unavailable("DescribeTrails: AccessDenied"),
+        );
+        let findings = evaluate(&policies(ALL), &snap, lab_now());
+        let logging = findings
+            .iter()
+            .find(|f| f.policy == "trail-logging")
+            .unwrap();
+        assert_eq!(logging.status, Status::Error);
+        assert!(logging.message.contains("eu-west-1"), "{}", logging.message);
+    }
+
+    #[test]
+    fn trail_filter_limits_a_policy() {
+        let set = policies(
+            "policies:\n- id: only-other\n  check: trail_logging\n  severity: high\n  trails: [other]\n",
+        );
+        let findings = evaluate(&set, &lab_snapshot(), lab_now());
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].status, Status::Fail);
+        assert!(findings[0].message.contains("no trail named other"));
+    }
+
+    #[test]
+    fn metric_labels_never_carry_arns() {
+        for f in evaluate(&policies(ALL), &lab_snapshot(), lab_now()) {
+            assert!(!f.resource_name.starts_with("arn:"), "{f:?}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The `trailwarden` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use trailwarden::check::{self, Format};
+use trailwarden::config::{Config, ConfigError};
+
+/// Continuous compliance for AWS CloudTrail: checks that trails log, encrypt, validate and
+/// retain, and serves the findings as Prometheus metrics and JSON.
+#[derive(Parser)]
+#[command(name = "trailwarden", version, about, long_about = None)]
+struct Cli {
+    /// Log line format (logs go to stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: poll on the configured schedule and serve /metrics, /status,
+    /// /healthz and /readyz. SIGHUP reloads the configuration; SIGTERM stops.
+    Run {
+        /// The configuration file.
+        #[arg(long, env = "TRAILWARDEN_CONFIG")]
+        config: PathBuf,
+    },
+    /// Collect and evaluate once, print the findings, and exit: 0 when every policy passes,
+    /// 1 when a policy fails, 2 when a policy could not be evaluated or the config is bad.
+    Check {
+        /// The configuration file.
+        #[arg(long, env = "TRAILWARDEN_CONFIG")]
+        config: PathBuf,
+        /// text for people, json for tools (adds each trail's document for custom policies).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Check the configuration and policy files without calling AWS: exit 0 when valid,
+    /// 2 with every problem listed as file:line:column otherwise.
+    ValidateConfig {
+        /// The configuration file.
+        #[arg(long, env = "TRAILWARDEN_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (path, default_level) = match &cli.command {
+        Command::Run { config } => (config.clone(), "info"),
+        Command::Check { config, .. } | Command::ValidateConfig { config } => {
+            (config.clone(), "warn")
+        }
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            report(&path, &errors);
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(
+        cli.log_format,
+        config.daemon.log_level.as_deref().unwrap_or(default_level),
+    );
+    match cli.command {
+        Command::ValidateConfig { .. } => {
+            println!(
+                "{}: valid ({} policies from {})",
+                path.display(),
+                config.policies.policies.len(),
+                config.policies_path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Check { format, .. } => {
+            let code = runtime().block_on(check::check(&config, format));
+            ExitCode::from(code as u8)
+        }
+        Command::Run { .. } => match runtime().block_on(trailwarden::daemon::run(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("trailwarden: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn report(path: &Path, errors: &[ConfigError]) {
+    eprintln!(
+        "trailwarden: invalid configuration ({} problem{}):",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    for e in errors {
+        eprintln!("{e}");
+    }
+    let _ = path;
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// `RUST_LOG` wins over the configured level.
+fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,76 @@
+//! HTTP: `/metrics`, `/status`, `/healthz`, `/readyz`.
+
+use super::metrics::Metrics;
+use super::status::StatusDocument;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// The scheduler's heartbeat job runs every few seconds; older than this means it is stuck.
+pub const HEARTBEAT_STALE_SECONDS: i64 = 60;
+
+/// What the endpoints read. Pollers write it; handlers never call AWS.
+pub struct Published {
+    pub metrics: Metrics,
+    pub status: RwLock<StatusDocument>,
+    /// The first evaluation (trails and posture) has finished.
+    pub ready: AtomicBool,
+    /// Unix time of the scheduler's last heartbeat.
+    pub heartbeat: AtomicI64,
+}
+
+pub fn router(published: Arc<Published>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/", get(index))
+        .with_state(published)
+}
+
+async fn metrics(State(p): State<Arc<Published>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        p.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(State(p): State<Arc<Published>>) -> Json<StatusDocument> {
+    Json(p.status.read().expect("status lock poisoned").clone())
+}
+
+async fn healthz(State(p): State<Arc<Published>>) -> (StatusCode, &'static str) {
+    let age = chrono::Utc::now().timestamp() - p.heartbeat.load(Ordering::Relaxed);
+    if age <= HEARTBEAT_STALE_SECONDS {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "scheduler has not ticked for over a minute\n",
+        )
+    }
+}
+
+async fn readyz(State(p): State<Arc<Published>>) -> (StatusCode, &'static str) {
+    if p.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "first evaluation not finished\n",
+        )
+    }
+}
+
+async fn index() -> &'static str {
+    "trailwarden: /metrics /status /healthz /readyz\n"
+}

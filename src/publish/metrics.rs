@@ -1,0 +1,274 @@
+//! The Prometheus registry: every metric family is declared and registered here, in one place.
+//!
+//! Labels never carry ARNs or other unbounded identifiers: per-resource detail is in
+//! `/status`. Series that disappear (a deleted trail) are removed, not left at stale values.
+
+use crate::collect::TrailsResult;
+use crate::evaluate::{Finding, Status};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub trail_logging: IntGaugeVec,
+    pub policy_status: IntGaugeVec,
+    pub poll_success: IntGaugeVec,
+    pub last_poll_success: GaugeVec,
+    pub poll_duration: HistogramVec,
+    pub poll_errors: IntCounterVec,
+    pub poll_skipped: IntCounterVec,
+    pub aws_api_calls: IntCounterVec,
+    pub trails: IntGauge,
+    pub config_reload_success: IntGauge,
+    pub config_reload_timestamp: IntGauge,
+    /// Label sets published last time, to remove the ones that vanish.
+    published: Mutex<Published>,
+}
+
+#[derive(Default)]
+struct Published {
+    trail_logging: BTreeSet<Vec<String>>,
+    policy_status: BTreeSet<Vec<String>>,
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let build = gauge_vec(
+            &r,
+            "trailwarden_build_info",
+            "Always 1; the version label says which trailwarden is running.",
+            &["version"],
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let last_poll_success = GaugeVec::new(
+            Opts::new(
+                "trailwarden_last_poll_success_timestamp_seconds",
+                "Unix time of the poller's last run without any failed AWS call.",
+            ),
+            &["poller"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(last_poll_success.clone()))
+            .expect("unique metric");
+        let poll_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "trailwarden_poll_duration_seconds",
+                "How long one run of a poller took, AWS calls and evaluation included.",
+            )
+            .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            &["poller"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(poll_duration.clone()))
+            .expect("unique metric");
+        Metrics {
+            trail_logging: gauge_vec(
+                &r,
+                "trailwarden_trail_logging",
+                "1 if the trail is logging, 0 if it is stopped (GetTrailStatus IsLogging).",
+                &["account", "region", "trail"],
+            ),
+            policy_status: gauge_vec(
+                &r,
+                "trailwarden_policy_status",
+                "Policy evaluation per resource: one series per status (pass, fail, error), 1 on the current one.",
+                &[
+                    "policy", "severity", "account", "region", "resource", "status",
+                ],
+            ),
+            poll_success: gauge_vec(
+                &r,
+                "trailwarden_poll_success",
+                "1 if the poller's last run made every AWS call it needed, else 0.",
+                &["poller"],
+            ),
+            last_poll_success,
+            poll_duration,
+            poll_errors: counter_vec(
+                &r,
+                "trailwarden_poll_errors_total",
+                "Failed AWS calls (after retries) seen by a poller, by class of reason.",
+                &["poller", "reason"],
+            ),
+            poll_skipped: counter_vec(
+                &r,
+                "trailwarden_poll_skipped_total",
+                "Scheduled runs skipped because the previous run of the same poller was still going.",
+                &["poller"],
+            ),
+            aws_api_calls: counter_vec(
+                &r,
+                "trailwarden_aws_api_calls_total",
+                "AWS API requests, every attempt counted, by service, operation and outcome.",
+                &["service", "operation", "outcome"],
+            ),
+            trails: gauge(
+                &r,
+                "trailwarden_trails",
+                "Number of distinct trails seen in the monitored regions.",
+            ),
+            config_reload_success: gauge(
+                &r,
+                "trailwarden_config_last_reload_successful",
+                "1 if the last configuration (re)load succeeded, 0 if it failed and the previous one is still in use.",
+            ),
+            config_reload_timestamp: gauge(
+                &r,
+                "trailwarden_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful configuration load.",
+            ),
+            registry: r,
+            published: Mutex::new(Published::default()),
+        }
+    }
+
+    /// Sets `trailwarden_trail_logging` from the latest trail poll. A trail whose status could
+    /// not be read has no series (its policies report `error`).
+    pub fn publish_trails(&self, result: &TrailsResult) {
+        let mut current = Vec::new();
+        if let Ok(states) = &result.trails {
+            self.trails.set(states.len() as i64);
+            for s in states {
+                if let Ok(status) = &s.status {
+                    let t = &s.trail;
+                    current.push((
+                        vec![t.account.clone(), t.home_region.clone(), t.name.clone()],
+                        i64::from(status.is_logging),
+                    ));
+                }
+            }
+        }
+        let mut published = self.published.lock().expect("metrics lock poisoned");
+        replace_series(&self.trail_logging, &mut published.trail_logging, current);
+    }
+
+    /// Sets `trailwarden_policy_status`: three series per finding, 1 on its status.
+    pub fn publish_findings(&self, findings: &[Finding]) {
+        let mut current = Vec::new();
+        for f in findings {
+            for status in Status::ALL {
+                current.push((
+                    vec![
+                        f.policy.clone(),
+                        f.severity.as_str().to_string(),
+                        f.account.clone(),
+                        f.region.clone(),
+                        f.resource_name.clone(),
+                        status.as_str().to_string(),
+                    ],
+                    i64::from(f.status == status),
+                ));
+            }
+        }
+        let mut published = self.published.lock().expect("metrics lock poisoned");
+        replace_series(&self.policy_status, &mut published.policy_status, current);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail for valid metrics");
+        String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Sets the current series and removes those published before but absent now.
+fn replace_series(
+    vec: &IntGaugeVec,
+    previous: &mut BTreeSet<Vec<String>>,
+    current: Vec<(Vec<String>, i64)>,
+) {
+    let now: BTreeSet<Vec<String>> = current.iter().map(|(l, _)| l.clone()).collect();
+    for gone in previous.difference(&now) {
+        let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
+        let _ = vec.remove_label_values(&labels);
+    }
+    for (labels, value) in &current {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        vec.with_label_values(&labels).set(*value);
+    }
+    *previous = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Severity;
+
+    fn finding(resource: &str, status: Status) -> Finding {
+        Finding {
+            policy: "retention".into(),
+            severity: Severity::High,
+            status,
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            resource: format!("arn:aws:cloudtrail:us-east-1:111122223333:trail/{resource}"),
+            resource_name: resource.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_series_per_status_and_stale_ones_removed() {
+        let m = Metrics::new();
+        m.publish_findings(&[finding("a", Status::Fail), finding("b", Status::Pass)]);
+        let text = m.render();
+        assert!(text.contains(
+            r#"trailwarden_policy_status{account="111122223333",policy="retention",region="us-east-1",resource="a",severity="high",status="fail"} 1"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"trailwarden_policy_status{account="111122223333",policy="retention",region="us-east-1",resource="a",severity="high",status="pass"} 0"#
+        ));
+        m.publish_findings(&[finding("b", Status::Pass)]);
+        let text = m.render();
+        assert!(!text.contains(r#"resource="a""#), "trail a is gone: {text}");
+        assert!(text.contains(r#"resource="b""#));
+        assert!(!text.contains("arn:aws"), "no ARNs in labels");
+    }
+
+    #[test]
+    fn build_info_is_exported() {
+        let text = Metrics::new().render();
+        assert!(text.contains(&format!(
+            "trailwarden_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+}

@@ -1,0 +1,6 @@
+//! Publishing the latest findings: the Prometheus registry, the `/status` document, and the
+//! HTTP server that serves both.
+
+pub mod http;
+pub mod metrics;
+pub mod status;

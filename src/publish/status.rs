@@ -1,0 +1,140 @@
+//! The `/status` JSON document: per-resource detail that does not belong in metric labels.
+
+use crate::collect::TrailsResult;
+use crate::config::Severity;
+use crate::evaluate::{Finding, Status};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusDocument {
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    /// When the findings below were evaluated; null before the first evaluation.
+    pub evaluated_at: Option<DateTime<Utc>>,
+    pub account: Option<String>,
+    pub trails: Vec<TrailSummary>,
+    pub findings: Vec<FindingEntry>,
+    /// Tamper detections from event history (newest first).
+    pub events: Vec<serde_json::Value>,
+    pub pollers: Vec<PollerEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrailSummary {
+    pub arn: String,
+    pub name: String,
+    pub account: String,
+    pub home_region: String,
+    /// Null when GetTrailStatus failed (see `status_error`).
+    pub is_logging: Option<bool>,
+    pub multi_region: bool,
+    pub organization_trail: bool,
+    pub kms_key_id: Option<String>,
+    pub log_file_validation: bool,
+    pub bucket: Option<String>,
+    pub latest_delivery_time: Option<DateTime<Utc>>,
+    pub latest_delivery_error: Option<String>,
+    pub start_logging_time: Option<DateTime<Utc>>,
+    pub stop_logging_time: Option<DateTime<Utc>>,
+    pub status_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingEntry {
+    pub policy: String,
+    pub severity: Severity,
+    pub status: Status,
+    pub account: String,
+    pub region: String,
+    pub resource: String,
+    pub message: String,
+    /// Since when the finding has had this status (kept across restarts).
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PollerEntry {
+    pub name: String,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_run: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<DateTime<Utc>>,
+    pub last_duration_seconds: Option<f64>,
+}
+
+impl PollerEntry {
+    pub fn new(name: &str) -> PollerEntry {
+        PollerEntry {
+            name: name.to_string(),
+            last_success: None,
+            last_run: None,
+            last_error: None,
+            last_error_time: None,
+            last_duration_seconds: None,
+        }
+    }
+}
+
+impl StatusDocument {
+    pub fn new(started_at: DateTime<Utc>) -> StatusDocument {
+        StatusDocument {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at,
+            evaluated_at: None,
+            account: None,
+            trails: Vec::new(),
+            findings: Vec::new(),
+            events: Vec::new(),
+            pollers: Vec::new(),
+        }
+    }
+}
+
+pub fn trail_summaries(result: &TrailsResult) -> Vec<TrailSummary> {
+    let Ok(states) = &result.trails else {
+        return Vec::new();
+    };
+    states
+        .iter()
+        .map(|s| {
+            let t = &s.trail;
+            let status = s.status.as_ref().ok();
+            TrailSummary {
+                arn: t.arn.clone(),
+                name: t.name.clone(),
+                account: t.account.clone(),
+                home_region: t.home_region.clone(),
+                is_logging: status.map(|s| s.is_logging),
+                multi_region: t.is_multi_region_trail,
+                organization_trail: t.is_organization_trail,
+                kms_key_id: t.kms_key_id.clone(),
+                log_file_validation: t.log_file_validation_enabled,
+                bucket: t.s3_bucket_name.clone(),
+                latest_delivery_time: status.and_then(|s| s.latest_delivery_time),
+                latest_delivery_error: status.and_then(|s| s.latest_delivery_error.clone()),
+                start_logging_time: status.and_then(|s| s.start_logging_time),
+                stop_logging_time: status.and_then(|s| s.stop_logging_time),
+                status_error: s.status.as_ref().err().map(|e| e.reason.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Findings with their `since`; `since` is `None` where no state store is used (`check`).
+pub fn finding_entries(findings: &[Finding], since: Option<&[DateTime<Utc>]>) -> Vec<FindingEntry> {
+    findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| FindingEntry {
+            policy: f.policy.clone(),
+            severity: f.severity,
+            status: f.status,
+            account: f.account.clone(),
+            region: f.region.clone(),
+            resource: f.resource.clone(),
+            message: f.message.clone(),
+            since: since.and_then(|s| s.get(i).copied()),
+        })
+        .collect()
+}
