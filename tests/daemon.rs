@@ -176,3 +176,60 @@ async fn a_bad_reload_keeps_the_running_configuration() {
         !d.metrics().contains("policy=\"config-recording\"")
     });
 }
+
+/// IAM action for each API operation (they differ for several S3 calls).
+fn iam_action(service: &str, operation: &str) -> Option<String> {
+    let s3 = match operation {
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        other => other,
+    };
+    match service {
+        // GetCallerIdentity needs no permission.
+        "sts" => None,
+        "s3" => Some(format!("s3:{s3}")),
+        other => Some(format!("{other}:{operation}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_iam_policy_grants_exactly_what_the_daemon_calls() {
+    let lab = Lab::build(Options::default()).await;
+    let port = support::free_port();
+    let config = lab.write_config(port, &lab.account.endpoint);
+    let mut daemon = Daemon::start(&lab.account, &config, port, lab.dir.path().join("run.log"));
+    daemon.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
+    let called: std::collections::BTreeSet<String> = daemon
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("trailwarden_aws_api_calls_total{"))
+        .filter_map(|l| {
+            let label = |name: &str| {
+                let start = l.find(&format!("{name}=\""))? + name.len() + 2;
+                Some(l[start..start + l[start..].find('"')?].to_string())
+            };
+            iam_action(&label("service")?, &label("operation")?)
+        })
+        .collect();
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(support::manifest_dir().join("deploy/iam-policy.json")).unwrap(),
+    )
+    .unwrap();
+    let granted: std::collections::BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        called.len() >= 10,
+        "the lab exercises every collector: {called:?}"
+    );
+    assert_eq!(
+        called, granted,
+        "deploy/iam-policy.json must match the calls made"
+    );
+}
