@@ -56,12 +56,11 @@ pub async fn collect_posture(
 ) -> Posture {
     let mut posture = Posture::default();
     for trail in trails {
-        let foreign = account.filter(|a| !trail.account.is_empty() && *a != trail.account);
         if let Some(bucket) = &trail.s3_bucket_name
             && !posture.buckets.contains_key(bucket)
         {
-            let value = match foreign {
-                Some(ours) => Err(managed_elsewhere(trail, ours, "bucket")),
+            let value = match managed_elsewhere(trail, account, "bucket") {
+                Some(reason) => Err(reason),
                 None => bucket::bucket_posture(aws, &trail.home_region, bucket, account).await,
             };
             posture.buckets.insert(bucket.clone(), value);
@@ -69,8 +68,8 @@ pub async fn collect_posture(
         if let Some(key) = &trail.kms_key_id
             && !posture.keys.contains_key(key)
         {
-            let value = match foreign {
-                Some(ours) => Err(managed_elsewhere(trail, ours, "KMS key")),
+            let value = match managed_elsewhere(trail, account, "KMS key") {
+                Some(reason) => Err(reason),
                 None => key::key_posture(aws, &trail.home_region, key).await,
             };
             posture.keys.insert(key.clone(), value);
@@ -84,18 +83,23 @@ pub async fn collect_posture(
     posture
 }
 
-/// An organization trail seen from a member account: its bucket and key belong to the
-/// management (or log archive) account and are checked there, not failed here.
-fn managed_elsewhere(trail: &Trail, ours: &str, what: &str) -> Unavailable {
+/// A trail owned by another account (an organization trail seen from a member account): its
+/// bucket and key belong to the management or log archive account and are checked from
+/// there. Policies that need them report `error` with this reason, not a false failure.
+fn managed_elsewhere(trail: &Trail, ours: Option<&str>, what: &str) -> Option<Unavailable> {
+    let ours = ours?;
+    if trail.account.is_empty() || trail.account == ours {
+        return None;
+    }
     let kind = if trail.is_organization_trail {
         "an organization trail"
     } else {
         "a trail"
     };
-    Unavailable::new(format!(
+    Some(Unavailable::new(format!(
         "{} is {kind} of account {}; its {what} is checked from that account, not from {ours}",
         trail.name, trail.account
-    ))
+    )))
 }
 
 /// AWS answers "" where it means "absent" (moto does so often); both become `None`.
@@ -105,4 +109,39 @@ pub(crate) fn nonempty(s: Option<&str>) -> Option<String> {
 
 pub(crate) fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trail(account: &str, org: bool) -> Trail {
+        Trail {
+            name: "org".into(),
+            account: account.into(),
+            is_organization_trail: org,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn member_accounts_do_not_check_an_organization_trail_bucket() {
+        let reason =
+            managed_elsewhere(&trail("111111111111", true), Some("222222222222"), "bucket")
+                .expect("another account's trail");
+        assert!(!reason.from_api, "a known gap, not a failed call");
+        assert!(
+            reason
+                .reason
+                .contains("organization trail of account 111111111111"),
+            "{}",
+            reason.reason
+        );
+        assert!(
+            managed_elsewhere(&trail("222222222222", true), Some("222222222222"), "bucket")
+                .is_none()
+        );
+        // Unknown own account: try, and let S3 or KMS answer.
+        assert!(managed_elsewhere(&trail("111111111111", false), None, "bucket").is_none());
+    }
 }

@@ -132,15 +132,18 @@ pub struct Account {
 impl Account {
     /// Environment variables that point the SDK's default credential chain at this account.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("AWS_ACCESS_KEY_ID", self.access_key_id.clone()),
             ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.clone()),
-            ("AWS_SESSION_TOKEN", self.session_token.clone()),
             ("AWS_REGION", "us-east-1".to_string()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
             ("AWS_CONFIG_FILE", "/nonexistent".to_string()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_string()),
-        ]
+        ];
+        if !self.session_token.is_empty() {
+            env.push(("AWS_SESSION_TOKEN", self.session_token.clone()));
+        }
+        env
     }
 }
 

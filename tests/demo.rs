@@ -1,0 +1,61 @@
+//! The demo world of `scripts/demo.sh`, seeded by its own script into the test moto: every
+//! shipped policy passes with `config/demo.yaml`, and Stop Logging makes `check` exit 1.
+
+mod support;
+
+use std::process::Command;
+use support::lab::finding;
+use support::{Account, manifest_dir, moto, python_env};
+
+fn demo_world(action: &str, endpoint: &str) {
+    let out = Command::new(python_env().join("bin/python"))
+        .arg(manifest_dir().join("scripts/demo_world.py"))
+        .args([action, "--endpoint", endpoint])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "demo_world.py {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_demo_world_passes_then_fails_after_stop_logging() {
+    let endpoint = moto().endpoint.clone();
+    // The demo uses moto's default account, which no other test touches.
+    let account = Account {
+        id: "123456789012".into(),
+        endpoint: endpoint.clone(),
+        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+        secret_access_key: "demo".into(),
+        session_token: String::new(),
+    };
+    demo_world("seed", &endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(manifest_dir().join("config/demo.yaml")).unwrap();
+    assert!(shipped.contains("endpoint_url: http://127.0.0.1:4566"));
+    let config = dir.path().join("demo.yaml");
+    std::fs::write(
+        &config,
+        shipped.replace("http://127.0.0.1:4566", &endpoint).replace(
+            "policies: policies.yaml",
+            &format!(
+                "policies: {}",
+                manifest_dir().join("config/policies.yaml").display()
+            ),
+        ),
+    )
+    .unwrap();
+
+    let (code, out) = support::lab::check_with(&account, &config);
+    for f in out["findings"].as_array().unwrap() {
+        assert_eq!(f["status"], "pass", "{f:#}");
+    }
+    assert_eq!(code, 0);
+
+    demo_world("stop-logging", &endpoint);
+    let (code, out) = support::lab::check_with(&account, &config);
+    assert_eq!(finding(&out, "trail-logging")["status"], "fail");
+    assert_eq!(code, 1);
+}
