@@ -67,30 +67,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let scheduler = JobScheduler::new().await?;
     {
-        let w = watch.clone();
-        scheduler
-            .add(Job::new_async(
-                config.daemon.schedule.trails.0.as_str(),
-                move |_, _| {
-                    let w = w.clone();
-                    Box::pin(async move {
-                        if w.poll_trails().await {
-                            w.poll_posture().await;
-                        }
-                    })
-                },
-            )?)
-            .await?;
-        let w = watch.clone();
-        scheduler
-            .add(Job::new_async(
-                config.daemon.schedule.posture.0.as_str(),
-                move |_, _| {
-                    let w = w.clone();
-                    Box::pin(async move { w.poll_posture().await })
-                },
-            )?)
-            .await?;
+        let trails = poll_job(&config.daemon.schedule.trails.0, &watch, |w| async move {
+            if w.poll_trails().await {
+                w.poll_posture().await;
+            }
+        })?;
+        scheduler.add(trails).await?;
+        let posture = poll_job(&config.daemon.schedule.posture.0, &watch, |w| async move {
+            w.poll_posture().await
+        })?;
+        scheduler.add(posture).await?;
         let p = published.clone();
         scheduler
             .add(Job::new("*/5 * * * * *", move |_, _| {
@@ -126,6 +112,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped");
     served.map_err(DaemonError::Serve)
+}
+
+/// A scheduler job that runs `poll` on the shared watch at every tick of `cron`.
+fn poll_job<F, Fut>(cron: &str, watch: &Arc<Watch>, poll: F) -> Result<Job, DaemonError>
+where
+    F: Fn(Arc<Watch>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let watch = watch.clone();
+    Ok(Job::new_async(cron, move |_, _| {
+        Box::pin(poll(watch.clone()))
+    })?)
 }
 
 async fn shutdown_signal() {

@@ -6,6 +6,19 @@ mod support;
 use std::path::Path;
 use support::{manifest_dir, trailwarden};
 
+/// Runs `trailwarden COMMAND --config CONFIG`: exit code and stderr.
+fn run(command: &str, config: &Path) -> (Option<i32>, String) {
+    let out = trailwarden(None)
+        .args([command, "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -43,13 +56,8 @@ fn a_malformed_config_exits_2_naming_line_and_column() {
         "listen: 127.0.0.1:9847\nschedule:\n  trails: \"every minute\"\npolicies: policies.yaml\n",
     );
     for command in ["validate-config", "check", "run"] {
-        let out = trailwarden(None)
-            .args([command, "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{command}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stderr) = run(command, &config);
+        assert_eq!(code, Some(2), "{command}");
         let main = format!(
             "{}:3:11: schedule.trails: invalid cron expression",
             config.display()
@@ -62,13 +70,8 @@ fn a_malformed_config_exits_2_naming_line_and_column() {
         "trailwarden.yaml",
         "schedule:\n  trails: \"*/30 * * * * *\"\npolicies: policies.yaml\n",
     );
-    let out = trailwarden(None)
-        .args(["validate-config", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = run("validate-config", &config);
+    assert_eq!(code, Some(2));
     let expected = format!(
         "{}:5:15: policies[0].min_days: min_days must be from 90 to 36500, got 30",
         dir.path().join("policies.yaml").display()
@@ -84,13 +87,8 @@ fn yaml_syntax_errors_and_unknown_keys_are_located() {
         "a.yaml",
         "listen: [unclosed\npolicies: p.yaml\n",
     );
-    let out = trailwarden(None)
-        .args(["validate-config", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = run("validate-config", &config);
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains(&format!("{}:", config.display())),
         "{stderr}"
@@ -101,12 +99,7 @@ fn yaml_syntax_errors_and_unknown_keys_are_located() {
         "b.yaml",
         "policies: p.yaml\nlisten_on: 0.0.0.0:1\n",
     );
-    let out = trailwarden(None)
-        .args(["validate-config", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = run("validate-config", &config);
     assert!(
         stderr.contains(&format!(
             "{}:2:1: unknown field `listen_on`",

@@ -15,6 +15,17 @@ fn trails_polls(metrics: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// The `trail-logging` finding in `/status`.
+fn logging_finding(status: &serde_json::Value) -> serde_json::Value {
+    status["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["policy"] == "trail-logging")
+        .expect("trail-logging finding")
+        .clone()
+}
+
 fn trail_logging(metrics: &str) -> Option<f64> {
     metric_value(metrics, "trailwarden_trail_logging", &[("trail", "lab")])
 }
@@ -77,13 +88,7 @@ async fn stop_logging_shows_within_one_tick_and_survives_a_restart() {
     let trail = &status["trails"][0];
     assert_eq!(trail["arn"], lab.trail_arn.as_str());
     assert_eq!(trail["is_logging"], false);
-    let failing = status["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["policy"] == "trail-logging")
-        .unwrap()
-        .clone();
+    let failing = logging_finding(&status);
     assert_eq!(failing["status"], "fail");
     assert_eq!(failing["resource"], lab.trail_arn.as_str());
     let since = failing["since"].as_str().unwrap().to_string();
@@ -104,12 +109,7 @@ async fn stop_logging_shows_within_one_tick_and_survives_a_restart() {
         d.get("/readyz").is_some_and(|(c, _)| c == 200)
     });
     let status = daemon.status();
-    let again = status["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["policy"] == "trail-logging")
-        .unwrap();
+    let again = logging_finding(&status);
     assert_eq!(again["status"], "fail");
     assert_eq!(
         again["since"].as_str().unwrap(),

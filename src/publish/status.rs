@@ -1,8 +1,7 @@
 //! The `/status` JSON document: per-resource detail that does not belong in metric labels.
 
 use crate::collect::TrailsResult;
-use crate::config::Severity;
-use crate::evaluate::{Finding, Status};
+use crate::evaluate::Finding;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -42,13 +41,8 @@ pub struct TrailSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FindingEntry {
-    pub policy: String,
-    pub severity: Severity,
-    pub status: Status,
-    pub account: String,
-    pub region: String,
-    pub resource: String,
-    pub message: String,
+    #[serde(flatten)]
+    pub finding: Finding,
     /// Since when the finding has had this status (kept across restarts).
     pub since: Option<DateTime<Utc>>,
 }
@@ -127,13 +121,7 @@ pub fn finding_entries(findings: &[Finding], since: Option<&[DateTime<Utc>]>) ->
         .iter()
         .enumerate()
         .map(|(i, f)| FindingEntry {
-            policy: f.policy.clone(),
-            severity: f.severity,
-            status: f.status,
-            account: f.account.clone(),
-            region: f.region.clone(),
-            resource: f.resource.clone(),
-            message: f.message.clone(),
+            finding: f.clone(),
             since: since.and_then(|s| s.get(i).copied()),
         })
         .collect()
