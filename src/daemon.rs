@@ -86,14 +86,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     scheduler.start().await?;
 
-    // One run right at start, without waiting for the first tick.
+    // One run right at start, without waiting for the first tick. Readiness follows the
+    // first publication, whichever run makes it.
     {
         let w = watch.clone();
         tokio::spawn(async move {
             w.poll_trails().await;
             w.poll_posture().await;
-            w.mark_ready();
-            tracing::info!("first evaluation finished; ready");
         });
     }
     tokio::spawn(reload_on_sighup(

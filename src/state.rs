@@ -4,14 +4,17 @@
 //! middle of one leaves the previous state. Today it keeps when each finding entered its
 //! current status (`since` in `/status`); event checkpoints and bucket cursors will join it.
 
-use crate::evaluate::Finding;
+use crate::evaluate::{Finding, Status};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 const SCHEMA_VERSION: i64 = 1;
+
+/// A finding that has not been evaluated for this long (a deleted trail, a removed policy) is
+/// forgotten. Shorter gaps (a region that failed to list for a while) keep its history.
+pub const FORGET_AFTER: chrono::Duration = chrono::Duration::days(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -57,10 +60,14 @@ impl StateStore {
         if version < SCHEMA_VERSION {
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS finding_since (
-                     policy   TEXT NOT NULL,
-                     resource TEXT NOT NULL,
-                     status   TEXT NOT NULL,
-                     since    TEXT NOT NULL,
+                     policy      TEXT NOT NULL,
+                     resource    TEXT NOT NULL,
+                     -- the last known status, pass or fail, and since when
+                     status      TEXT NOT NULL,
+                     since       TEXT NOT NULL,
+                     -- set while the finding is in error: since when
+                     error_since TEXT,
+                     last_seen   TEXT NOT NULL,
                      PRIMARY KEY (policy, resource)
                  );
                  PRAGMA user_version = 1;",
@@ -78,7 +85,8 @@ impl StateStore {
     }
 
     /// Records the current findings and returns, for each, since when it has had its current
-    /// status. Findings that no longer exist (a deleted trail, a removed policy) are forgotten.
+    /// status. An `error` does not end a pass or fail: fail, error, fail keeps the first
+    /// failure's time. Findings unseen for [`FORGET_AFTER`] are forgotten.
     pub fn record_findings(
         &self,
         findings: &[Finding],
@@ -91,63 +99,70 @@ impl StateStore {
         let mut conn = self.conn.lock().expect("state store lock poisoned");
         let tx = conn.transaction().map_err(db)?;
         let mut since = Vec::with_capacity(findings.len());
-        let mut current = BTreeSet::new();
         for f in findings {
-            current.insert((f.policy.clone(), f.resource.clone()));
-            let stored: Option<(String, String)> = tx
+            let stored: Option<(String, String, Option<String>)> = tx
                 .query_row(
-                    "SELECT status, since FROM finding_since WHERE policy = ?1 AND resource = ?2",
+                    "SELECT status, since, error_since FROM finding_since
+                     WHERE policy = ?1 AND resource = ?2",
                     params![f.policy, f.resource],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
                 .map_err(db)?;
-            let kept = stored
-                .filter(|(status, _)| status == f.status.as_str())
-                .and_then(|(_, s)| DateTime::parse_from_rfc3339(&s).ok())
-                .map(|t| t.with_timezone(&Utc));
-            let t = match kept {
-                Some(t) => t,
-                None => {
-                    tx.execute(
-                        "INSERT INTO finding_since (policy, resource, status, since)
-                         VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (policy, resource)
-                         DO UPDATE SET status = excluded.status, since = excluded.since",
-                        params![f.policy, f.resource, f.status.as_str(), now.to_rfc3339()],
-                    )
-                    .map_err(db)?;
-                    now
-                }
+            let (status, known_since, error_since) = match stored {
+                Some((status, s, e)) => (Some(status), parse(&s), e.as_deref().and_then(parse)),
+                None => (None, None, None),
             };
-            since.push(t);
-        }
-        let stored: Vec<(String, String)> = {
-            let mut stmt = tx
-                .prepare("SELECT policy, resource FROM finding_since")
-                .map_err(db)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db)?;
-            rows.collect::<Result<_, _>>().map_err(db)?
-        };
-        for key in stored.into_iter().filter(|k| !current.contains(k)) {
+            let is_error = f.status == Status::Error;
+            let (row_status, row_since, row_error_since, answer) = if is_error {
+                let began = error_since.unwrap_or(now);
+                // Keep the last known status; remember when the error began.
+                let kept_status = status.unwrap_or_else(|| Status::Error.as_str().to_string());
+                (kept_status, known_since.unwrap_or(now), Some(began), began)
+            } else if status.as_deref() == Some(f.status.as_str()) {
+                let s = known_since.unwrap_or(now);
+                (f.status.as_str().to_string(), s, None, s)
+            } else {
+                (f.status.as_str().to_string(), now, None, now)
+            };
             tx.execute(
-                "DELETE FROM finding_since WHERE policy = ?1 AND resource = ?2",
-                params![key.0, key.1],
+                "INSERT INTO finding_since (policy, resource, status, since, error_since, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (policy, resource) DO UPDATE SET
+                     status = excluded.status, since = excluded.since,
+                     error_since = excluded.error_since, last_seen = excluded.last_seen",
+                params![
+                    f.policy,
+                    f.resource,
+                    row_status,
+                    row_since.to_rfc3339(),
+                    row_error_since.map(|t| t.to_rfc3339()),
+                    now.to_rfc3339()
+                ],
             )
             .map_err(db)?;
+            since.push(answer);
         }
+        tx.execute(
+            "DELETE FROM finding_since WHERE last_seen < ?1",
+            params![(now - FORGET_AFTER).to_rfc3339()],
+        )
+        .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(since)
     }
+}
+
+fn parse(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Severity;
-    use crate::evaluate::Status;
     use chrono::TimeZone;
 
     fn finding(status: Status) -> Finding {
@@ -189,16 +204,52 @@ mod tests {
     }
 
     #[test]
-    fn vanished_findings_are_forgotten() {
+    fn an_error_does_not_end_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let t1 = t0 + chrono::Duration::minutes(1);
+        let t2 = t0 + chrono::Duration::minutes(2);
+        let t3 = t0 + chrono::Duration::minutes(3);
+        store.record_findings(&[finding(Status::Fail)], t0).unwrap();
+        assert_eq!(
+            store
+                .record_findings(&[finding(Status::Error)], t1)
+                .unwrap(),
+            [t1]
+        );
+        assert_eq!(
+            store
+                .record_findings(&[finding(Status::Error)], t2)
+                .unwrap(),
+            [t1],
+            "an error keeps the time it began"
+        );
+        assert_eq!(
+            store.record_findings(&[finding(Status::Fail)], t3).unwrap(),
+            [t0]
+        );
+    }
+
+    #[test]
+    fn findings_unseen_for_a_day_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         store.record_findings(&[finding(Status::Fail)], t0).unwrap();
-        store.record_findings(&[], t0).unwrap();
+        // Absent for an hour (say a region failed to list): still remembered.
         let t1 = t0 + chrono::Duration::hours(1);
+        store.record_findings(&[], t1).unwrap();
         assert_eq!(
             store.record_findings(&[finding(Status::Fail)], t1).unwrap(),
-            [t1]
+            [t0]
+        );
+        // Absent for over a day: forgotten.
+        let t2 = t1 + chrono::Duration::hours(25);
+        store.record_findings(&[], t2).unwrap();
+        assert_eq!(
+            store.record_findings(&[finding(Status::Fail)], t2).unwrap(),
+            [t2]
         );
     }
 

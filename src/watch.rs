@@ -33,6 +33,8 @@ pub struct Watch {
     store: StateStore,
     published: Arc<Published>,
     latest: Mutex<Latest>,
+    /// Held from snapshot to publication, so an older snapshot never publishes last.
+    publishing: Mutex<()>,
     pollers: Mutex<BTreeMap<&'static str, PollerEntry>>,
     trails_running: tokio::sync::Mutex<()>,
     posture_running: tokio::sync::Mutex<()>,
@@ -57,6 +59,7 @@ impl Watch {
             store,
             published,
             latest: Mutex::new(Latest::default()),
+            publishing: Mutex::new(()),
             pollers: Mutex::new(pollers),
             trails_running: tokio::sync::Mutex::new(()),
             posture_running: tokio::sync::Mutex::new(()),
@@ -100,16 +103,18 @@ impl Watch {
         let started = Instant::now();
         let (account, trails) = {
             let latest = self.latest.lock().expect("latest lock poisoned");
-            match &latest.trails {
-                Some(t) => (
-                    t.account.clone().ok(),
-                    t.trails
-                        .as_ref()
-                        .map(|s| s.iter().map(|s| s.trail.clone()).collect::<Vec<Trail>>())
-                        .unwrap_or_default(),
-                ),
-                None => (None, Vec::new()),
-            }
+            let Some(t) = &latest.trails else {
+                // Nothing to look at before the first trail poll; it runs at start.
+                tracing::debug!("posture poll before the first trail poll: skipped");
+                return;
+            };
+            (
+                t.account.clone().ok(),
+                t.trails
+                    .as_ref()
+                    .map(|s| s.iter().map(|s| s.trail.clone()).collect::<Vec<Trail>>())
+                    .unwrap_or_default(),
+            )
         };
         let posture =
             collect::collect_posture(&self.aws, &self.regions, account.as_deref(), &trails).await;
@@ -119,18 +124,20 @@ impl Watch {
         self.record_run(POSTURE, started, errors);
     }
 
-    /// Marks the daemon ready: called once the first trails and posture runs are done.
-    pub fn mark_ready(&self) {
-        self.published.ready.store(true, Ordering::Relaxed);
-    }
-
+    /// Evaluates the latest of everything and publishes it. Nothing is published until both
+    /// pollers have run once: half a picture would turn bucket and key policies into
+    /// `error` and reset their `since`. The first publication makes the daemon ready.
     fn evaluate_and_publish(&self) {
-        let snapshot = {
+        let _publishing = self.publishing.lock().expect("publish lock poisoned");
+        let (snapshot, trail_summaries) = {
             let latest = self.latest.lock().expect("latest lock poisoned");
-            let Some(trails) = &latest.trails else {
+            let (Some(trails), Some(posture)) = (&latest.trails, &latest.posture) else {
                 return;
             };
-            trails.snapshot(&self.regions, latest.posture.clone())
+            (
+                trails.snapshot(&self.regions, Some(posture.clone())),
+                status::trail_summaries(trails),
+            )
         };
         let policies = self
             .policies
@@ -148,12 +155,15 @@ impl Watch {
         };
         log_changes(&findings);
         self.published.metrics.publish_findings(&findings);
-        let mut doc = self.published.status.write().expect("status lock poisoned");
-        doc.evaluated_at = Some(now);
-        doc.account = snapshot.account.clone().ok();
-        doc.findings = status::finding_entries(&findings, since.as_deref());
-        if let Some(trails) = &self.latest.lock().expect("latest lock poisoned").trails {
-            doc.trails = status::trail_summaries(trails);
+        {
+            let mut doc = self.published.status.write().expect("status lock poisoned");
+            doc.evaluated_at = Some(now);
+            doc.account = snapshot.account.clone().ok();
+            doc.findings = status::finding_entries(&findings, since.as_deref());
+            doc.trails = trail_summaries;
+        }
+        if !self.published.ready.swap(true, Ordering::Relaxed) {
+            tracing::info!("first evaluation published; ready");
         }
     }
 
@@ -232,9 +242,10 @@ fn log_changes(findings: &[Finding]) {
     }
 }
 
+/// True when the posture poller has never run, or has not seen a bucket or key of these trails.
 fn has_unseen_resources(result: &TrailsResult, posture: Option<&Posture>) -> bool {
     let Some(posture) = posture else {
-        return false;
+        return true;
     };
     result.trails.as_ref().is_ok_and(|states| {
         states.iter().any(|s| {
