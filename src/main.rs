@@ -69,7 +69,11 @@ fn main() -> ExitCode {
     };
     init_logging(
         cli.log_format,
-        config.daemon.log_level.as_deref().unwrap_or(default_level),
+        config
+            .daemon
+            .log_level
+            .as_ref()
+            .map_or(default_level, |l| l.0.as_str()),
     );
     match cli.command {
         Command::ValidateConfig { .. } => {

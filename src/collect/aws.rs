@@ -100,7 +100,7 @@ impl Aws {
                     .build(),
             );
         if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
+            loader = loader.endpoint_url(&url.0);
         }
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);

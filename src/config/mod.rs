@@ -24,7 +24,7 @@ pub struct DaemonFile {
     pub state_dir: PathBuf,
     /// `error`, `warn`, `info`, `debug`, `trace` or a full filter; `RUST_LOG` overrides it.
     #[serde(default)]
-    pub log_level: Option<String>,
+    pub log_level: Option<LogLevel>,
     #[serde(default)]
     pub aws: AwsSettings,
     #[serde(default)]
@@ -37,11 +37,11 @@ pub struct DaemonFile {
 #[serde(deny_unknown_fields)]
 pub struct AwsSettings {
     /// Regions to list trails and check AWS Config in. Trails are evaluated in their home region.
-    #[serde(default = "default_regions")]
+    #[serde(default = "default_regions", deserialize_with = "regions")]
     pub regions: Vec<String>,
     /// An emulator such as moto or trailsim; unset for real AWS.
     #[serde(default)]
-    pub endpoint_url: Option<String>,
+    pub endpoint_url: Option<EndpointUrl>,
     /// A named profile; unset uses the default credential chain (env, profile, IRSA, IMDS...).
     #[serde(default)]
     pub profile: Option<String>,
@@ -49,7 +49,7 @@ pub struct AwsSettings {
     #[serde(default = "default_operation_timeout")]
     pub operation_timeout: HumanDuration,
     /// Attempts per API call (first try included) before it counts as failed.
-    #[serde(default = "default_max_attempts")]
+    #[serde(default = "default_max_attempts", deserialize_with = "max_attempts")]
     pub max_attempts: u32,
 }
 
@@ -86,6 +86,77 @@ impl Default for Schedule {
     }
 }
 
+/// A region name such as `eu-west-1`.
+struct Region(String);
+
+impl yaml::ParseScalar for Region {
+    const EXPECTING: &'static str = "a region name such as us-east-1";
+    fn parse(text: &str) -> Result<Self, String> {
+        let plausible = text.split('-').count() >= 3
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if plausible {
+            Ok(Region(text.to_string()))
+        } else {
+            Err(format!("{text:?} is not a region name like us-east-1"))
+        }
+    }
+}
+yaml::scalar_deserialize!(Region);
+
+fn regions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<Region>::deserialize(d)?;
+    if list.is_empty() {
+        return Err(serde::de::Error::custom("at least one region is needed"));
+    }
+    Ok(list.into_iter().map(|r| r.0).collect())
+}
+
+fn max_attempts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    yaml::deserialize_bounded(d, "max_attempts", 1, 10).map(|n| n as u32)
+}
+
+/// An `http://` or `https://` URL of an AWS-compatible endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl(pub String);
+
+impl yaml::ParseScalar for EndpointUrl {
+    const EXPECTING: &'static str = "an http:// or https:// URL";
+    fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"));
+        match rest {
+            Some(host) if !host.is_empty() => Ok(EndpointUrl(text.to_string())),
+            _ => Err(format!("{text:?} must be an http:// or https:// URL")),
+        }
+    }
+}
+yaml::scalar_deserialize!(EndpointUrl);
+
+/// A log filter: a level (`info`) or a full directive (`trailwarden=debug,info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevel(pub String);
+
+impl yaml::ParseScalar for LogLevel {
+    const EXPECTING: &'static str = "a log level: error, warn, info, debug or trace";
+    fn parse(text: &str) -> Result<Self, String> {
+        const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+        // A bare word would be taken as a target name and silently log nothing useful.
+        let directive = text.contains('=');
+        if !LEVELS.contains(&text.to_ascii_lowercase().as_str()) && !directive {
+            return Err(format!(
+                "invalid log level {text:?}: use error, warn, info, debug, trace, or a filter such as trailwarden=debug,info"
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(text)
+            .map(|_| LogLevel(text.to_string()))
+            .map_err(|e| format!("invalid log level {text:?}: {e}"))
+    }
+}
+yaml::scalar_deserialize!(LogLevel);
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9847))
 }
@@ -118,69 +189,24 @@ pub struct Config {
 }
 
 impl Config {
-    /// Loads the main file and the policy file. Returns every problem found: both files are
-    /// read even when the first has errors, so one run of `validate-config` shows them all.
+    /// Loads the main file, then the policy file it names. Each problem is located as
+    /// `file:line:column`; the first problem of a file stops its parsing.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let daemon: DaemonFile = yaml::load_file(path).map_err(|e| vec![e])?;
-        let mut errors = check_daemon(path, &daemon);
         let base = path.parent().unwrap_or(Path::new("."));
         let policies_path = base.join(&daemon.policies);
         let state_dir = base.join(&daemon.state_dir);
-        match yaml::load_file::<PolicySet>(&policies_path) {
-            Ok(policies) if errors.is_empty() => Ok(Config {
-                path: path.to_path_buf(),
-                daemon: DaemonFile {
-                    state_dir,
-                    ..daemon
-                },
-                policies_path,
-                policies,
-            }),
-            Ok(_) => Err(errors),
-            Err(e) => {
-                errors.push(e);
-                Err(errors)
-            }
-        }
+        let policies = yaml::load_file::<PolicySet>(&policies_path).map_err(|e| vec![e])?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            daemon: DaemonFile {
+                state_dir,
+                ..daemon
+            },
+            policies_path,
+            policies,
+        })
     }
-}
-
-/// Checks that need more than one value, or that serde cannot express.
-fn check_daemon(path: &Path, daemon: &DaemonFile) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    if daemon.aws.regions.is_empty() {
-        errors.push(ConfigError::whole_file(
-            path,
-            "aws.regions: at least one region is needed",
-        ));
-    }
-    for region in &daemon.aws.regions {
-        let plausible = !region.is_empty()
-            && region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !plausible {
-            errors.push(ConfigError::whole_file(
-                path,
-                format!("aws.regions: {region:?} is not a region name like us-east-1"),
-            ));
-        }
-    }
-    if let Some(url) = &daemon.aws.endpoint_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        errors.push(ConfigError::whole_file(
-            path,
-            format!("aws.endpoint_url: {url:?} must start with http:// or https://"),
-        ));
-    }
-    if daemon.aws.max_attempts == 0 {
-        errors.push(ConfigError::whole_file(
-            path,
-            "aws.max_attempts: must be at least 1",
-        ));
-    }
-    errors
 }
 
 #[cfg(test)]
@@ -214,23 +240,61 @@ mod tests {
     }
 
     #[test]
-    fn reports_problems_of_both_files() {
+    fn every_value_problem_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, line, col, what) in [
+            (
+                "aws:\n  regions: [us-east-1, Mars]\npolicies: p.yaml\n",
+                2,
+                24,
+                "\"Mars\" is not a region",
+            ),
+            (
+                "aws:\n  regions: []\npolicies: p.yaml\n",
+                2,
+                3,
+                "at least one region",
+            ),
+            (
+                "aws:\n  endpoint_url: localhost:4566\npolicies: p.yaml\n",
+                2,
+                17,
+                "http:// or https://",
+            ),
+            (
+                "aws:\n  max_attempts: 0\npolicies: p.yaml\n",
+                2,
+                17,
+                "from 1 to 10",
+            ),
+            (
+                "log_level: loud\npolicies: p.yaml\n",
+                1,
+                12,
+                "invalid log level",
+            ),
+            ("listen: 9847\npolicies: p.yaml\n", 1, 9, "listen"),
+        ] {
+            let main = write(dir.path(), "main.yaml", text);
+            let errors = Config::load(&main).unwrap_err();
+            let e = &errors[0];
+            assert!(e.message.contains(what), "{text}: {e}");
+            assert_eq!((e.line, e.column), (Some(line), Some(col)), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_policy_file_problem_names_that_file() {
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
             "p.yaml",
             "policies:\n  - id: r\n    check: retention\n    severity: high\n    min_days: 30\n",
         );
-        let main = write(
-            dir.path(),
-            "main.yaml",
-            "aws:\n  regions: [Mars]\npolicies: p.yaml\n",
-        );
+        let main = write(dir.path(), "main.yaml", "policies: p.yaml\n");
         let errors = Config::load(&main).unwrap_err();
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].message.contains("\"Mars\""), "{}", errors[0]);
-        assert_eq!(errors[1].file, dir.path().join("p.yaml"));
-        assert_eq!((errors[1].line, errors[1].column), (Some(5), Some(15)));
+        assert_eq!(errors[0].file, dir.path().join("p.yaml"));
+        assert_eq!((errors[0].line, errors[0].column), (Some(5), Some(15)));
     }
 
     #[test]

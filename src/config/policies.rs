@@ -53,14 +53,15 @@ pub enum Check {
         require_rotation: bool,
     },
     LogFileValidation,
-    /// Multi-region, global service events, management events read and write.
+    /// Some trail is multi-region, with global service events and management events read
+    /// and write (one finding for the account).
     ManagementEvents,
-    /// No lifecycle rule deletes current log objects before `min_days`.
+    /// No lifecycle rule deletes current log objects before `min_days`, nor (in a versioned
+    /// bucket) the noncurrent versions a deletion leaves before `min_noncurrent_days`.
     Retention {
         min_days: u64,
-        /// Optional: noncurrent versions (left by deletions in a versioned bucket) must also
-        /// survive this long.
-        min_noncurrent_days: Option<u64>,
+        /// Defaults to `min_days`: a deleted log stays recoverable as long as it is kept.
+        min_noncurrent_days: u64,
     },
     BucketNotPublic,
     ConfigRecording,
@@ -158,6 +159,12 @@ impl<'de> Deserialize<'de> for PolicyList {
                         )));
                     }
                     list.push(policy);
+                }
+                // Nothing checked must not read as "all pass".
+                if list.iter().all(Option::is_none) {
+                    return Err(de::Error::custom(
+                        "no enabled policy: at least one is needed, or nothing would be checked",
+                    ));
                 }
                 Ok(PolicyList(list))
             }
@@ -281,7 +288,9 @@ fn build_policy(raw: RawPolicy) -> Result<Option<Policy>, String> {
         CheckName::Retention => (
             Check::Retention {
                 min_days: raw.min_days.unwrap_or(365),
-                min_noncurrent_days: raw.min_noncurrent_days,
+                min_noncurrent_days: raw
+                    .min_noncurrent_days
+                    .unwrap_or(raw.min_days.unwrap_or(365)),
             },
             &["min_days", "min_noncurrent_days"],
         ),
@@ -355,7 +364,7 @@ mod tests {
             set.policies[1].check,
             Check::Retention {
                 min_days: 365,
-                min_noncurrent_days: None
+                min_noncurrent_days: 365
             }
         );
     }
@@ -399,6 +408,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("\"x\" is used twice"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_policy_set_is_rejected() {
+        let err = parse("policies: []\n").unwrap_err();
+        assert!(err.message.contains("no enabled policy"), "{err}");
+        let err = parse(
+            "policies:\n- id: x\n  check: trail_logging\n  severity: low\n  enabled: false\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("no enabled policy"), "{err}");
     }
 
     #[test]
