@@ -85,6 +85,8 @@ pub enum ReadWriteType {
     All,
     ReadOnly,
     WriteOnly,
+    /// A value newer than this build: counts as recording nothing.
+    Unrecognized,
 }
 
 /// One basic event selector (GetEventSelectors `EventSelectors`).

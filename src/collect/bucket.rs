@@ -126,11 +126,12 @@ pub async fn bucket_posture(
             Err(e) => Err(unavailable("GetPublicAccessBlock", &e)),
         },
         policy_is_public: match policy {
-            Ok(out) => Ok(Some(
-                out.policy_status()
-                    .and_then(|p| p.is_public())
-                    .unwrap_or(false),
-            )),
+            Ok(out) => match out.policy_status().and_then(|p| p.is_public()) {
+                Some(public) => Ok(Some(public)),
+                None => Err(Unavailable::api_failure(
+                    "GetBucketPolicyStatus: answer without IsPublic",
+                )),
+            },
             Err(e) if error_code(&e) == Some("NoSuchBucketPolicy") => Ok(None),
             Err(e) => Err(unavailable("GetBucketPolicyStatus", &e)),
         },

@@ -145,9 +145,11 @@ fn selectors_from_sdk(
             .iter()
             .map(|b| BasicSelector {
                 read_write_type: match b.read_write_type() {
+                    // Absent means All, as AWS documents.
+                    None | Some(ct::ReadWriteType::All) => ReadWriteType::All,
                     Some(ct::ReadWriteType::ReadOnly) => ReadWriteType::ReadOnly,
                     Some(ct::ReadWriteType::WriteOnly) => ReadWriteType::WriteOnly,
-                    _ => ReadWriteType::All,
+                    Some(_) => ReadWriteType::Unrecognized,
                 },
                 // AWS documents the default as true when the field is absent.
                 include_management_events: b.include_management_events().unwrap_or(true),

@@ -1,9 +1,40 @@
 //! Management events, read and write, in every region: a multi-region trail with global
 //! service events whose selectors (basic, or advanced read by their field conditions, never
 //! by name) record every management event.
+//!
+//! This is a promise of the account, not of each trail: one trail that covers everything is
+//! enough, and a second trail kept for data events does not make it fail.
 
 use super::finding::{CheckResult, Verdict};
-use crate::posture::{AdvancedSelector, BasicSelector, EventSelectors, ReadWriteType, TrailState};
+use crate::posture::{
+    AdvancedSelector, BasicSelector, EventSelectors, ReadWriteType, TrailState, Unavailable,
+};
+
+/// Passes when any of `states` records every management event everywhere.
+pub fn any_trail_covers(states: &[&TrailState]) -> CheckResult {
+    let mut shortfalls = Vec::new();
+    let mut unknown = Vec::new();
+    for state in states {
+        let name = &state.trail.name;
+        match management_events(state) {
+            Ok(v) if v.passed => return Ok(Verdict::pass(format!("trail {name}: {}", v.message))),
+            Ok(v) => shortfalls.push(format!("trail {name}: {}", v.message)),
+            Err(e) => unknown.push(format!("trail {name}: {e}")),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Unavailable::new(format!(
+            "no trail is known to record all management events; unknown: {}{}",
+            unknown.join("; "),
+            if shortfalls.is_empty() {
+                String::new()
+            } else {
+                format!("; short: {}", shortfalls.join("; "))
+            }
+        )));
+    }
+    Ok(Verdict::fail(shortfalls.join("; ")))
+}
 
 /// What a set of selectors records of management events, unrestricted by event source.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -65,6 +96,11 @@ fn basic_coverage(selectors: &[BasicSelector]) -> Coverage {
             ReadWriteType::All => (true, true),
             ReadWriteType::ReadOnly => (true, false),
             ReadWriteType::WriteOnly => (false, true),
+            ReadWriteType::Unrecognized => {
+                c.restrictions
+                    .push("a selector has a ReadWriteType this version does not know".into());
+                continue;
+            }
         };
         c.read |= read;
         c.write |= write;
@@ -232,6 +268,32 @@ mod tests {
         let v = management_events(&s).unwrap();
         assert!(!v.passed);
         assert!(v.message.contains("limits eventSource"), "{}", v.message);
+    }
+
+    #[test]
+    fn one_covering_trail_is_enough() {
+        let good = logging_trail();
+        let mut data_only = logging_trail();
+        data_only.trail.name = "data".into();
+        data_only.trail.is_multi_region_trail = false;
+        let v = any_trail_covers(&[&data_only, &good]).unwrap();
+        assert!(v.passed, "{}", v.message);
+        assert!(v.message.starts_with("trail lab:"), "{}", v.message);
+
+        let v = any_trail_covers(&[&data_only]).unwrap();
+        assert!(!v.passed);
+        assert!(
+            v.message.contains("trail data: trail is not multi-region"),
+            "{}",
+            v.message
+        );
+
+        // An unreadable trail might be the covering one: unknown, not fail.
+        let mut unreadable = logging_trail();
+        unreadable.selectors = Err(crate::evaluate::testing::unavailable(
+            "GetEventSelectors: denied",
+        ));
+        assert!(any_trail_covers(&[&data_only, &unreadable]).is_err());
     }
 
     #[test]

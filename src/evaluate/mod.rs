@@ -46,12 +46,36 @@ pub fn evaluate(policies: &PolicySet, snapshot: &Snapshot, now: DateTime<Utc>) -
                 continue;
             }
         };
-        let mut matched = 0;
-        for state in trails
+        let selected: Vec<&TrailState> = trails
             .iter()
             .filter(|s| policy.applies_to(&s.trail.name, &s.trail.arn))
-        {
-            matched += 1;
+            .collect();
+        let unlisted = unlisted_regions(snapshot);
+        if selected.is_empty() {
+            // No trail is the worst case of every trail policy, unless a region went unlisted.
+            let result = match unlisted {
+                None => Ok(no_trail_message(policy)),
+                Some(regions) => Err(format!(
+                    "no matching trail found, and some regions could not be listed: {regions}"
+                )),
+            };
+            findings.push(account_finding(policy, &account, result));
+            continue;
+        }
+        if let Check::ManagementEvents = policy.check {
+            let result = match (management_events::any_trail_covers(&selected), unlisted) {
+                // A trail in an unlisted region might be the one that covers.
+                (Ok(v), Some(regions)) if !v.passed => Err(format!(
+                    "{}; and some regions could not be listed: {regions}",
+                    v.message
+                )),
+                (Ok(v), _) => Ok(v),
+                (Err(e), _) => Err(e.reason),
+            };
+            findings.push(account_finding(policy, &account, result));
+            continue;
+        }
+        for state in selected {
             let result = check_trail(policy, state, snapshot, now);
             let t = &state.trail;
             findings.push(finding(
@@ -62,23 +86,6 @@ pub fn evaluate(policies: &PolicySet, snapshot: &Snapshot, now: DateTime<Utc>) -
                 &t.name,
                 result,
             ));
-        }
-        if matched == 0 {
-            // No trail is the worst case of every trail policy, unless a region went unlisted.
-            let result = if snapshot.trail_listing_errors.is_empty() {
-                Ok(no_trail_message(policy))
-            } else {
-                let regions: Vec<String> = snapshot
-                    .trail_listing_errors
-                    .iter()
-                    .map(|(r, e)| format!("{r}: {e}"))
-                    .collect();
-                Err(format!(
-                    "no matching trail found, and some regions could not be listed: {}",
-                    regions.join("; ")
-                ))
-            };
-            findings.push(account_finding(policy, &account, result));
         }
     }
     findings.sort_by(|a, b| (&a.policy, &a.resource).cmp(&(&b.policy, &b.resource)));
@@ -104,7 +111,9 @@ fn check_trail(
             *require_rotation,
         ),
         Check::LogFileValidation => validation::log_file_validation(trail),
-        Check::ManagementEvents => management_events::management_events(state),
+        Check::ManagementEvents | Check::ConfigRecording => {
+            unreachable!("account and regional checks are dispatched in evaluate()")
+        }
         Check::Retention {
             min_days,
             min_noncurrent_days,
@@ -124,8 +133,20 @@ fn check_trail(
         Check::Custom { condition } => {
             custom::custom(condition, &TrailDocument::build(state, snapshot), now)
         }
-        Check::ConfigRecording => unreachable!("regional check dispatched per region"),
     }
+}
+
+/// Regions whose DescribeTrails failed, as one line, if any.
+fn unlisted_regions(snapshot: &Snapshot) -> Option<String> {
+    if snapshot.trail_listing_errors.is_empty() {
+        return None;
+    }
+    let regions: Vec<String> = snapshot
+        .trail_listing_errors
+        .iter()
+        .map(|(r, e)| format!("{r}: {e}"))
+        .collect();
+    Some(regions.join("; "))
 }
 
 fn no_trail_message(policy: &Policy) -> Verdict {

@@ -1,19 +1,22 @@
 //! Retention: no lifecycle rule expires or deletes the trail's log objects before `min_days`,
-//! so what event history forgets after 90 days is still in the bucket.
+//! so what event history forgets after 90 days is still in the bucket. In a versioned bucket a
+//! deleted log survives as a noncurrent version; a rule that expires those before
+//! `min_noncurrent_days` makes a deletion permanent too early.
 
 use super::finding::{CheckResult, Verdict, need};
-use crate::posture::{BucketPosture, Fetched, LifecycleRule, Trail};
+use crate::posture::{BucketPosture, Fetched, LifecycleRule, Trail, Unavailable, Versioning};
 
 pub fn retention(
     trail: &Trail,
     bucket: Fetched<&BucketPosture>,
     min_days: u64,
-    min_noncurrent_days: Option<u64>,
+    min_noncurrent_days: u64,
 ) -> CheckResult {
     let bucket = bucket?;
     let rules = need(&bucket.lifecycle_rules)?;
     let logs = log_prefix(trail);
     let mut problems = Vec::new();
+    let mut unknown: Option<Unavailable> = None;
     let mut shortest: Option<(i32, String)> = None;
     for rule in rules.iter().filter(|r| applies_to_logs(r, &logs)) {
         let name = rule.id.as_deref().unwrap_or("unnamed").to_string();
@@ -33,12 +36,23 @@ pub fn retention(
                 shortest = Some((days, name.clone()));
             }
         }
-        if let (Some(required), Some(days)) = (min_noncurrent_days, rule.noncurrent_expiration_days)
-            && (days as i64) < required as i64
+        if let Some(days) = rule.noncurrent_expiration_days
+            && (days as i64) < min_noncurrent_days as i64
         {
-            problems.push(format!(
-                "lifecycle rule {name:?} deletes noncurrent log versions after {days} days, under the required {required}"
-            ));
+            // The rule only deletes something in a bucket that has had versioning on.
+            match &bucket.versioning {
+                Ok(Versioning::Off) => {}
+                Ok(_) => problems.push(format!(
+                    "lifecycle rule {name:?} deletes noncurrent log versions after {days} days, under the required {min_noncurrent_days}"
+                )),
+                Err(e) => {
+                    unknown.get_or_insert_with(|| {
+                        Unavailable::new(format!(
+                            "lifecycle rule {name:?} expires noncurrent versions after {days} days, and whether the bucket is versioned is unknown: {e}"
+                        ))
+                    });
+                }
+            }
         }
     }
     if !problems.is_empty() {
@@ -47,6 +61,9 @@ pub fn retention(
             bucket.name,
             problems.join("; ")
         )));
+    }
+    if let Some(e) = unknown {
+        return Err(e);
     }
     Ok(Verdict::pass(match shortest {
         Some((days, name)) => format!(
@@ -100,7 +117,7 @@ mod tests {
         trail.s3_key_prefix = prefix.map(str::to_string);
         let mut bucket = lab_bucket();
         bucket.lifecycle_rules = Ok(rules);
-        retention(&trail, Ok(&bucket), 365, None).unwrap()
+        retention(&trail, Ok(&bucket), 365, 365).unwrap()
     }
 
     #[test]
@@ -141,15 +158,30 @@ mod tests {
     }
 
     #[test]
-    fn noncurrent_expiration_is_checked_when_asked() {
+    fn noncurrent_expiration_counts_only_in_a_versioned_bucket() {
         let trail = logging_trail().trail;
         let mut bucket = lab_bucket();
         let mut r = rule(None, Some(400));
         r.noncurrent_expiration_days = Some(7);
         bucket.lifecycle_rules = Ok(vec![r]);
-        assert!(retention(&trail, Ok(&bucket), 365, None).unwrap().passed);
-        let v = retention(&trail, Ok(&bucket), 365, Some(90)).unwrap();
-        assert!(v.message.contains("noncurrent"), "{}", v.message);
+        bucket.versioning = Ok(Versioning::Enabled);
+        let v = retention(&trail, Ok(&bucket), 365, 365).unwrap();
+        assert!(!v.passed);
+        assert!(
+            v.message.contains("noncurrent log versions after 7 days"),
+            "{}",
+            v.message
+        );
+        // Lowered on purpose by the user.
+        assert!(retention(&trail, Ok(&bucket), 365, 7).unwrap().passed);
+        // Never versioned: the rule has nothing to delete.
+        bucket.versioning = Ok(Versioning::Off);
+        assert!(retention(&trail, Ok(&bucket), 365, 365).unwrap().passed);
+        // Unknown versioning: cannot say.
+        bucket.versioning = Err(crate::evaluate::testing::unavailable(
+            "GetBucketVersioning: bad",
+        ));
+        assert!(retention(&trail, Ok(&bucket), 365, 365).is_err());
     }
 
     #[test]
@@ -157,6 +189,6 @@ mod tests {
         let trail = logging_trail().trail;
         let mut bucket = lab_bucket();
         bucket.lifecycle_rules = Err(crate::evaluate::testing::unavailable("AccessDenied"));
-        assert!(retention(&trail, Ok(&bucket), 365, None).is_err());
+        assert!(retention(&trail, Ok(&bucket), 365, 365).is_err());
     }
 }
