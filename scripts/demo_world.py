@@ -63,7 +63,10 @@ def main():
         c["cloudtrail"].start_logging(Name=TRAIL)
         print("StartLogging sent")
     elif a.action == "disable-key":
-        c["kms"].disable_key(KeyId="alias/cloudtrail")
+        # DisableKey takes a key id or ARN, not an alias: find the alias's key.
+        aliases = c["kms"].list_aliases()["Aliases"]
+        key_id = next(a["TargetKeyId"] for a in aliases if a["AliasName"] == "alias/cloudtrail")
+        c["kms"].disable_key(KeyId=key_id)
         print("key disabled: watch the sse-kms policy fail")
     elif a.action == "shorten-lifecycle":
         c["s3"].put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration={

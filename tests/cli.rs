@@ -130,8 +130,12 @@ fn config_can_come_from_the_environment() {
 fn help_explains_each_command() {
     let out = trailwarden(None).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for command in ["run", "check", "validate-config"] {
-        assert!(help.contains(command), "{help}");
+    for line in [
+        "run              Run the daemon",
+        "check            Collect and evaluate once",
+        "validate-config  Check the configuration and policy files without calling AWS",
+    ] {
+        assert!(help.contains(line), "{help}");
     }
     let out = trailwarden(None)
         .args(["check", "--help"])

@@ -15,14 +15,14 @@ fn trails_polls(metrics: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// The `trail-logging` finding in `/status`.
-fn logging_finding(status: &serde_json::Value) -> serde_json::Value {
+/// The finding of `policy` in `/status`.
+fn status_finding(status: &serde_json::Value, policy: &str) -> serde_json::Value {
     status["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["policy"] == "trail-logging")
-        .expect("trail-logging finding")
+        .find(|f| f["policy"] == policy)
+        .unwrap_or_else(|| panic!("no {policy} finding in {status:#}"))
         .clone()
 }
 
@@ -32,7 +32,12 @@ fn trail_logging(metrics: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_logging_shows_within_one_tick_and_survives_a_restart() {
-    let lab = Lab::build(Options::default()).await;
+    // A bucket that expires logs after 30 days: a failure that depends on posture data.
+    let lab = Lab::build(Options {
+        lifecycle_days: Some(30),
+        ..Options::default()
+    })
+    .await;
     let port = support::free_port();
     let config = lab.write_config(port, &lab.account.endpoint);
     let mut daemon = Daemon::start(&lab.account, &config, port, lab.dir.path().join("run1.log"));
@@ -88,10 +93,13 @@ async fn stop_logging_shows_within_one_tick_and_survives_a_restart() {
     let trail = &status["trails"][0];
     assert_eq!(trail["arn"], lab.trail_arn.as_str());
     assert_eq!(trail["is_logging"], false);
-    let failing = logging_finding(&status);
+    let failing = status_finding(&status, "trail-logging");
     assert_eq!(failing["status"], "fail");
     assert_eq!(failing["resource"], lab.trail_arn.as_str());
     let since = failing["since"].as_str().unwrap().to_string();
+    let retention = status_finding(&status, "retention");
+    assert_eq!(retention["status"], "fail", "{retention:#}");
+    let retention_since = retention["since"].as_str().unwrap().to_string();
     assert!(
         status["pollers"]
             .as_array()
@@ -109,12 +117,19 @@ async fn stop_logging_shows_within_one_tick_and_survives_a_restart() {
         d.get("/readyz").is_some_and(|(c, _)| c == 200)
     });
     let status = daemon.status();
-    let again = logging_finding(&status);
+    let again = status_finding(&status, "trail-logging");
     assert_eq!(again["status"], "fail");
     assert_eq!(
         again["since"].as_str().unwrap(),
         since,
         "since kept across restart"
+    );
+    let again = status_finding(&status, "retention");
+    assert_eq!(again["status"], "fail");
+    assert_eq!(
+        again["since"].as_str().unwrap(),
+        retention_since,
+        "a failure that needs bucket data keeps its since too"
     );
 }
 
@@ -136,9 +151,13 @@ async fn a_bad_reload_keeps_the_running_configuration() {
 
     let policies = lab.dir.path().join("policies.yaml");
     let good = std::fs::read_to_string(&policies).unwrap();
+    let recorder = "  - id: config-recording\n    check: config_recording\n    severity: medium\n";
+    assert!(good.contains(recorder));
+    let without_recorder = good.replace(recorder, "");
+    // Drops a policy and breaks another: rejected as a whole.
     std::fs::write(
         &policies,
-        format!("{good}\n  - id: broken\n    check: nope\n"),
+        format!("{without_recorder}\n  - id: broken\n    check: nope\n"),
     )
     .unwrap();
     let hup = |d: &Daemon| {
@@ -158,18 +177,13 @@ async fn a_bad_reload_keeps_the_running_configuration() {
         daemon.log_text().contains("policies.yaml:"),
         "names the file"
     );
-    // Still serving with the old policies.
-    assert!(daemon.metrics().contains("policy=\"trail-logging\""));
+    // Still evaluating the old policies, config-recording included.
+    let polls = trails_polls(&daemon.metrics());
+    daemon.wait_until("another evaluation", |d| trails_polls(&d.metrics()) > polls);
+    assert!(daemon.metrics().contains("policy=\"config-recording\""));
 
     // A good reload that drops a policy removes its series.
-    std::fs::write(
-        &policies,
-        good.replace(
-            "  - id: config-recording\n    check: config_recording\n    severity: medium\n",
-            "",
-        ),
-    )
-    .unwrap();
+    std::fs::write(&policies, without_recorder).unwrap();
     hup(&daemon);
     daemon.wait_until("reload accepted", |d| reloads(d) == Some(1.0));
     daemon.wait_until("policy removed", |d| {

@@ -1,5 +1,6 @@
-//! The demo world of `scripts/demo.sh`, seeded by its own script into the test moto: every
-//! shipped policy passes with `config/demo.yaml`, and Stop Logging makes `check` exit 1.
+//! The demo world of `scripts/demo.sh`, seeded and changed by its own script in the test
+//! moto: every shipped policy passes with `config/demo.yaml`, and each action the demo offers
+//! fails the policy it is meant to.
 
 mod support;
 
@@ -54,8 +55,17 @@ fn the_demo_world_passes_then_fails_after_stop_logging() {
     }
     assert_eq!(code, 0);
 
-    demo_world("stop-logging", &endpoint);
-    let (code, out) = support::lab::check_with(&account, &config);
-    assert_eq!(finding(&out, "trail-logging")["status"], "fail");
-    assert_eq!(code, 1);
+    for (action, policy) in [
+        ("stop-logging", "trail-logging"),
+        ("disable-key", "sse-kms"),
+        ("shorten-lifecycle", "retention"),
+    ] {
+        demo_world(action, &endpoint);
+        let (code, out) = support::lab::check_with(&account, &config);
+        assert_eq!(finding(&out, policy)["status"], "fail", "after {action}");
+        assert_eq!(code, 1, "after {action}");
+    }
+    demo_world("start-logging", &endpoint);
+    let (_, out) = support::lab::check_with(&account, &config);
+    assert_eq!(finding(&out, "trail-logging")["status"], "pass");
 }

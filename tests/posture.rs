@@ -103,12 +103,17 @@ async fn a_key_scheduled_for_deletion_fails_sse_kms() {
         .send()
         .await
         .unwrap();
-    let (_, out) = lab.check();
+    let (code, out) = lab.check();
     let f = finding(&out, "sse-kms");
+    assert_eq!(f["status"], "fail", "{f:#}");
     assert!(
-        f["message"].as_str().unwrap().contains("PendingDeletion"),
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("is PendingDeletion"),
         "{f:#}"
     );
+    assert_eq!(code, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,7 +143,12 @@ async fn advanced_selectors_without_management_events_fail() {
     let (code, out) = lab.check();
     let f = finding(&out, "management-events");
     assert_eq!(f["status"], "fail", "{f:#}");
-    assert_eq!(f["message"], "management events are not recorded");
+    assert_eq!(
+        f["message"],
+        "trail lab: management events are not recorded"
+    );
+    // An account-level promise: one finding for the account.
+    assert_eq!(f["resource"], format!("account/{}", lab.account.id));
     assert_eq!(code, 1);
 }
 
