@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,52 +64,68 @@ fn run_or_panic(cmd: &mut Command, what: &str) {
     );
 }
 
-/// A moto server for this test binary. It stops when the binary exits: it is started under
-/// a shell that kills it once our end of its stdin pipe closes.
-pub struct Moto {
+/// A server started for this test binary. It stops when the binary exits: it runs under a
+/// shell that kills it once our end of its stdin pipe closes.
+pub struct Guarded {
+    /// The `http://127.0.0.1:PORT` URL it printed.
     pub endpoint: String,
     _guard: Child,
 }
 
-pub fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(start_moto)
-}
-
-fn start_moto() -> Moto {
-    let venv = python_env();
-    let server = venv.join("bin").join("moto_server");
+/// Starts `program args...` with `env`, waits for it to print an `http://127.0.0.1:PORT` URL
+/// (stdout or stderr), and keeps draining its output.
+pub fn start_guarded(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Guarded {
+    let quoted: Vec<String> = std::iter::once(program.display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
     let script = format!(
-        "{} -H 127.0.0.1 -p 0 2>&1 & pid=$!; cat >/dev/null; kill $pid; wait $pid",
-        server.display()
+        "{} 2>&1 & pid=$!; cat >/dev/null; kill $pid; wait $pid",
+        quoted.join(" ")
     );
     let mut child = Command::new("sh")
         .args(["-c", &script])
-        .env("TZ", "UTC")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start moto_server");
+        .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let endpoint = loop {
-        assert!(Instant::now() < deadline, "moto did not report its port");
+        assert!(
+            Instant::now() < deadline,
+            "{} did not report its address",
+            program.display()
+        );
         let line = lines
             .next()
-            .expect("moto exited before reporting its port")
+            .unwrap_or_else(|| panic!("{} exited before reporting its address", program.display()))
             .unwrap();
         if let Some(at) = line.find("http://127.0.0.1:") {
-            break line[at..].trim().to_string();
+            let url: String = line[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            break url;
         }
     };
-    // Keep draining its output so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Moto {
+    Guarded {
         endpoint,
         _guard: child,
     }
+}
+
+/// The moto server of this test binary, started on first use with `TZ=UTC`.
+pub fn moto() -> &'static Guarded {
+    static MOTO: OnceLock<Guarded> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let server = python_env().join("bin").join("moto_server");
+        start_guarded(&server, &["-H", "127.0.0.1", "-p", "0"], &[("TZ", "UTC")])
+    })
 }
 
 /// A fresh 12-digit account id, unique within this test binary.

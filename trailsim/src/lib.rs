@@ -1,0 +1,15 @@
+//! trailsim: the CloudTrail layer over moto that trailwarden's tests and demo use.
+//!
+//! It serves one endpoint for AWS SDK clients and forwards to moto, adding what moto lacks:
+//! every call recorded as a CloudTrail event ([`record`]), LookupEvents over those events with
+//! the real 2-per-second limit ([`history`], [`limiter`]), injected faults ([`faults`]), and
+//! a control API under `/_trailsim/` ([`server`]). Not part of the shipped `trailwarden`.
+
+pub mod call;
+pub mod faults;
+pub mod history;
+pub mod identity;
+pub mod limiter;
+pub mod record;
+pub mod server;
+pub mod xml;

@@ -1,0 +1,385 @@
+//! trailsim against a real moto, through the real Rust SDK: what it records, what
+//! LookupEvents answers, its rate limit, faults and control API.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+use aws_sdk_s3::config::Credentials;
+use aws_smithy_types::DateTime;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use testbed::Guarded;
+
+fn trailsim() -> &'static Guarded {
+    static SIM: OnceLock<Guarded> = OnceLock::new();
+    SIM.get_or_init(|| {
+        testbed::start_guarded(
+            Path::new(env!("CARGO_BIN_EXE_trailsim")),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &testbed::moto().endpoint,
+            ],
+            &[],
+        )
+    })
+}
+
+async fn config(credentials: Credentials, attempts: u32) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&trailsim().endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(attempts))
+        .load()
+        .await
+}
+
+/// A test principal in a fresh account: AssumeRole through trailsim, so it learns the keys.
+struct Principal {
+    account: String,
+    arn: String,
+    sdk: SdkConfig,
+}
+
+async fn principal(attempts: u32) -> Principal {
+    let base = config(
+        Credentials::new("AKIAIOSFODNN7EXAMPLE", "not-a-secret", None, None, "tests"),
+        3,
+    )
+    .await;
+    let account = testbed::fresh_account();
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/auditor"))
+        .role_session_name("trailsim-tests")
+        .send()
+        .await
+        .expect("AssumeRole through trailsim");
+    let c = out.credentials().unwrap();
+    let arn = out.assumed_role_user().unwrap().arn().to_string();
+    let sdk = config(
+        Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "tests",
+        ),
+        attempts,
+    )
+    .await;
+    Principal { account, arn, sdk }
+}
+
+impl Principal {
+    fn cloudtrail(&self) -> aws_sdk_cloudtrail::Client {
+        aws_sdk_cloudtrail::Client::new(&self.sdk)
+    }
+
+    fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// The records LookupEvents returns for `event_name`, parsed.
+    async fn lookup(&self, event_name: &str) -> Vec<(aws_sdk_cloudtrail::types::Event, Value)> {
+        let out = self
+            .cloudtrail()
+            .lookup_events()
+            .lookup_attributes(
+                LookupAttribute::builder()
+                    .attribute_key(LookupAttributeKey::EventName)
+                    .attribute_value(event_name)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("LookupEvents");
+        out.events()
+            .iter()
+            .map(|e| {
+                let record = serde_json::from_str(e.cloud_trail_event().unwrap()).unwrap();
+                (e.clone(), record)
+            })
+            .collect()
+    }
+
+    async fn trail(&self) -> String {
+        let bucket = format!("trailsim-{}", self.account);
+        self.s3()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let arn = self
+            .cloudtrail()
+            .create_trail()
+            .name("lab")
+            .s3_bucket_name(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .trail_arn()
+            .unwrap()
+            .to_string();
+        self.cloudtrail()
+            .start_logging()
+            .name(&arn)
+            .send()
+            .await
+            .unwrap();
+        arn
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_logging_by_a_test_principal_is_in_lookup_events_with_its_arn() {
+    let p = principal(3).await;
+    let trail = p.trail().await;
+    p.cloudtrail()
+        .stop_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+
+    let found = p.lookup("StopLogging").await;
+    assert_eq!(found.len(), 1, "exactly one StopLogging: {found:?}");
+    let (event, record) = &found[0];
+    assert_eq!(event.event_source(), Some("cloudtrail.amazonaws.com"));
+    assert_eq!(event.username(), Some("trailsim-tests"));
+    assert_eq!(event.read_only(), Some("false"));
+    assert_eq!(record["userIdentity"]["type"], "AssumedRole");
+    assert_eq!(record["userIdentity"]["arn"], p.arn.as_str());
+    assert_eq!(record["recipientAccountId"], p.account.as_str());
+    assert_eq!(record["awsRegion"], "us-east-1");
+    assert_eq!(record["resources"][0]["ARN"], trail.as_str());
+    assert!(
+        record["userAgent"]
+            .as_str()
+            .unwrap()
+            .contains("aws-sdk-rust")
+    );
+    // Reads are recorded too, as read-only.
+    let (_, start) = &p.lookup("StartLogging").await[0];
+    assert_eq!(start["readOnly"], false);
+    let created = p.lookup("CreateBucket").await;
+    assert_eq!(created[0].1["eventSource"], "s3.amazonaws.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_calls_are_recorded_with_their_error() {
+    let p = principal(1).await;
+    let err = p
+        .cloudtrail()
+        .stop_logging()
+        .name("no-such-trail")
+        .send()
+        .await;
+    assert!(err.is_err());
+    let found = p.lookup("StopLogging").await;
+    assert_eq!(found.len(), 1);
+    let code = found[0].1["errorCode"].as_str().unwrap();
+    assert!(code.contains("NotFound"), "errorCode {code}");
+    assert!(found[0].1["errorMessage"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_lifecycle_is_recorded_as_cloudtrail_names_it() {
+    let p = principal(3).await;
+    let bucket = format!("lifecycle-{}", p.account);
+    p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
+    use aws_sdk_s3::types as s3;
+    p.s3()
+        .put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(
+            s3::BucketLifecycleConfiguration::builder()
+                .rules(
+                    s3::LifecycleRule::builder()
+                        .id("one-day")
+                        .status(s3::ExpirationStatus::Enabled)
+                        .filter(s3::LifecycleRuleFilter::builder().prefix("").build())
+                        .expiration(s3::LifecycleExpiration::builder().days(1).build())
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let found = p.lookup("PutBucketLifecycle").await;
+    assert_eq!(
+        found.len(),
+        1,
+        "PutBucketLifecycleConfiguration is logged as PutBucketLifecycle"
+    );
+    let params = &found[0].1["requestParameters"];
+    assert_eq!(params["bucketName"], bucket.as_str());
+    assert_eq!(
+        params["LifecycleConfiguration"]["Rule"]["Expiration"]["Days"],
+        "1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_lookups_within_a_second_get_one_throttling_exception() {
+    let p = principal(1).await;
+    // A slow machine may spread three calls over more than a second; then the window says
+    // nothing and the round is repeated.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let started = Instant::now();
+        let mut throttled = 0;
+        for _ in 0..3 {
+            if let Err(e) = p.cloudtrail().lookup_events().send().await {
+                let code = e.into_service_error().meta().code().map(str::to_string);
+                assert_eq!(code.as_deref(), Some("ThrottlingException"));
+                throttled += 1;
+            }
+        }
+        if started.elapsed() < Duration::from_millis(900) {
+            assert_eq!(throttled, 1);
+            return;
+        }
+    }
+    panic!("three LookupEvents calls never fit in one second on this machine");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_records_follow_event_history_retention() {
+    let p = principal(3).await;
+    let now = chrono::Utc::now();
+    let record = |days: i64, id: &str| {
+        json!({"eventVersion": "1.08", "eventTime": (now - chrono::Duration::days(days)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+               "eventSource": "cloudtrail.amazonaws.com", "eventName": "DeleteTrail", "awsRegion": "us-east-1",
+               "eventID": id, "readOnly": false, "recipientAccountId": p.account,
+               "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/mallory", "userName": "mallory"}})
+    };
+    let (code, body) = post(
+        "/_trailsim/records",
+        &json!({"records": [record(30, "thirty-days"), record(100, "hundred-days")]}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let found = p.lookup("DeleteTrail").await;
+    let ids: Vec<&str> = found.iter().map(|(e, _)| e.event_id().unwrap()).collect();
+    assert_eq!(ids, ["thirty-days"], "event history keeps 90 days");
+    // Time range filters work on the injected time.
+    let out = p
+        .cloudtrail()
+        .lookup_events()
+        .start_time(DateTime::from_secs(
+            (now - chrono::Duration::days(31)).timestamp(),
+        ))
+        .end_time(DateTime::from_secs(
+            (now - chrono::Duration::days(29)).timestamp(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.events().len(), 1);
+    // Bad records are refused with the reason.
+    let (code, body) = post(
+        "/_trailsim/records",
+        &json!({"records": [{"eventName": "x"}]}),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("records[0]"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_faults_answer_as_aws_then_stop() {
+    let p = principal(1).await;
+    // Faults are global to trailsim: use an operation no other test calls.
+    let (code, _) = post(
+        "/_trailsim/faults",
+        &json!({"operation": "ListTrails", "kind": "server_error", "count": 2}),
+    );
+    assert_eq!(code, 200);
+    for _ in 0..2 {
+        let e = p.cloudtrail().list_trails().send().await.unwrap_err();
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        assert_eq!(status, Some(500));
+    }
+    p.cloudtrail()
+        .list_trails()
+        .send()
+        .await
+        .expect("faults used up");
+
+    post(
+        "/_trailsim/faults",
+        &json!({"operation": "GetTrail", "kind": "access_denied", "count": 1}),
+    );
+    let e = p
+        .cloudtrail()
+        .get_trail()
+        .name("lab")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("AccessDeniedException")
+    );
+    // AWS records denied calls, with their error.
+    let found = p.lookup("GetTrail").await;
+    assert_eq!(found[0].1["errorCode"], "AccessDeniedException");
+
+    post(
+        "/_trailsim/faults",
+        &json!({"operation": "GetTrailStatus", "kind": "drop", "count": 1}),
+    );
+    let e = p
+        .cloudtrail()
+        .get_trail_status()
+        .name("lab")
+        .send()
+        .await
+        .unwrap_err();
+    use aws_sdk_cloudtrail::error::SdkError;
+    assert!(
+        matches!(e, SdkError::DispatchFailure(_) | SdkError::ResponseError(_)),
+        "a dropped connection is a transport failure, not an AWS error: {e:?}"
+    );
+
+    let (code, body) = post(
+        "/_trailsim/faults",
+        &json!({"kind": "gremlins", "count": 1}),
+    );
+    assert_eq!(code, 400, "{body}");
+}
+
+/// POST a JSON body to trailsim's control API.
+fn post(path: &str, body: &Value) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = trailsim()
+        .endpoint
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let text = body.to_string();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (
+        head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
