@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// Order of arrival, assigned by [`History::add`]: delivery cursors point into it.
+    pub seq: u64,
     pub account: String,
     pub region: String,
     pub time: DateTime<Utc>,
@@ -47,11 +49,37 @@ const ATTRIBUTE_KEYS: &[&str] = &[
 #[derive(Default)]
 pub struct History {
     events: Vec<Event>,
+    next_seq: u64,
 }
 
 impl History {
-    pub fn add(&mut self, event: Event) {
+    pub fn add(&mut self, mut event: Event) {
+        self.next_seq += 1;
+        event.seq = self.next_seq;
         self.events.push(event);
+    }
+
+    /// Events of `account` that arrived after `after` (a sequence number), in arrival order.
+    pub fn since(&self, account: &str, after: u64) -> Vec<Event> {
+        self.events
+            .iter()
+            .filter(|e| e.seq > after && e.account == account)
+            .cloned()
+            .collect()
+    }
+
+    /// The sequence number of the newest event (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Regions in which `account` has events.
+    pub fn regions_of(&self, account: &str) -> std::collections::BTreeSet<String> {
+        self.events
+            .iter()
+            .filter(|e| e.account == account)
+            .map(|e| e.region.clone())
+            .collect()
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Event> {
@@ -240,6 +268,7 @@ mod tests {
     fn event(id: &str, name: &str, minutes_ago: i64, now: DateTime<Utc>) -> Event {
         let time = now - chrono::Duration::minutes(minutes_ago);
         Event {
+            seq: 0,
             account: "111122223333".into(),
             region: "us-east-1".into(),
             time,

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 /// moto's default account and user for keys it has not issued.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
+/// A key moto maps to its default account, for trailsim's own calls.
+pub const DEFAULT_KEY: &str = "AKIATRAILSIMDELIVERY";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
@@ -106,6 +108,19 @@ impl Identities {
 
     pub fn clear(&mut self) {
         self.by_key.clear();
+    }
+
+    /// One access key per known account (moto tells accounts apart by key), the default
+    /// account's first.
+    pub fn accounts(&self) -> Vec<(String, String)> {
+        let mut seen = std::collections::BTreeMap::new();
+        for (key, id) in &self.by_key {
+            seen.entry(id.account_id.clone())
+                .or_insert_with(|| key.clone());
+        }
+        let mut out = vec![(DEFAULT_ACCOUNT.to_string(), DEFAULT_KEY.to_string())];
+        out.extend(seen.into_iter().filter(|(a, _)| a != DEFAULT_ACCOUNT));
+        out
     }
 }
 

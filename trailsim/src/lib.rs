@@ -2,14 +2,19 @@
 //!
 //! It serves one endpoint for AWS SDK clients and forwards to moto, adding what moto lacks:
 //! every call recorded as a CloudTrail event ([`record`]), LookupEvents over those events with
-//! the real 2-per-second limit ([`history`], [`limiter`]), injected faults ([`faults`]), and
-//! a control API under `/_trailsim/` ([`server`]). Not part of the shipped `trailwarden`.
+//! the real 2-per-second limit ([`history`], [`limiter`]), log files delivered into trail
+//! buckets with honest GetTrailStatus fields ([`delivery`], [`answers`]), injected faults
+//! ([`faults`]), and a control API under `/_trailsim/` ([`server`]). Not part of the shipped
+//! `trailwarden`.
 
+pub mod answers;
 pub mod call;
+pub mod delivery;
 pub mod faults;
 pub mod history;
 pub mod identity;
 pub mod limiter;
 pub mod record;
 pub mod server;
+pub mod upstream;
 pub mod xml;

@@ -28,6 +28,10 @@ struct Cli {
     /// Seconds an event stays out of LookupEvents after it happened (AWS: minutes).
     #[arg(long, default_value_t = 0.0)]
     visibility_delay: f64,
+    /// Seconds between log deliveries into trail buckets (AWS: about 300; tests: about 1).
+    /// POST /_trailsim/deliver delivers at once.
+    #[arg(long, default_value_t = 300.0)]
+    delivery_interval: f64,
 }
 
 #[tokio::main]
@@ -54,6 +58,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         throttle: !cli.no_throttle,
         visibility_delay: Duration::from_secs_f64(cli.visibility_delay.max(0.0)),
     });
+    {
+        let sim = sim.clone();
+        let every = Duration::from_secs_f64(cli.delivery_interval.max(0.1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                trailsim::delivery::run(&sim).await;
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     let addr = listener.local_addr()?;
     println!("trailsim listening on http://{addr} (upstream {upstream})");

@@ -3,11 +3,13 @@
 //! API lives under `/_trailsim/`.
 
 use crate::call::{self, Call};
+use crate::delivery::{self, Deliveries};
 use crate::faults::{FaultKind, Faults};
 use crate::history::{ApiError, Event, History};
 use crate::identity::Identities;
 use crate::limiter::Limiter;
 use crate::record::{self, Outcome};
+use crate::upstream::Upstream;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -39,23 +41,31 @@ pub struct Options {
 }
 
 pub struct Sim {
-    upstream: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    identities: Mutex<Identities>,
-    history: Mutex<History>,
-    limiter: Mutex<Limiter>,
-    faults: Mutex<Faults>,
-    clock_offset_ms: AtomicI64,
-    throttle: AtomicBool,
-    visibility_delay: Duration,
+    pub(crate) upstream: Upstream,
+    pub(crate) identities: Mutex<Identities>,
+    pub(crate) deliveries: Mutex<Deliveries>,
+    /// One delivery run at a time (timer and control API).
+    pub(crate) delivering: tokio::sync::Mutex<()>,
+    pub(crate) history: Mutex<History>,
+    pub(crate) limiter: Mutex<Limiter>,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) clock_offset_ms: AtomicI64,
+    pub(crate) throttle: AtomicBool,
+    pub(crate) visibility_delay: Duration,
 }
 
 impl Sim {
     pub fn new(options: Options) -> Arc<Sim> {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
         Arc::new(Sim {
-            upstream: options.upstream.trim_end_matches('/').to_string(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            upstream: Upstream {
+                base: options.upstream.trim_end_matches('/').to_string(),
+                client,
+            },
             identities: Mutex::default(),
+            deliveries: Mutex::default(),
+            delivering: tokio::sync::Mutex::new(()),
             history: Mutex::default(),
             limiter: Mutex::default(),
             faults: Mutex::default(),
@@ -70,10 +80,11 @@ impl Sim {
         Utc::now() + chrono::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
     }
 
-    fn record(&self, record: Value, time: DateTime<Utc>, account: &str, region: &str) {
+    pub(crate) fn record(&self, record: Value, time: DateTime<Utc>, account: &str, region: &str) {
         let visible_at = time
             + chrono::Duration::from_std(self.visibility_delay).unwrap_or(chrono::Duration::zero());
         self.history.lock().expect("history lock").add(Event {
+            seq: 0,
             account: account.to_string(),
             region: region.to_string(),
             time,
@@ -90,6 +101,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_trailsim/faults", post(add_fault).delete(clear_faults))
         .route("/_trailsim/clock", post(set_clock))
         .route("/_trailsim/throttle", post(set_throttle))
+        .route("/_trailsim/deliver", post(deliver_now))
         .route("/_trailsim/health", get(|| async { "ok\n" }))
         .fallback(aws)
         .with_state(sim)
@@ -172,12 +184,12 @@ async fn aws(
     }
 
     let forwarded = forward(&sim, &parts.method, &parts.uri, &parts.headers, body).await;
-    let (status, headers, answer) = match forwarded {
+    let (status, headers, mut answer) = match forwarded {
         Ok(r) => r,
         Err(e) => {
             return (
                 StatusCode::BAD_GATEWAY,
-                format!("trailsim: upstream {}: {e}", sim.upstream),
+                format!("trailsim: upstream {}: {e}", sim.upstream.base),
             )
                 .into_response();
         }
@@ -202,6 +214,9 @@ async fn aws(
             &source_ip,
             &user_agent,
         );
+        if status.is_success() && call.service == "cloudtrail" {
+            answer = crate::answers::cloudtrail(&sim, call, answer);
+        }
     }
     let mut response = Response::new(Body::from(answer));
     *response.status_mut() = status;
@@ -295,12 +310,13 @@ async fn forward(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut builder = hyper::Request::builder()
         .method(method.clone())
-        .uri(format!("{}{path}", sim.upstream));
+        .uri(format!("{}{path}", sim.upstream.base));
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
     let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
     let response = sim
+        .upstream
         .client
         .request(request)
         .await
@@ -390,6 +406,7 @@ async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     sim.faults.lock().expect("faults lock").clear();
     sim.identities.lock().expect("identities lock").clear();
     sim.clock_offset_ms.store(0, Ordering::Relaxed);
+    *sim.deliveries.lock().expect("deliveries lock") = Deliveries::default();
     let uri: axum::http::Uri = "/moto-api/reset".parse().expect("valid uri");
     match forward(
         &sim,
@@ -473,6 +490,11 @@ async fn set_clock(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Resp
 }
 
 /// `{"enabled": false}` turns LookupEvents' rate limit off.
+/// Runs a delivery now and reports what went where.
+async fn deliver_now(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(delivery::run(&sim).await)
+}
+
 async fn set_throttle(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
     let Some(enabled) = body["enabled"].as_bool() else {
         return bad_request("expected {\"enabled\": bool}");

@@ -1,144 +1,12 @@
 //! trailsim against a real moto, through the real Rust SDK: what it records, what
 //! LookupEvents answers, its rate limit, faults and control API.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
-use aws_sdk_s3::config::Credentials;
+mod support;
+
 use aws_smithy_types::DateTime;
-use serde_json::{Value, json};
-use std::path::Path;
-use std::sync::OnceLock;
+use serde_json::json;
 use std::time::{Duration, Instant};
-use testbed::Guarded;
-
-fn trailsim() -> &'static Guarded {
-    static SIM: OnceLock<Guarded> = OnceLock::new();
-    SIM.get_or_init(|| {
-        testbed::start_guarded(
-            Path::new(env!("CARGO_BIN_EXE_trailsim")),
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                &testbed::moto().endpoint,
-            ],
-            &[],
-        )
-    })
-}
-
-async fn config(credentials: Credentials, attempts: u32) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&trailsim().endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(attempts))
-        .load()
-        .await
-}
-
-/// A test principal in a fresh account: AssumeRole through trailsim, so it learns the keys.
-struct Principal {
-    account: String,
-    arn: String,
-    sdk: SdkConfig,
-}
-
-async fn principal(attempts: u32) -> Principal {
-    let base = config(
-        Credentials::new("AKIAIOSFODNN7EXAMPLE", "not-a-secret", None, None, "tests"),
-        3,
-    )
-    .await;
-    let account = testbed::fresh_account();
-    let out = aws_sdk_sts::Client::new(&base)
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/auditor"))
-        .role_session_name("trailsim-tests")
-        .send()
-        .await
-        .expect("AssumeRole through trailsim");
-    let c = out.credentials().unwrap();
-    let arn = out.assumed_role_user().unwrap().arn().to_string();
-    let sdk = config(
-        Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "tests",
-        ),
-        attempts,
-    )
-    .await;
-    Principal { account, arn, sdk }
-}
-
-impl Principal {
-    fn cloudtrail(&self) -> aws_sdk_cloudtrail::Client {
-        aws_sdk_cloudtrail::Client::new(&self.sdk)
-    }
-
-    fn s3(&self) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.sdk)
-                .force_path_style(true)
-                .build(),
-        )
-    }
-
-    /// The records LookupEvents returns for `event_name`, parsed.
-    async fn lookup(&self, event_name: &str) -> Vec<(aws_sdk_cloudtrail::types::Event, Value)> {
-        let out = self
-            .cloudtrail()
-            .lookup_events()
-            .lookup_attributes(
-                LookupAttribute::builder()
-                    .attribute_key(LookupAttributeKey::EventName)
-                    .attribute_value(event_name)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("LookupEvents");
-        out.events()
-            .iter()
-            .map(|e| {
-                let record = serde_json::from_str(e.cloud_trail_event().unwrap()).unwrap();
-                (e.clone(), record)
-            })
-            .collect()
-    }
-
-    async fn trail(&self) -> String {
-        let bucket = format!("trailsim-{}", self.account);
-        self.s3()
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap();
-        let arn = self
-            .cloudtrail()
-            .create_trail()
-            .name("lab")
-            .s3_bucket_name(&bucket)
-            .send()
-            .await
-            .unwrap()
-            .trail_arn()
-            .unwrap()
-            .to_string();
-        self.cloudtrail()
-            .start_logging()
-            .name(&arn)
-            .send()
-            .await
-            .unwrap();
-        arn
-    }
-}
+use support::{post, principal};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_logging_by_a_test_principal_is_in_lookup_events_with_its_arn() {
@@ -358,28 +226,4 @@ async fn injected_faults_answer_as_aws_then_stop() {
         &json!({"kind": "gremlins", "count": 1}),
     );
     assert_eq!(code, 400, "{body}");
-}
-
-/// POST a JSON body to trailsim's control API.
-fn post(path: &str, body: &Value) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = trailsim()
-        .endpoint
-        .trim_start_matches("http://")
-        .to_string();
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    let text = body.to_string();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (
-        head.split_whitespace().nth(1).unwrap().parse().unwrap(),
-        body.to_string(),
-    )
 }

@@ -1,0 +1,83 @@
+//! CloudTrail answers trailsim corrects on their way back from moto: GetTrailStatus carries
+//! what trailsim's delivery engine knows (moto sets LatestDeliveryTime to "now" on every call
+//! while logging), GetEventSelectors gives a new trail AWS's default selector (moto gives
+//! none), and StartLogging/StopLogging move the delivery state.
+
+use crate::call::Call;
+use crate::delivery;
+use crate::server::Sim;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
+    let account = sim
+        .identities
+        .lock()
+        .expect("identities lock")
+        .of(&call.access_key_id)
+        .account_id;
+    let name = call.parameters["Name"]
+        .as_str()
+        .or(call.parameters["TrailName"].as_str());
+    let Some(name) = name else {
+        return answer;
+    };
+    let arn = delivery::trail_arn(name, &account, &call.region);
+    match call.operation.as_str() {
+        "StartLogging" | "StopLogging" => {
+            let seq = sim.history.lock().expect("history lock").last_seq();
+            let mut d = sim.deliveries.lock().expect("deliveries lock");
+            if call.operation == "StartLogging" {
+                d.started(&arn, sim.now(), seq);
+            } else {
+                d.stopped(&arn, sim.now(), seq);
+            }
+            answer
+        }
+        "GetTrailStatus" => {
+            let Ok(mut v) = serde_json::from_slice::<Value>(&answer) else {
+                return answer;
+            };
+            let known = sim
+                .deliveries
+                .lock()
+                .expect("deliveries lock")
+                .trails
+                .get(&arn)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|k, _| k == "IsLogging");
+                let epoch = |t: DateTime<Utc>| json!(t.timestamp_millis() as f64 / 1000.0);
+                let fields = [
+                    ("LatestDeliveryTime", known.latest_delivery_time.map(epoch)),
+                    (
+                        "LatestDeliveryError",
+                        known.latest_delivery_error.map(|e| json!(e)),
+                    ),
+                    ("StartLoggingTime", known.start_logging_time.map(epoch)),
+                    ("StopLoggingTime", known.stop_logging_time.map(epoch)),
+                ];
+                for (k, value) in fields {
+                    if let Some(value) = value {
+                        o.insert(k.into(), value);
+                    }
+                }
+            }
+            Bytes::from(v.to_string())
+        }
+        "GetEventSelectors" => {
+            let Ok(mut v) = serde_json::from_slice::<Value>(&answer) else {
+                return answer;
+            };
+            let empty = |k: &str| v[k].as_array().is_none_or(Vec::is_empty);
+            if empty("EventSelectors") && empty("AdvancedEventSelectors") {
+                v["EventSelectors"] = json!([{"ReadWriteType": "All", "IncludeManagementEvents": true,
+                    "DataResources": [], "ExcludeManagementEventSources": []}]);
+            }
+            Bytes::from(v.to_string())
+        }
+        _ => answer,
+    }
+}

@@ -1,0 +1,458 @@
+//! Log delivery: for each logging trail, the recorded events in its scope go as gzipped
+//! `{"Records":[...]}` files under CloudTrail's key layout into the trail's bucket in moto.
+//! Nothing while stopped, except a final delivery up to the StopLogging event. What
+//! delivery did (and why it failed) feeds GetTrailStatus.
+
+use crate::history::Event;
+use crate::server::Sim;
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::io::Write;
+
+/// A trail as moto describes it, with its status and selectors.
+#[derive(Debug, Clone)]
+pub struct TrailInfo {
+    pub arn: String,
+    pub name: String,
+    pub account: String,
+    pub home_region: String,
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub multi_region: bool,
+    pub include_global: bool,
+    pub is_logging: bool,
+    /// The GetEventSelectors answer.
+    pub selectors: Value,
+}
+
+/// What trailsim knows of one trail's delivery (keyed by trail ARN).
+#[derive(Debug, Clone, Default)]
+pub struct TrailDelivery {
+    /// Events up to this sequence number are delivered (or skipped while stopped).
+    pub cursor: Option<u64>,
+    /// The sequence number of the StopLogging event, for the final delivery.
+    pub stop_seq: Option<u64>,
+    pub latest_delivery_time: Option<DateTime<Utc>>,
+    pub latest_delivery_error: Option<String>,
+    pub start_logging_time: Option<DateTime<Utc>>,
+    pub stop_logging_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct Deliveries {
+    pub trails: HashMap<String, TrailDelivery>,
+}
+
+impl Deliveries {
+    /// StartLogging went through at `time`; `last_seq` is the StartLogging event's number.
+    pub fn started(&mut self, arn: &str, time: DateTime<Utc>, last_seq: u64) {
+        let t = self.trails.entry(arn.to_string()).or_default();
+        t.start_logging_time = Some(time);
+        // Events while stopped are never delivered; the StartLogging event itself is.
+        t.cursor = Some(last_seq.saturating_sub(1));
+        t.stop_seq = None;
+    }
+
+    /// StopLogging went through at `time`; `last_seq` is the StopLogging event's number.
+    pub fn stopped(&mut self, arn: &str, time: DateTime<Utc>, last_seq: u64) {
+        let t = self.trails.entry(arn.to_string()).or_default();
+        t.stop_logging_time = Some(time);
+        t.stop_seq = Some(last_seq);
+    }
+
+    /// The range of sequence numbers to deliver now for a trail, and where the cursor goes.
+    /// `None` when there is nothing to deliver.
+    pub fn pending(&mut self, trail: &TrailInfo, last_seq: u64) -> Option<(u64, u64)> {
+        let t = self.trails.entry(trail.arn.clone()).or_default();
+        // A trail first seen now delivers from now on.
+        let cursor = *t.cursor.get_or_insert(last_seq);
+        let upto = if trail.is_logging {
+            last_seq
+        } else {
+            t.stop_seq.unwrap_or(cursor)
+        };
+        (upto > cursor).then_some((cursor, upto))
+    }
+}
+
+/// Sources CloudTrail treats as global service events.
+const GLOBAL_SOURCES: &[&str] = &["iam.amazonaws.com", "cloudfront.amazonaws.com"];
+
+/// Does `trail` deliver `event`: its account, its regions, global service events, and the
+/// management events its selectors keep.
+pub fn in_scope(trail: &TrailInfo, event: &Event) -> bool {
+    let r = &event.record;
+    if event.account != trail.account || r["managementEvent"] == false {
+        return false;
+    }
+    let source = r["eventSource"].as_str().unwrap_or_default();
+    if GLOBAL_SOURCES.contains(&source) {
+        if !trail.include_global {
+            return false;
+        }
+    } else if !trail.multi_region && event.region != trail.home_region {
+        return false;
+    }
+    let read_only = r["readOnly"].as_bool().unwrap_or(false);
+    keeps_management(&trail.selectors, source, read_only)
+}
+
+fn keeps_management(selectors: &Value, source: &str, read_only: bool) -> bool {
+    let advanced = selectors["AdvancedEventSelectors"].as_array();
+    if let Some(list) = advanced.filter(|l| !l.is_empty()) {
+        return list.iter().any(|sel| {
+            let fields = sel["FieldSelectors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let field = |name: &str| fields.iter().find(|f| f["Field"] == name).cloned();
+            let has = |f: &Value, key: &str, v: &str| {
+                f[key].as_array().is_some_and(|l| l.iter().any(|x| x == v))
+            };
+            let management =
+                field("eventCategory").is_some_and(|f| has(&f, "Equals", "Management"));
+            let ro = read_only.to_string();
+            let read_ok = field("readOnly").is_none_or(|f| {
+                f["Equals"]
+                    .as_array()
+                    .is_none_or(|l| l.is_empty() || has(&f, "Equals", &ro))
+            });
+            let source_ok = field("eventSource").is_none_or(|f| {
+                !has(&f, "NotEquals", source)
+                    && f["Equals"]
+                        .as_array()
+                        .is_none_or(|l| l.is_empty() || has(&f, "Equals", source))
+            });
+            management && read_ok && source_ok
+        });
+    }
+    let basic = selectors["EventSelectors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if basic.is_empty() {
+        // AWS's default for a trail without selectors: all management events.
+        return true;
+    }
+    basic.iter().any(|sel| {
+        let include = sel["IncludeManagementEvents"].as_bool().unwrap_or(true);
+        let rw = match sel["ReadWriteType"].as_str().unwrap_or("All") {
+            "ReadOnly" => read_only,
+            "WriteOnly" => !read_only,
+            _ => true,
+        };
+        let excluded = sel["ExcludeManagementEventSources"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x == source));
+        include && rw && !excluded
+    })
+}
+
+/// `{P}AWSLogs/{acct}/CloudTrail/{region}/YYYY/MM/DD/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`
+pub fn log_key(
+    prefix: Option<&str>,
+    account: &str,
+    region: &str,
+    delivered: DateTime<Utc>,
+    unique: &str,
+) -> String {
+    let p = match prefix.map(|p| p.trim_matches('/')) {
+        Some(p) if !p.is_empty() => format!("{p}/"),
+        _ => String::new(),
+    };
+    format!(
+        "{p}AWSLogs/{account}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}_{unique}.json.gz",
+        delivered.format("%Y/%m/%d"),
+        delivered.format("%Y%m%dT%H%MZ"),
+    )
+}
+
+/// 16 letters and digits that "have no meaning", as in real file names.
+pub fn unique16() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
+}
+
+/// The gzipped log file for `records`.
+pub fn log_file(records: &[Value]) -> Vec<u8> {
+    let body = json!({ "Records": records }).to_string();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(body.as_bytes()).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
+/// `{name}` or an ARN → the trail's ARN, in the caller's account and region.
+pub fn trail_arn(name_or_arn: &str, account: &str, region: &str) -> String {
+    if name_or_arn.starts_with("arn:") {
+        name_or_arn.to_string()
+    } else {
+        format!("arn:aws:cloudtrail:{region}:{account}:trail/{name_or_arn}")
+    }
+}
+
+/// One delivery run over every account trailsim knows: returns what went where.
+pub async fn run(sim: &Sim) -> Value {
+    let _one_at_a_time = sim.delivering.lock().await;
+    let accounts = sim.identities.lock().expect("identities lock").accounts();
+    let mut delivered = Vec::new();
+    let mut errors = Vec::new();
+    for (account, key) in accounts {
+        let trails = describe_trails(sim, &account, &key, &mut errors).await;
+        for trail in trails.values() {
+            let now = sim.now();
+            let (by_region, upto) = {
+                let history = sim.history.lock().expect("history lock");
+                let mut d = sim.deliveries.lock().expect("deliveries lock");
+                let Some((from, upto)) = d.pending(trail, history.last_seq()) else {
+                    continue;
+                };
+                let mut by_region: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+                for e in history.since(&account, from) {
+                    if e.seq <= upto && in_scope(trail, &e) {
+                        by_region
+                            .entry(e.region.clone())
+                            .or_default()
+                            .push(e.record);
+                    }
+                }
+                (by_region, upto)
+            };
+            let mut failure = None;
+            for (region, records) in &by_region {
+                let object = log_key(trail.prefix.as_deref(), &account, region, now, &unique16());
+                let body = log_file(records);
+                let put = sim
+                    .upstream
+                    .put_object(&key, &trail.home_region, &trail.bucket, &object, body, &[])
+                    .await;
+                match put {
+                    Ok(()) => delivered.push(json!({"trail": trail.arn, "bucket": trail.bucket,
+                        "key": object, "records": records.len()})),
+                    Err(code) => failure = Some(code),
+                }
+            }
+            let mut d = sim.deliveries.lock().expect("deliveries lock");
+            let t = d.trails.entry(trail.arn.clone()).or_default();
+            match failure {
+                // The cursor stays: the next run tries again, as CloudTrail does.
+                Some(code) => {
+                    errors.push(json!({"trail": trail.arn, "error": code}));
+                    t.latest_delivery_error = Some(code);
+                }
+                None => {
+                    t.cursor = Some(upto);
+                    t.latest_delivery_error = None;
+                    if !by_region.is_empty() {
+                        t.latest_delivery_time = Some(now);
+                    }
+                }
+            }
+        }
+    }
+    json!({"delivered": delivered, "errors": errors})
+}
+
+/// The account's own trails, in every region it has events in, with status and selectors.
+async fn describe_trails(
+    sim: &Sim,
+    account: &str,
+    key: &str,
+    errors: &mut Vec<Value>,
+) -> BTreeMap<String, TrailInfo> {
+    let mut regions = sim
+        .history
+        .lock()
+        .expect("history lock")
+        .regions_of(account);
+    regions.insert("us-east-1".to_string());
+    let mut trails = BTreeMap::new();
+    let all = json!({"includeShadowTrails": true});
+    for region in &regions {
+        match sim
+            .upstream
+            .cloudtrail(key, region, "DescribeTrails", &all)
+            .await
+        {
+            Ok(v) => {
+                for t in v["trailList"].as_array().into_iter().flatten() {
+                    if let Some(info) = trail_info(t, account) {
+                        trails.entry(info.arn.clone()).or_insert(info);
+                    }
+                }
+            }
+            Err(e) => errors.push(json!({"account": account, "region": region, "error": e})),
+        }
+    }
+    for trail in trails.values_mut() {
+        let home = trail.home_region.clone();
+        let by_arn = json!({"Name": trail.arn});
+        match sim
+            .upstream
+            .cloudtrail(key, &home, "GetTrailStatus", &by_arn)
+            .await
+        {
+            Ok(v) => trail.is_logging = v["IsLogging"].as_bool().unwrap_or(false),
+            Err(e) => errors.push(json!({"trail": trail.arn, "error": e})),
+        }
+        let by_arn = json!({"TrailName": trail.arn});
+        if let Ok(v) = sim
+            .upstream
+            .cloudtrail(key, &home, "GetEventSelectors", &by_arn)
+            .await
+        {
+            trail.selectors = v;
+        }
+    }
+    trails
+}
+
+fn trail_info(t: &Value, account: &str) -> Option<TrailInfo> {
+    let arn = t["TrailARN"].as_str()?.to_string();
+    // Shadows of other accounts' trails are theirs to deliver.
+    if arn.split(':').nth(4) != Some(account) {
+        return None;
+    }
+    Some(TrailInfo {
+        name: t["Name"].as_str().unwrap_or_default().to_string(),
+        account: account.to_string(),
+        home_region: t["HomeRegion"].as_str().unwrap_or("us-east-1").to_string(),
+        bucket: t["S3BucketName"].as_str()?.to_string(),
+        prefix: t["S3KeyPrefix"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
+        multi_region: t["IsMultiRegionTrail"].as_bool().unwrap_or(false),
+        include_global: t["IncludeGlobalServiceEvents"].as_bool().unwrap_or(true),
+        is_logging: false,
+        selectors: Value::Null,
+        arn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn trail() -> TrailInfo {
+        TrailInfo {
+            arn: "arn:aws:cloudtrail:us-east-1:111122223333:trail/lab".into(),
+            name: "lab".into(),
+            account: "111122223333".into(),
+            home_region: "us-east-1".into(),
+            bucket: "logs".into(),
+            prefix: None,
+            multi_region: false,
+            include_global: true,
+            is_logging: true,
+            selectors: json!({"EventSelectors": []}),
+        }
+    }
+
+    fn event(region: &str, source: &str, read_only: bool) -> Event {
+        Event {
+            seq: 1,
+            account: "111122223333".into(),
+            region: region.into(),
+            time: Utc::now(),
+            visible_at: Utc::now(),
+            record: json!({"eventSource": source, "readOnly": read_only, "managementEvent": true}),
+        }
+    }
+
+    #[test]
+    fn regions_and_global_events() {
+        let mut t = trail();
+        assert!(in_scope(&t, &event("us-east-1", "s3.amazonaws.com", false)));
+        assert!(!in_scope(
+            &t,
+            &event("eu-west-1", "s3.amazonaws.com", false)
+        ));
+        t.multi_region = true;
+        assert!(in_scope(&t, &event("eu-west-1", "s3.amazonaws.com", false)));
+        assert!(in_scope(
+            &t,
+            &event("us-east-1", "iam.amazonaws.com", false)
+        ));
+        t.include_global = false;
+        assert!(!in_scope(
+            &t,
+            &event("us-east-1", "iam.amazonaws.com", false)
+        ));
+        let mut other = event("us-east-1", "s3.amazonaws.com", false);
+        other.account = "999999999999".into();
+        assert!(!in_scope(&t, &other));
+    }
+
+    #[test]
+    fn selectors_decide_management_events() {
+        let mut t = trail();
+        t.selectors = json!({"EventSelectors": [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true}]});
+        assert!(in_scope(
+            &t,
+            &event("us-east-1", "kms.amazonaws.com", false)
+        ));
+        assert!(!in_scope(
+            &t,
+            &event("us-east-1", "kms.amazonaws.com", true)
+        ));
+        t.selectors = json!({"EventSelectors": [{"ReadWriteType": "All", "ExcludeManagementEventSources": ["kms.amazonaws.com"]}]});
+        assert!(!in_scope(
+            &t,
+            &event("us-east-1", "kms.amazonaws.com", false)
+        ));
+        t.selectors = json!({"AdvancedEventSelectors": [{"FieldSelectors": [
+            {"Field": "eventCategory", "Equals": ["Data"]}]}]});
+        assert!(!in_scope(
+            &t,
+            &event("us-east-1", "s3.amazonaws.com", false)
+        ));
+        t.selectors = json!({"AdvancedEventSelectors": [{"FieldSelectors": [
+            {"Field": "eventCategory", "Equals": ["Management"]},
+            {"Field": "readOnly", "Equals": ["true"]}]}]});
+        assert!(in_scope(&t, &event("us-east-1", "s3.amazonaws.com", true)));
+        assert!(!in_scope(
+            &t,
+            &event("us-east-1", "s3.amazonaws.com", false)
+        ));
+    }
+
+    #[test]
+    fn the_real_key_layout() {
+        let t = Utc.with_ymd_and_hms(2015, 8, 1, 2, 10, 59).unwrap();
+        assert_eq!(
+            log_key(None, "111122223333", "us-east-2", t, "Mu0KsOhtH1ar15ZZ"),
+            "AWSLogs/111122223333/CloudTrail/us-east-2/2015/08/01/111122223333_CloudTrail_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz"
+        );
+        assert!(log_key(Some("audit/"), "1", "r", t, "u").starts_with("audit/AWSLogs/1/"));
+        assert_eq!(unique16().len(), 16);
+    }
+
+    #[test]
+    fn stopped_trails_deliver_up_to_the_stop_then_nothing() {
+        let mut d = Deliveries::default();
+        let mut t = trail();
+        d.started(&t.arn, Utc::now(), 10);
+        assert_eq!(d.pending(&t, 15), Some((9, 15)));
+        d.trails.get_mut(&t.arn).unwrap().cursor = Some(15);
+        d.stopped(&t.arn, Utc::now(), 17);
+        t.is_logging = false;
+        assert_eq!(
+            d.pending(&t, 20),
+            Some((15, 17)),
+            "final delivery up to StopLogging"
+        );
+        d.trails.get_mut(&t.arn).unwrap().cursor = Some(17);
+        assert_eq!(d.pending(&t, 25), None, "nothing while stopped");
+        d.started(&t.arn, Utc::now(), 30);
+        t.is_logging = true;
+        assert_eq!(
+            d.pending(&t, 31),
+            Some((29, 31)),
+            "events while stopped are skipped"
+        );
+    }
+}

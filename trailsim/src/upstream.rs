@@ -1,0 +1,114 @@
+//! trailsim's own calls to moto (reading trails, writing log files). moto checks no
+//! signatures, but tells accounts apart by the access key in the credential scope: each call
+//! carries a key moto maps to the account it acts for.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct Upstream {
+    pub base: String,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// An answer from moto: status and body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl Upstream {
+    fn authorization(key: &str, region: &str, service: &str) -> String {
+        let date = chrono::Utc::now().format("%Y%m%d");
+        format!(
+            "AWS4-HMAC-SHA256 Credential={key}/{date}/{region}/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=trailsim"
+        )
+    }
+
+    async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Answer, String> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Answer { status, body })
+    }
+
+    /// A CloudTrail JSON call (`DescribeTrails`, ...) as `key`'s account in `region`.
+    pub async fn cloudtrail(
+        &self,
+        key: &str,
+        region: &str,
+        operation: &str,
+        body: &Value,
+    ) -> Result<Value, String> {
+        let request = hyper::Request::post(format!("{}/", self.base))
+            .header(
+                "authorization",
+                Self::authorization(key, region, "cloudtrail"),
+            )
+            .header(
+                "x-amz-date",
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+            )
+            .header("x-amz-target", format!("CloudTrail_20131101.{operation}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let answer = self.send(request).await?;
+        if !(200..300).contains(&answer.status) {
+            let (code, message) = crate::record::error_of(answer.status, &answer.body);
+            return Err(format!("{operation}: {code}: {message}"));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| format!("{operation}: {e}"))
+    }
+
+    /// S3 PutObject as `key`'s account; `Err` carries the S3 error code.
+    pub async fn put_object(
+        &self,
+        key: &str,
+        region: &str,
+        bucket: &str,
+        object: &str,
+        body: Vec<u8>,
+        metadata: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let path: String = object
+            .split('/')
+            .map(|s| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut request = hyper::Request::put(format!("{}/{bucket}/{path}", self.base))
+            .header("authorization", Self::authorization(key, region, "s3"))
+            .header(
+                "x-amz-date",
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+            )
+            .header("content-type", "application/x-gzip");
+        for (name, value) in metadata {
+            request = request.header(format!("x-amz-meta-{name}"), *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let answer = self.send(request).await?;
+        if (200..300).contains(&answer.status) {
+            Ok(())
+        } else {
+            Err(crate::record::error_of(answer.status, &answer.body).0)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! What trailsim's integration tests share: one trailsim in front of the test bed's moto per
+//! test binary, a test principal in a fresh account, the SDK pointed at trailsim, and the
+//! control API.
+
+#![allow(dead_code)]
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+use aws_sdk_s3::config::Credentials;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::OnceLock;
+use testbed::Guarded;
+
+pub fn trailsim() -> &'static Guarded {
+    static SIM: OnceLock<Guarded> = OnceLock::new();
+    SIM.get_or_init(|| {
+        testbed::start_guarded(
+            Path::new(env!("CARGO_BIN_EXE_trailsim")),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &testbed::moto().endpoint,
+            ],
+            &[],
+        )
+    })
+}
+
+pub async fn config(credentials: Credentials, attempts: u32) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&trailsim().endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(attempts))
+        .load()
+        .await
+}
+
+/// A test principal in a fresh account: AssumeRole through trailsim, so it learns the keys.
+pub struct Principal {
+    pub account: String,
+    pub arn: String,
+    pub sdk: SdkConfig,
+}
+
+pub async fn principal(attempts: u32) -> Principal {
+    let base = config(
+        Credentials::new("AKIAIOSFODNN7EXAMPLE", "not-a-secret", None, None, "tests"),
+        3,
+    )
+    .await;
+    let account = testbed::fresh_account();
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/auditor"))
+        .role_session_name("trailsim-tests")
+        .send()
+        .await
+        .expect("AssumeRole through trailsim");
+    let c = out.credentials().unwrap();
+    let arn = out.assumed_role_user().unwrap().arn().to_string();
+    let sdk = config(
+        Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "tests",
+        ),
+        attempts,
+    )
+    .await;
+    Principal { account, arn, sdk }
+}
+
+impl Principal {
+    pub fn cloudtrail(&self) -> aws_sdk_cloudtrail::Client {
+        aws_sdk_cloudtrail::Client::new(&self.sdk)
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// The records LookupEvents returns for `event_name`, parsed.
+    pub async fn lookup(&self, event_name: &str) -> Vec<(aws_sdk_cloudtrail::types::Event, Value)> {
+        let out = self
+            .cloudtrail()
+            .lookup_events()
+            .lookup_attributes(
+                LookupAttribute::builder()
+                    .attribute_key(LookupAttributeKey::EventName)
+                    .attribute_value(event_name)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("LookupEvents");
+        out.events()
+            .iter()
+            .map(|e| {
+                let record = serde_json::from_str(e.cloud_trail_event().unwrap()).unwrap();
+                (e.clone(), record)
+            })
+            .collect()
+    }
+
+    pub async fn trail(&self) -> String {
+        let bucket = format!("trailsim-{}", self.account);
+        self.s3()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let arn = self
+            .cloudtrail()
+            .create_trail()
+            .name("lab")
+            .s3_bucket_name(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .trail_arn()
+            .unwrap()
+            .to_string();
+        self.cloudtrail()
+            .start_logging()
+            .name(&arn)
+            .send()
+            .await
+            .unwrap();
+        arn
+    }
+}
+
+/// POST a JSON body to trailsim's control API.
+pub fn post(path: &str, body: &Value) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = trailsim()
+        .endpoint
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let text = body.to_string();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (
+        head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
