@@ -30,6 +30,11 @@ pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
             let mut d = sim.deliveries.lock().expect("deliveries lock");
             if call.operation == "StartLogging" {
                 d.started(&arn, sim.now(), seq);
+                // A restart begins new digest chains.
+                sim.digests
+                    .lock()
+                    .expect("digests lock")
+                    .restart(&arn, sim.now());
             } else {
                 d.stopped(&arn, sim.now(), seq);
             }
@@ -47,6 +52,13 @@ pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
                 .get(&arn)
                 .cloned()
                 .unwrap_or_default();
+            let digest_time = sim
+                .digests
+                .lock()
+                .expect("digests lock")
+                .latest_delivery
+                .get(&arn)
+                .copied();
             if let Some(o) = v.as_object_mut() {
                 o.retain(|k, _| k == "IsLogging");
                 let epoch = |t: DateTime<Utc>| json!(t.timestamp_millis() as f64 / 1000.0);
@@ -58,6 +70,7 @@ pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
                     ),
                     ("StartLoggingTime", known.start_logging_time.map(epoch)),
                     ("StopLoggingTime", known.stop_logging_time.map(epoch)),
+                    ("LatestDigestDeliveryTime", digest_time.map(epoch)),
                 ];
                 for (k, value) in fields {
                     if let Some(value) = value {

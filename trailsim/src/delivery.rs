@@ -25,6 +25,7 @@ pub struct TrailInfo {
     pub multi_region: bool,
     pub include_global: bool,
     pub is_logging: bool,
+    pub log_file_validation: bool,
     /// The GetEventSelectors answer.
     pub selectors: Value,
 }
@@ -176,11 +177,14 @@ pub fn unique16() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
 }
 
-/// The gzipped log file for `records`.
-pub fn log_file(records: &[Value]) -> Vec<u8> {
-    let body = json!({ "Records": records }).to_string();
+/// The uncompressed log file for `records`: what digests hash.
+pub fn log_json(records: &[Value]) -> Vec<u8> {
+    json!({ "Records": records }).to_string().into_bytes()
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-    gz.write_all(body.as_bytes()).expect("writing to memory");
+    gz.write_all(bytes).expect("writing to memory");
     gz.finish().expect("writing to memory")
 }
 
@@ -223,14 +227,35 @@ pub async fn run(sim: &Sim) -> Value {
             let mut failure = None;
             for (region, records) in &by_region {
                 let object = log_key(trail.prefix.as_deref(), &account, region, now, &unique16());
-                let body = log_file(records);
+                let json = log_json(records);
                 let put = sim
                     .upstream
-                    .put_object(&key, &trail.home_region, &trail.bucket, &object, body, &[])
+                    .put_object(
+                        &key,
+                        &trail.home_region,
+                        &trail.bucket,
+                        &object,
+                        gzip(&json),
+                        &[],
+                    )
                     .await;
                 match put {
-                    Ok(()) => delivered.push(json!({"trail": trail.arn, "bucket": trail.bucket,
-                        "key": object, "records": records.len()})),
+                    Ok(()) => {
+                        if trail.log_file_validation {
+                            let times = records.iter().filter_map(|r| r["eventTime"].as_str());
+                            let file = crate::digest::LogFile {
+                                bucket: trail.bucket.clone(),
+                                key: object.clone(),
+                                sha256: crate::digest::sha256_hex(&json),
+                                newest_event_time: times.clone().max().map(str::to_string),
+                                oldest_event_time: times.min().map(str::to_string),
+                            };
+                            let mut digests = sim.digests.lock().expect("digests lock");
+                            digests.add_file(&trail.arn, region, file, now);
+                        }
+                        delivered.push(json!({"trail": trail.arn, "bucket": trail.bucket,
+                            "key": object, "records": records.len()}));
+                    }
                     Err(code) => failure = Some(code),
                 }
             }
@@ -256,7 +281,7 @@ pub async fn run(sim: &Sim) -> Value {
 }
 
 /// The account's own trails, in every region it has events in, with status and selectors.
-async fn describe_trails(
+pub(crate) async fn describe_trails(
     sim: &Sim,
     account: &str,
     key: &str,
@@ -327,6 +352,7 @@ fn trail_info(t: &Value, account: &str) -> Option<TrailInfo> {
         multi_region: t["IsMultiRegionTrail"].as_bool().unwrap_or(false),
         include_global: t["IncludeGlobalServiceEvents"].as_bool().unwrap_or(true),
         is_logging: false,
+        log_file_validation: t["LogFileValidationEnabled"].as_bool().unwrap_or(false),
         selectors: Value::Null,
         arn,
     })
@@ -348,6 +374,7 @@ mod tests {
             multi_region: false,
             include_global: true,
             is_logging: true,
+            log_file_validation: false,
             selectors: json!({"EventSelectors": []}),
         }
     }

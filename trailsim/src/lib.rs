@@ -10,6 +10,8 @@
 pub mod answers;
 pub mod call;
 pub mod delivery;
+pub mod digest;
+pub mod digest_run;
 pub mod faults;
 pub mod history;
 pub mod identity;

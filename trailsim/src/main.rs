@@ -32,6 +32,10 @@ struct Cli {
     /// POST /_trailsim/deliver delivers at once.
     #[arg(long, default_value_t = 300.0)]
     delivery_interval: f64,
+    /// Seconds between digest files of trails with log file validation (AWS: 3600).
+    /// POST /_trailsim/digest writes them at once.
+    #[arg(long, default_value_t = 3600.0)]
+    digest_interval: f64,
 }
 
 #[tokio::main]
@@ -67,6 +71,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             loop {
                 tick.tick().await;
                 trailsim::delivery::run(&sim).await;
+            }
+        });
+    }
+    {
+        let sim = sim.clone();
+        let every = Duration::from_secs_f64(cli.digest_interval.max(1.0));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                trailsim::digest_run::run(&sim).await;
             }
         });
     }

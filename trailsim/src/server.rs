@@ -44,6 +44,8 @@ pub struct Sim {
     pub(crate) upstream: Upstream,
     pub(crate) identities: Mutex<Identities>,
     pub(crate) deliveries: Mutex<Deliveries>,
+    pub(crate) digests: Mutex<crate::digest::Digests>,
+    pub(crate) signer: crate::digest::Signer,
     /// One delivery run at a time (timer and control API).
     pub(crate) delivering: tokio::sync::Mutex<()>,
     pub(crate) history: Mutex<History>,
@@ -65,6 +67,8 @@ impl Sim {
             },
             identities: Mutex::default(),
             deliveries: Mutex::default(),
+            digests: Mutex::default(),
+            signer: crate::digest::Signer::generate(Utc::now()),
             delivering: tokio::sync::Mutex::new(()),
             history: Mutex::default(),
             limiter: Mutex::default(),
@@ -102,6 +106,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_trailsim/clock", post(set_clock))
         .route("/_trailsim/throttle", post(set_throttle))
         .route("/_trailsim/deliver", post(deliver_now))
+        .route("/_trailsim/digest", post(digest_now))
         .route("/_trailsim/health", get(|| async { "ok\n" }))
         .fallback(aws)
         .with_state(sim)
@@ -180,6 +185,24 @@ async fn aws(
         }
         if call.service == "cloudtrail" && call.operation == "LookupEvents" {
             return lookup_events(&sim, call, &source_ip, &user_agent);
+        }
+        if call.service == "cloudtrail" && call.operation == "ListPublicKeys" {
+            let body = json!({"PublicKeyList": [sim.signer.list_entry()]}).to_string();
+            record_call(
+                &sim,
+                call,
+                200,
+                body.as_bytes(),
+                None,
+                &source_ip,
+                &user_agent,
+            );
+            let mut response = Response::new(Body::from(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                "application/x-amz-json-1.1".parse().expect("valid header"),
+            );
+            return response;
         }
     }
 
@@ -407,6 +430,7 @@ async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     sim.identities.lock().expect("identities lock").clear();
     sim.clock_offset_ms.store(0, Ordering::Relaxed);
     *sim.deliveries.lock().expect("deliveries lock") = Deliveries::default();
+    *sim.digests.lock().expect("digests lock") = Default::default();
     let uri: axum::http::Uri = "/moto-api/reset".parse().expect("valid uri");
     match forward(
         &sim,
@@ -490,6 +514,11 @@ async fn set_clock(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Resp
 }
 
 /// `{"enabled": false}` turns LookupEvents' rate limit off.
+/// Writes digests now (after any delivery) and reports them.
+async fn digest_now(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(crate::digest_run::run(&sim).await)
+}
+
 /// Runs a delivery now and reports what went where.
 async fn deliver_now(State(sim): State<Arc<Sim>>) -> Json<Value> {
     Json(delivery::run(&sim).await)

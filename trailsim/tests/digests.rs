@@ -1,0 +1,218 @@
+//! trailsim's digest files, checked the way a strict validator would: signatures with the
+//! key ListPublicKeys serves, links to the actual previous digest, listed log file hashes,
+//! chain restarts after StopLogging/StartLogging, empty digests for quiet intervals.
+
+mod support;
+
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+use flate2::read::GzDecoder;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::Read;
+use support::{Principal, post, principal};
+
+fn control(path: &str) {
+    let (code, body) = post(path, &json!({}));
+    assert_eq!(code, 200, "{body}");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The uncompressed bytes and the metadata signature of an object.
+async fn fetch(p: &Principal, bucket: &str, key: &str) -> (Vec<u8>, Option<String>) {
+    let o = p
+        .s3()
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let signature = o.metadata().and_then(|m| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("signature"))
+            .map(|(_, v)| v.clone())
+    });
+    let gz = o.body.collect().await.unwrap().into_bytes();
+    let mut raw = Vec::new();
+    GzDecoder::new(&gz[..]).read_to_end(&mut raw).unwrap();
+    (raw, signature)
+}
+
+async fn keys(p: &Principal, bucket: &str, prefix: &str) -> Vec<String> {
+    let out = p
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = out
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    // Digest keys end in their end time: lexicographic order is chronological.
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_sign_link_and_list_every_delivered_log_file() {
+    let p = principal(3).await;
+    let bucket = format!("digests-{}", p.account);
+    p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
+    let trail = p
+        .cloudtrail()
+        .create_trail()
+        .name("validated")
+        .s3_bucket_name(&bucket)
+        .enable_log_file_validation(true)
+        .send()
+        .await
+        .unwrap()
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    p.cloudtrail()
+        .start_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+
+    p.cloudtrail().describe_trails().send().await.unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+    p.cloudtrail().list_trails().send().await.unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+    // A quiet interval: an empty digest.
+    control("/_trailsim/digest");
+    p.cloudtrail()
+        .stop_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+    p.cloudtrail()
+        .start_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+
+    let listed = p.cloudtrail().list_public_keys().send().await.unwrap();
+    let key = &listed.public_key_list()[0];
+    let der = key.value().unwrap().as_ref().to_vec();
+    let fingerprint: String = <md5::Md5 as md5::Digest>::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        key.fingerprint(),
+        Some(fingerprint.as_str()),
+        "fingerprint = md5(DER)"
+    );
+    let verifier = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der);
+
+    let prefix = format!("AWSLogs/{}/CloudTrail-Digest/us-east-1/", p.account);
+    let digest_keys = keys(&p, &bucket, &prefix).await;
+    assert!(digest_keys.len() >= 5, "{digest_keys:?}");
+    let mut previous: Option<(String, String, String)> = None; // key, sha256, signature
+    let mut starts = 0;
+    let mut empty = 0;
+    let mut listed_files = Vec::new();
+    for k in &digest_keys {
+        let (raw, signature) = fetch(&p, &bucket, k).await;
+        let signature = signature.expect("signature in the object metadata");
+        let d: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(d["digestS3Object"], k.as_str());
+        assert_eq!(d["digestS3Bucket"], bucket.as_str());
+        assert_eq!(d["awsAccountId"], p.account.as_str());
+        assert_eq!(d["digestPublicKeyFingerprint"], fingerprint.as_str());
+        assert_eq!(d["digestSignatureAlgorithm"], "SHA256withRSA");
+        let sha = sha256_hex(&raw);
+        let prev_sig = d["previousDigestSignature"].as_str().unwrap_or("null");
+        let message = format!(
+            "{}\n{bucket}/{k}\n{sha}\n{prev_sig}",
+            d["digestEndTime"].as_str().unwrap()
+        );
+        assert!(
+            verifier
+                .verify(message.as_bytes(), &unhex(&signature))
+                .is_ok(),
+            "signature of {k}"
+        );
+        if d["previousDigestSignature"].is_null() {
+            assert!(d["previousDigestHashValue"].is_null());
+            starts += 1;
+        } else {
+            let (pk, psha, psig) = previous.as_ref().expect("a link needs a previous digest");
+            assert_eq!(
+                d["previousDigestS3Object"],
+                pk.as_str(),
+                "links to the actual previous"
+            );
+            assert_eq!(d["previousDigestHashValue"], psha.as_str());
+            assert_eq!(d["previousDigestSignature"], psig.as_str());
+        }
+        let files = d["logFiles"].as_array().unwrap();
+        if files.is_empty() {
+            empty += 1;
+            assert!(d["newestEventTime"].is_null());
+        }
+        for f in files {
+            listed_files.push((
+                f["s3Object"].as_str().unwrap().to_string(),
+                f["hashValue"].as_str().unwrap().to_string(),
+            ));
+        }
+        previous = Some((k.clone(), sha, signature));
+    }
+    assert_eq!(
+        starts, 2,
+        "a chain start at enablement and after StopLogging/StartLogging"
+    );
+    assert!(empty >= 1, "quiet intervals get empty digests");
+
+    let log_keys = keys(&p, &bucket, &format!("AWSLogs/{}/CloudTrail/", p.account)).await;
+    let unique: BTreeSet<&String> = listed_files.iter().map(|(k, _)| k).collect();
+    assert_eq!(unique.len(), listed_files.len(), "each file in one digest");
+    assert_eq!(
+        unique.into_iter().cloned().collect::<Vec<_>>(),
+        log_keys,
+        "every delivered log file is listed"
+    );
+    for (k, hash) in &listed_files {
+        let (raw, _) = fetch(&p, &bucket, k).await;
+        assert_eq!(&sha256_hex(&raw), hash, "hash of {k}");
+    }
+
+    let status = p
+        .cloudtrail()
+        .get_trail_status()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    assert!(status.latest_digest_delivery_time().is_some());
+}
