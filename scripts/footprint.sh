@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=target/pyenv
 PORT=${PORT:-4569}
-[ -f "$VENV/.moto-5.2.5" ] || { python3 -m venv "$VENV"; "$VENV/bin/pip" install -q 'moto[server]==5.2.5'; touch "$VENV/.moto-5.2.5"; }
+[ "$(cat "$VENV/.installed" 2>/dev/null)" = "moto[server]==5.2.5" ] || { python3 -m venv "$VENV"; "$VENV/bin/pip" install -q 'moto[server]==5.2.5'; printf '%s' 'moto[server]==5.2.5' > "$VENV/.installed"; }
 cargo build --release --quiet --bin trailwarden
 work=$(mktemp -d)
 TZ=UTC "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$work/moto.log" 2>&1 &

@@ -25,13 +25,31 @@ pub const MOTO_VERSION: &str = "5.2.5";
 /// `target/pyenv`: a virtual environment with the pinned moto, created when missing.
 /// Test binaries may run at once (nextest): a file lock makes one of them install.
 pub fn python_env() -> PathBuf {
+    venv("pyenv", &format!("moto[server]=={MOTO_VERSION}"))
+}
+
+/// The AWS CLI v1 release used as an independent client (see `awscli()`).
+pub const AWSCLI_VERSION: &str = "1.46.3";
+
+/// `target/awscli/bin/aws`: the pinned AWS CLI v1, in its own virtual environment (its
+/// botocore would clash with moto's).
+pub fn awscli() -> PathBuf {
+    venv("awscli", &format!("awscli=={AWSCLI_VERSION}"))
+        .join("bin")
+        .join("aws")
+}
+
+/// A virtual environment under `target/` with `requirement` installed, made once.
+fn venv(name: &str, requirement: &str) -> PathBuf {
     let target = workspace_dir().join("target");
     std::fs::create_dir_all(&target).unwrap();
-    let venv = target.join("pyenv");
-    let marker = venv.join(format!(".moto-{MOTO_VERSION}"));
-    let lock = std::fs::File::create(target.join("pyenv.lock")).unwrap();
-    lock.lock().expect("lock target/pyenv.lock");
-    if !marker.exists() {
+    let venv = target.join(name);
+    // Holds the installed requirement; scripts/demo.sh checks the same file.
+    let marker = venv.join(".installed");
+    let lock = std::fs::File::create(target.join(format!("{name}.lock"))).unwrap();
+    lock.lock().expect("lock the virtual environment");
+    let installed = std::fs::read_to_string(&marker).unwrap_or_default();
+    if installed.trim() != requirement {
         let _ = std::fs::remove_dir_all(&venv);
         run_or_panic(
             Command::new("python3").args(["-m", "venv"]).arg(&venv),
@@ -42,11 +60,11 @@ pub fn python_env() -> PathBuf {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
-                &format!("moto[server]=={MOTO_VERSION}"),
+                requirement,
             ]),
-            "pip install moto[server]",
+            &format!("pip install {requirement}"),
         );
-        std::fs::write(&marker, "").unwrap();
+        std::fs::write(&marker, requirement).unwrap();
     }
     drop(lock);
     venv

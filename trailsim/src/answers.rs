@@ -1,7 +1,8 @@
 //! CloudTrail answers trailsim corrects on their way back from moto: GetTrailStatus carries
 //! what trailsim's delivery engine knows (moto sets LatestDeliveryTime to "now" on every call
 //! while logging), GetEventSelectors gives a new trail AWS's default selector (moto gives
-//! none), and StartLogging/StopLogging move the delivery state.
+//! none), and StartLogging/StopLogging move the delivery state. One S3 answer is mended too:
+//! moto's GetBucketVersioning has a root element no AWS SDK accepts.
 
 use crate::call::Call;
 use crate::delivery;
@@ -92,5 +93,35 @@ pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
             Bytes::from(v.to_string())
         }
         _ => answer,
+    }
+}
+
+/// moto answers `<GetBucketVersioningResponse>`; S3 answers `<VersioningConfiguration>`.
+pub fn bucket_versioning(answer: Bytes) -> Bytes {
+    let text = String::from_utf8_lossy(&answer);
+    if !text.contains("<GetBucketVersioningResponse") {
+        return answer;
+    }
+    Bytes::from(
+        text.replace("<GetBucketVersioningResponse", "<VersioningConfiguration")
+            .replace(
+                "</GetBucketVersioningResponse>",
+                "</VersioningConfiguration>",
+            ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioning_answers_get_the_s3_root_element() {
+        let moto = Bytes::from_static(
+            b"<?xml version=\"1.0\"?><GetBucketVersioningResponse xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></GetBucketVersioningResponse>",
+        );
+        let fixed = bucket_versioning(moto);
+        assert!(fixed.starts_with(b"<?xml version=\"1.0\"?><VersioningConfiguration xmlns="));
+        assert!(fixed.ends_with(b"<Status>Enabled</Status></VersioningConfiguration>"));
     }
 }

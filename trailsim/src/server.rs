@@ -240,6 +240,9 @@ async fn aws(
         if status.is_success() && call.service == "cloudtrail" {
             answer = crate::answers::cloudtrail(&sim, call, answer);
         }
+        if status.is_success() && call.service == "s3" && call.operation == "GetBucketVersioning" {
+            answer = crate::answers::bucket_versioning(answer);
+        }
     }
     let mut response = Response::new(Body::from(answer));
     *response.status_mut() = status;

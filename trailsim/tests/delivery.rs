@@ -230,3 +230,31 @@ async fn new_trails_report_the_default_selector_as_aws_does() {
         Some(&aws_sdk_cloudtrail::types::ReadWriteType::All)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_versioning_reads_through_trailsim() {
+    // Against moto alone the SDK cannot parse this answer.
+    let p = principal(1).await;
+    let bucket = format!("versioned-{}", p.account);
+    p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    p.s3()
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = p
+        .s3()
+        .get_bucket_versioning()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), Some(&BucketVersioningStatus::Enabled));
+}

@@ -43,6 +43,8 @@ pub struct Principal {
     pub account: String,
     pub arn: String,
     pub sdk: SdkConfig,
+    /// Access key, secret, session token: for other clients (the AWS CLI).
+    pub credentials: (String, String, String),
 }
 
 pub async fn principal(attempts: u32) -> Principal {
@@ -72,7 +74,17 @@ pub async fn principal(attempts: u32) -> Principal {
         attempts,
     )
     .await;
-    Principal { account, arn, sdk }
+    let credentials = (
+        c.access_key_id().to_string(),
+        c.secret_access_key().to_string(),
+        c.session_token().to_string(),
+    );
+    Principal {
+        account,
+        arn,
+        sdk,
+        credentials,
+    }
 }
 
 impl Principal {

@@ -1,0 +1,186 @@
+//! Fidelity, proven by an independent client: the AWS CLI v1, unchanged, against trailsim.
+//! `lookup-events` finds a StopLogging made by the test; `validate-logs` finds the delivered
+//! chain valid, then reports a modified log file and a deleted digest as INVALID.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::process::Command;
+use support::{Principal, post, principal};
+
+/// Runs `aws ARGS` as the principal against trailsim: exit code and stdout + stderr.
+fn aws(p: &Principal, dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let creds = &p.credentials;
+    let out = Command::new(testbed::awscli())
+        .args(args)
+        .env("AWS_CONFIG_FILE", dir.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
+        .env("AWS_ACCESS_KEY_ID", &creds.0)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.1)
+        .env("AWS_SESSION_TOKEN", &creds.2)
+        // validate-logs makes its S3 clients without --endpoint-url; this reaches them all.
+        .env("AWS_ENDPOINT_URL", &support::trailsim().endpoint)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the AWS CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn control(path: &str) -> Value {
+    let (code, body) = post(path, &json!({}));
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_looks_up_events_and_validates_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config"),
+        "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n",
+    )
+    .unwrap();
+    let p = principal(3).await;
+    let bucket = format!("cli-{}", p.account);
+    p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
+    let trail = p
+        .cloudtrail()
+        .create_trail()
+        .name("cli")
+        .s3_bucket_name(&bucket)
+        .enable_log_file_validation(true)
+        .send()
+        .await
+        .unwrap()
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    let start = (chrono::Utc::now() - chrono::Duration::minutes(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    p.cloudtrail()
+        .start_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    // Three intervals with activity: three linked digests at least.
+    for _ in 0..3 {
+        p.cloudtrail().describe_trails().send().await.unwrap();
+        control("/_trailsim/deliver");
+        control("/_trailsim/digest");
+    }
+
+    // lookup-events finds the StopLogging, with the test principal's ARN.
+    p.cloudtrail()
+        .stop_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    let (code, out) = aws(
+        &p,
+        dir.path(),
+        &[
+            "cloudtrail",
+            "lookup-events",
+            "--lookup-attributes",
+            "AttributeKey=EventName,AttributeValue=StopLogging",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let found: Value = serde_json::from_str(&out).unwrap();
+    let event = &found["Events"][0];
+    assert_eq!(event["EventName"], "StopLogging");
+    let record: Value = serde_json::from_str(event["CloudTrailEvent"].as_str().unwrap()).unwrap();
+    assert_eq!(record["userIdentity"]["arn"], p.arn.as_str());
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+
+    let validate = |p: &Principal| {
+        aws(
+            p,
+            dir.path(),
+            &[
+                "cloudtrail",
+                "validate-logs",
+                "--trail-arn",
+                &trail,
+                "--start-time",
+                &start,
+                "--verbose",
+            ],
+        )
+    };
+    let (code, out) = validate(&p);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("INVALID"), "{out}");
+    assert!(out.contains("digest files valid"), "{out}");
+
+    // Tamper: a log file listed in the newest digest, and a digest in the middle.
+    let digests = p
+        .s3()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(format!("AWSLogs/{}/CloudTrail-Digest/", p.account))
+        .send()
+        .await
+        .unwrap();
+    let mut digest_keys: Vec<String> = digests
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    digest_keys.sort();
+    assert!(digest_keys.len() >= 3, "{digest_keys:?}");
+    let newest = p
+        .s3()
+        .get_object()
+        .bucket(&bucket)
+        .key(digest_keys.last().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let gz = newest.body.collect().await.unwrap().into_bytes();
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+    let newest: Value = serde_json::from_str(&raw).unwrap();
+    let log = newest["logFiles"][0]["s3Object"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut forged = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut forged, br#"{"Records":[]}"#).unwrap();
+    p.s3()
+        .put_object()
+        .bucket(&bucket)
+        .key(&log)
+        .body(forged.finish().unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let middle = &digest_keys[digest_keys.len() / 2];
+    p.s3()
+        .delete_object()
+        .bucket(&bucket)
+        .key(middle)
+        .send()
+        .await
+        .unwrap();
+
+    let (code, out) = validate(&p);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("{log}\tINVALID: hash value doesn't match")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{middle}\tINVALID: not found")),
+        "{out}"
+    );
+}
