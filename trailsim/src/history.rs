@@ -350,6 +350,34 @@ mod tests {
     }
 
     #[test]
+    fn every_attribute_kind() {
+        let now = Utc::now();
+        let mut h = History::default();
+        let mut e = event("one", "DisableKey", 1, now);
+        e.record = json!({"eventID": "one", "eventName": "DisableKey", "readOnly": false,
+            "eventSource": "kms.amazonaws.com",
+            "userIdentity": {"arn": "arn:aws:sts::1:assumed-role/r/session-x", "accessKeyId": "ASIA9"},
+            "resources": [{"type": "AWS::KMS::Key", "ARN": "arn:aws:kms:us-east-1:1:key/k"}]});
+        h.add(e);
+        h.add(event("two", "GetTrailStatus", 2, now));
+        for (key, value, expected) in [
+            ("EventId", "one", vec!["one"]),
+            ("EventName", "DisableKey", vec!["one"]),
+            ("ReadOnly", "false", vec!["one", "two"]),
+            ("Username", "session-x", vec!["one"]),
+            ("Username", "alice", vec!["two"]),
+            ("ResourceType", "AWS::KMS::Key", vec!["one"]),
+            ("ResourceName", "arn:aws:kms:us-east-1:1:key/k", vec!["one"]),
+            ("EventSource", "kms.amazonaws.com", vec!["one"]),
+            ("AccessKeyId", "ASIA9", vec!["one"]),
+        ] {
+            let q = json!({"LookupAttributes": [{"AttributeKey": key, "AttributeValue": value}]});
+            let a = h.lookup("111122223333", "us-east-1", &q, now).unwrap();
+            assert_eq!(ids(&a), expected, "{key}={value}");
+        }
+    }
+
+    #[test]
     fn older_than_ninety_days_is_gone() {
         let now = Utc::now();
         let mut h = History::default();

@@ -227,3 +227,104 @@ async fn injected_faults_answer_as_aws_then_stop() {
     );
     assert_eq!(code, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kms_config_sts_and_organizations_calls_are_recorded() {
+    let p = principal(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config"), "[default]\nregion = us-east-1\n").unwrap();
+    let aws = |args: &[&str]| {
+        let (k, s, t) = &p.credentials;
+        let out = std::process::Command::new(testbed::awscli())
+            .args(args)
+            .env("AWS_CONFIG_FILE", dir.path().join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("AWS_ACCESS_KEY_ID", k)
+            .env("AWS_SECRET_ACCESS_KEY", s)
+            .env("AWS_SESSION_TOKEN", t)
+            .env("AWS_ENDPOINT_URL", &support::trailsim().endpoint)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    let key = aws(&["kms", "create-key"]);
+    let key_id = key["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    aws(&["kms", "disable-key", "--key-id", &key_id]);
+    aws(&[
+        "configservice",
+        "put-configuration-recorder",
+        "--configuration-recorder",
+        &format!(
+            "name=default,roleARN=arn:aws:iam::{}:role/config",
+            p.account
+        ),
+    ]);
+    aws(&[
+        "configservice",
+        "delete-configuration-recorder",
+        "--configuration-recorder-name",
+        "default",
+    ]);
+    aws(&[
+        "organizations",
+        "create-organization",
+        "--feature-set",
+        "ALL",
+    ]);
+    aws(&["sts", "get-caller-identity"]);
+
+    for (name, source) in [
+        ("DisableKey", "kms.amazonaws.com"),
+        ("DeleteConfigurationRecorder", "config.amazonaws.com"),
+        ("CreateOrganization", "organizations.amazonaws.com"),
+        ("GetCallerIdentity", "sts.amazonaws.com"),
+    ] {
+        let found = p.lookup(name).await;
+        assert_eq!(found.len(), 1, "{name}");
+        let record = &found[0].1;
+        assert_eq!(record["eventSource"], source, "{name}");
+        assert_eq!(record["userIdentity"]["arn"], p.arn.as_str(), "{name}");
+        assert!(
+            record["userAgent"].as_str().unwrap().contains("aws-cli"),
+            "{name}"
+        );
+    }
+    let disabled = &p.lookup("DisableKey").await[0].1;
+    assert_eq!(disabled["requestParameters"]["KeyId"], key_id.as_str());
+    assert_eq!(disabled["resources"][0]["type"], "AWS::KMS::Key");
+    assert_eq!(p.lookup("GetCallerIdentity").await[0].1["readOnly"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn latency_and_throttling_faults() {
+    let p = principal(1).await;
+    post(
+        "/_trailsim/faults",
+        &json!({"operation": "GetEventSelectors", "kind": "latency", "latency_ms": 400, "count": 1}),
+    );
+    let started = Instant::now();
+    let e = p
+        .cloudtrail()
+        .get_event_selectors()
+        .trail_name("missing")
+        .send()
+        .await;
+    // A lower bound only: latency is added, never removed.
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(e.is_err(), "the call itself still reaches moto");
+    post(
+        "/_trailsim/faults",
+        &json!({"operation": "DescribeTrails", "kind": "throttling", "count": 1}),
+    );
+    let e = p.cloudtrail().describe_trails().send().await.unwrap_err();
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("ThrottlingException")
+    );
+    p.cloudtrail().describe_trails().send().await.unwrap();
+}

@@ -101,7 +101,9 @@ impl Principal {
     }
 
     /// The records LookupEvents returns for `event_name`, parsed.
+    /// Paced at two calls per second: trailsim enforces LookupEvents' real limit.
     pub async fn lookup(&self, event_name: &str) -> Vec<(aws_sdk_cloudtrail::types::Event, Value)> {
+        tokio::time::sleep(std::time::Duration::from_millis(550)).await;
         let out = self
             .cloudtrail()
             .lookup_events()
