@@ -11,7 +11,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
+/// `seq` is the sequence number of this call's own event.
+pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes, seq: u64) -> Bytes {
     let account = sim
         .identities
         .lock()
@@ -27,15 +28,12 @@ pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
     let arn = delivery::trail_arn(name, &account, &call.region);
     match call.operation.as_str() {
         "StartLogging" | "StopLogging" => {
-            let seq = sim.history.lock().expect("history lock").last_seq();
             let mut d = sim.deliveries.lock().expect("deliveries lock");
             if call.operation == "StartLogging" {
-                d.started(&arn, sim.now(), seq);
-                // A restart begins new digest chains.
-                sim.digests
-                    .lock()
-                    .expect("digests lock")
-                    .restart(&arn, sim.now());
+                // Only a start after a stop begins new digest chains.
+                if d.started(&arn, sim.now(), seq) {
+                    sim.digests.lock().expect("digests lock").restart(&arn);
+                }
             } else {
                 d.stopped(&arn, sim.now(), seq);
             }

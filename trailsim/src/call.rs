@@ -110,6 +110,42 @@ fn s3_operation(r: &Request<'_>) -> Option<(String, Value)> {
         })
         .unwrap_or_default();
     let sub = |name: &str| subresources.iter().any(|(k, _)| k == name);
+    const KNOWN: &[&str] = &[
+        "lifecycle",
+        "policyStatus",
+        "policy",
+        "encryption",
+        "versioning",
+        "acl",
+        "publicAccessBlock",
+        "logging",
+        "object-lock",
+        "location",
+        "tagging",
+        "notification",
+        "replication",
+        "website",
+        "cors",
+        "ownershipControls",
+        "list-type",
+        "x-id",
+        "prefix",
+        "delimiter",
+        "max-keys",
+        "continuation-token",
+        "start-after",
+        "encoding-type",
+        "fetch-owner",
+        "marker",
+    ];
+    // A sub-resource this table does not know is not guessed at: a PUT of it is no
+    // CreateBucket, a DELETE no DeleteBucket.
+    if subresources
+        .iter()
+        .any(|(k, _)| !KNOWN.contains(&k.as_str()))
+    {
+        return None;
+    }
     let (resource, suffix) = [
         ("lifecycle", "Lifecycle"),
         ("policyStatus", "PolicyStatus"),
@@ -256,6 +292,19 @@ mod tests {
             let c = identify(&request(method, "/logs", query, &a, None, b"")).unwrap();
             assert_eq!(c.operation, name, "{method} {query:?}");
         }
+        // Unknown sub-resources are not guessed at.
+        assert!(identify(&request("PUT", "/logs", Some("accelerate"), &a, None, b"")).is_none());
+        assert!(
+            identify(&request(
+                "DELETE",
+                "/logs",
+                Some("analytics&id=x"),
+                &a,
+                None,
+                b""
+            ))
+            .is_none()
+        );
         // Object-level and listing calls are data events.
         assert!(identify(&request("GET", "/logs/key.json.gz", None, &a, None, b"")).is_none());
         assert!(identify(&request("GET", "/logs", Some("list-type=2"), &a, None, b"")).is_none());

@@ -33,10 +33,13 @@ pub struct TrailInfo {
 /// What trailsim knows of one trail's delivery (keyed by trail ARN).
 #[derive(Debug, Clone, Default)]
 pub struct TrailDelivery {
-    /// Events up to this sequence number are delivered (or skipped while stopped).
+    /// Events up to this sequence number are delivered.
     pub cursor: Option<u64>,
-    /// The sequence number of the StopLogging event, for the final delivery.
+    /// The sequence number of the StopLogging event while stopped: the final delivery
+    /// goes up to it.
     pub stop_seq: Option<u64>,
+    /// Sequence ranges (exclusive) that happened while the trail was stopped: never delivered.
+    pub stopped_ranges: Vec<(u64, u64)>,
     pub latest_delivery_time: Option<DateTime<Utc>>,
     pub latest_delivery_error: Option<String>,
     pub start_logging_time: Option<DateTime<Utc>>,
@@ -49,20 +52,44 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
-    /// StartLogging went through at `time`; `last_seq` is the StartLogging event's number.
-    pub fn started(&mut self, arn: &str, time: DateTime<Utc>, last_seq: u64) {
+    /// StartLogging went through at `time`; `seq` is the StartLogging event's number.
+    /// Returns true when it restarts a stopped trail (a new digest chain begins).
+    pub fn started(&mut self, arn: &str, time: DateTime<Utc>, seq: u64) -> bool {
         let t = self.trails.entry(arn.to_string()).or_default();
         t.start_logging_time = Some(time);
-        // Events while stopped are never delivered; the StartLogging event itself is.
-        t.cursor = Some(last_seq.saturating_sub(1));
-        t.stop_seq = None;
+        match (t.cursor, t.stop_seq.take()) {
+            // First sight: deliver from the StartLogging event on.
+            (None, _) => {
+                t.cursor = Some(seq.saturating_sub(1));
+                false
+            }
+            // Events between the stop and this start are never delivered; what came before
+            // the stop still is, even if no delivery ran in between.
+            (Some(_), Some(stop)) => {
+                t.stopped_ranges.push((stop, seq));
+                true
+            }
+            // Already logging: nothing changes.
+            (Some(_), None) => false,
+        }
     }
 
-    /// StopLogging went through at `time`; `last_seq` is the StopLogging event's number.
-    pub fn stopped(&mut self, arn: &str, time: DateTime<Utc>, last_seq: u64) {
+    /// StopLogging went through at `time`; `seq` is the StopLogging event's number.
+    pub fn stopped(&mut self, arn: &str, time: DateTime<Utc>, seq: u64) {
         let t = self.trails.entry(arn.to_string()).or_default();
         t.stop_logging_time = Some(time);
-        t.stop_seq = Some(last_seq);
+        if t.stop_seq.is_none() {
+            t.stop_seq = Some(seq);
+        }
+    }
+
+    /// Whether an event happened while the trail was stopped.
+    pub fn skipped(&self, arn: &str, seq: u64) -> bool {
+        self.trails.get(arn).is_some_and(|t| {
+            t.stopped_ranges
+                .iter()
+                .any(|(stop, start)| seq > *stop && seq < *start)
+        })
     }
 
     /// The range of sequence numbers to deliver now for a trail, and where the cursor goes.
@@ -215,7 +242,7 @@ pub async fn run(sim: &Sim) -> Value {
                 };
                 let mut by_region: BTreeMap<String, Vec<Value>> = BTreeMap::new();
                 for e in history.since(&account, from) {
-                    if e.seq <= upto && in_scope(trail, &e) {
+                    if e.seq <= upto && !d.skipped(&trail.arn, e.seq) && in_scope(trail, &e) {
                         by_region
                             .entry(e.region.clone())
                             .or_default()
@@ -462,7 +489,10 @@ mod tests {
     fn stopped_trails_deliver_up_to_the_stop_then_nothing() {
         let mut d = Deliveries::default();
         let mut t = trail();
-        d.started(&t.arn, Utc::now(), 10);
+        assert!(
+            !d.started(&t.arn, Utc::now(), 10),
+            "a first start is no restart"
+        );
         assert_eq!(d.pending(&t, 15), Some((9, 15)));
         d.trails.get_mut(&t.arn).unwrap().cursor = Some(15);
         d.stopped(&t.arn, Utc::now(), 17);
@@ -474,12 +504,30 @@ mod tests {
         );
         d.trails.get_mut(&t.arn).unwrap().cursor = Some(17);
         assert_eq!(d.pending(&t, 25), None, "nothing while stopped");
-        d.started(&t.arn, Utc::now(), 30);
+        assert!(d.started(&t.arn, Utc::now(), 30), "a restart");
         t.is_logging = true;
-        assert_eq!(
-            d.pending(&t, 31),
-            Some((29, 31)),
-            "events while stopped are skipped"
+        assert_eq!(d.pending(&t, 31), Some((17, 31)));
+        assert!(d.skipped(&t.arn, 25), "events while stopped are skipped");
+        assert!(
+            !d.skipped(&t.arn, 30),
+            "the StartLogging event is delivered"
+        );
+    }
+
+    #[test]
+    fn a_restart_before_any_delivery_loses_nothing_before_the_stop() {
+        let mut d = Deliveries::default();
+        let t = trail();
+        d.started(&t.arn, Utc::now(), 10);
+        d.stopped(&t.arn, Utc::now(), 14);
+        assert!(d.started(&t.arn, Utc::now(), 20));
+        // No delivery ran: 10..=14 are still pending, 15..=19 were while stopped.
+        assert_eq!(d.pending(&t, 22), Some((9, 22)));
+        assert!(!d.skipped(&t.arn, 14), "the StopLogging event is delivered");
+        assert!(d.skipped(&t.arn, 17));
+        assert!(
+            !d.started(&t.arn, Utc::now(), 25),
+            "starting a logging trail is no restart"
         );
     }
 }

@@ -101,6 +101,9 @@ pub struct Chain {
     /// End of the last digest written for this trail and region, across chain restarts:
     /// digest keys carry the end time to the second and must not collide.
     pub last_end: Option<DateTime<Utc>>,
+    /// Set by a restart: the first `n` pending files belong to the old chain (its final
+    /// digest), the rest to the new one.
+    pub restart_at: Option<usize>,
 }
 
 #[derive(Default)]
@@ -119,13 +122,12 @@ impl Digests {
         chain.files.push(file);
     }
 
-    /// Logging restarted: the next digest of each of the trail's chains starts a new chain.
-    pub fn restart(&mut self, trail_arn: &str, now: DateTime<Utc>) {
+    /// Logging restarted: files delivered so far go in the old chain's final digest, and
+    /// the next digest after them starts a new chain.
+    pub fn restart(&mut self, trail_arn: &str) {
         for ((arn, _), chain) in self.chains.iter_mut() {
-            if arn == trail_arn {
-                chain.previous = None;
-                chain.start = Some(now);
-                chain.files.clear();
+            if arn == trail_arn && chain.restart_at.is_none() {
+                chain.restart_at = Some(chain.files.len());
             }
         }
     }

@@ -1,9 +1,14 @@
 //! Writing digests: for each trail with log file validation, each of its chains gets a digest
-//! listing the log files delivered since the last one (possibly none), linked and signed.
+//! listing the log files delivered since the last one (possibly none), linked and signed. A
+//! restart (StartLogging after StopLogging) first closes the old chain with a final digest of
+//! what was delivered before it, then starts a new chain.
 
-use crate::delivery::describe_trails;
-use crate::digest::{DigestFile, Previous, data_to_sign, digest_key, sha256_hex, utc};
+use crate::delivery::{TrailInfo, describe_trails};
+use crate::digest::{
+    Chain, DigestFile, LogFile, Previous, data_to_sign, digest_key, sha256_hex, utc,
+};
 use crate::server::Sim;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 pub async fn run(sim: &Sim) -> Value {
@@ -14,7 +19,7 @@ pub async fn run(sim: &Sim) -> Value {
     for (account, key) in accounts {
         let trails = describe_trails(sim, &account, &key, &mut errors).await;
         for trail in trails.values().filter(|t| t.log_file_validation) {
-            let chains: Vec<(String, crate::digest::Chain)> = {
+            let chains: Vec<(String, Chain)> = {
                 let mut digests = sim.digests.lock().expect("digests lock");
                 digests
                     .chains
@@ -28,84 +33,173 @@ pub async fn run(sim: &Sim) -> Value {
                     .collect()
             };
             for (region, chain) in chains {
-                // A stopped trail gets a final digest for what it delivered, then none.
-                if !trail.is_logging && chain.files.is_empty() {
-                    continue;
-                }
-                let mut end = sim.now();
-                // Keys carry the end time to the second: never two digests in one second.
-                if let Some(last) = chain.last_end
-                    && end < last + chrono::Duration::seconds(1)
-                {
-                    end = last + chrono::Duration::seconds(1);
-                }
-                let start = chain.start.unwrap_or(end);
-                let object = digest_key(
-                    trail.prefix.as_deref(),
-                    &account,
-                    &region,
-                    &trail.name,
-                    &trail.home_region,
-                    end,
-                );
-                let bytes = DigestFile {
+                let target = Target {
+                    sim,
+                    trail,
                     account: &account,
-                    start,
-                    end,
-                    bucket: &trail.bucket,
-                    key: &object,
-                    fingerprint: &sim.signer.fingerprint,
-                    previous: chain.previous.as_ref(),
-                    files: &chain.files,
+                    key: &key,
+                    region: &region,
+                };
+                let outcome = close_and_continue(&target, &chain).await;
+                for (object, files) in &outcome.written {
+                    written.push(json!({"trail": trail.arn, "key": object, "log_files": files}));
                 }
-                .to_bytes();
-                let sha256 = sha256_hex(&bytes);
-                let message = data_to_sign(
-                    &utc(end),
-                    &trail.bucket,
-                    &object,
-                    &sha256,
-                    chain.previous.as_ref().map(|p| p.signature.as_str()),
-                );
-                let signature = sim.signer.sign(message.as_bytes());
-                let put = sim
-                    .upstream
-                    .put_object(
-                        &key,
-                        &trail.home_region,
-                        &trail.bucket,
-                        &object,
-                        crate::delivery::gzip(&bytes),
-                        &[
-                            ("signature", &signature),
-                            ("signature-algorithm", "SHA256withRSA"),
-                        ],
-                    )
-                    .await;
-                if let Err(code) = put {
-                    errors.push(json!({"trail": trail.arn, "digest": object, "error": code}));
-                    continue;
+                if let Some(e) = &outcome.error {
+                    errors.push(json!({"trail": trail.arn, "region": region, "error": e}));
                 }
-                let mut digests = sim.digests.lock().expect("digests lock");
-                digests.latest_delivery.insert(trail.arn.clone(), sim.now());
-                let c = digests
-                    .chains
-                    .entry((trail.arn.clone(), region.clone()))
-                    .or_default();
-                // Files delivered while this digest was written stay for the next one.
-                let listed = chain.files.len();
-                c.files.drain(..listed.min(c.files.len()));
-                c.start = Some(end);
-                c.last_end = Some(end);
-                c.previous = Some(Previous {
-                    bucket: trail.bucket.clone(),
-                    key: object.clone(),
-                    sha256,
-                    signature,
-                });
-                written.push(json!({"trail": trail.arn, "key": object, "log_files": listed}));
+                write_back(sim, trail, &region, &chain, outcome);
             }
         }
     }
     json!({"digests": written, "errors": errors})
+}
+
+/// Where a chain's digests go.
+struct Target<'a> {
+    sim: &'a Sim,
+    trail: &'a TrailInfo,
+    account: &'a str,
+    key: &'a str,
+    region: &'a str,
+}
+
+/// What a run did to one chain.
+struct Outcome {
+    /// Digest keys written, with the number of log files each lists.
+    written: Vec<(String, usize)>,
+    /// Pending files now listed in a digest (from the front).
+    listed: usize,
+    previous: Option<Previous>,
+    start: Option<DateTime<Utc>>,
+    last_end: Option<DateTime<Utc>>,
+    /// The restart the run found was handled.
+    restarted: bool,
+    error: Option<String>,
+}
+
+async fn close_and_continue(t: &Target<'_>, chain: &Chain) -> Outcome {
+    let mut out = Outcome {
+        written: Vec::new(),
+        listed: 0,
+        previous: chain.previous.clone(),
+        start: chain.start,
+        last_end: chain.last_end,
+        restarted: false,
+        error: None,
+    };
+    let mut files: &[LogFile] = &chain.files;
+    if let Some(n) = chain.restart_at {
+        let (old, new) = files.split_at(n.min(files.len()));
+        // The old chain's final digest, for what it delivered before the restart.
+        if !old.is_empty() {
+            match write(t, &mut out, old).await {
+                Ok(()) => out.listed += old.len(),
+                Err(e) => {
+                    out.error = Some(e);
+                    return out;
+                }
+            }
+        }
+        out.previous = None;
+        out.restarted = true;
+        files = new;
+    }
+    // A stopped trail gets a final digest for what it delivered, then none.
+    if !t.trail.is_logging && files.is_empty() {
+        return out;
+    }
+    match write(t, &mut out, files).await {
+        Ok(()) => out.listed += files.len(),
+        Err(e) => out.error = Some(e),
+    }
+    out
+}
+
+/// Writes one digest listing `files`, linked to `out.previous`, and advances `out`.
+async fn write(t: &Target<'_>, out: &mut Outcome, files: &[LogFile]) -> Result<(), String> {
+    let mut end = t.sim.now();
+    // Keys carry the end time to the second: never two digests in one second.
+    if let Some(last) = out.last_end
+        && end < last + chrono::Duration::seconds(1)
+    {
+        end = last + chrono::Duration::seconds(1);
+    }
+    let start = out.start.unwrap_or(end);
+    let trail = t.trail;
+    let object = digest_key(
+        trail.prefix.as_deref(),
+        t.account,
+        t.region,
+        &trail.name,
+        &trail.home_region,
+        end,
+    );
+    let bytes = DigestFile {
+        account: t.account,
+        start,
+        end,
+        bucket: &trail.bucket,
+        key: &object,
+        fingerprint: &t.sim.signer.fingerprint,
+        previous: out.previous.as_ref(),
+        files,
+    }
+    .to_bytes();
+    let sha256 = sha256_hex(&bytes);
+    let message = data_to_sign(
+        &utc(end),
+        &trail.bucket,
+        &object,
+        &sha256,
+        out.previous.as_ref().map(|p| p.signature.as_str()),
+    );
+    let signature = t.sim.signer.sign(message.as_bytes());
+    t.sim
+        .upstream
+        .put_object(
+            t.key,
+            &trail.home_region,
+            &trail.bucket,
+            &object,
+            crate::delivery::gzip(&bytes),
+            &[
+                ("signature", &signature),
+                ("signature-algorithm", "SHA256withRSA"),
+            ],
+        )
+        .await
+        .map_err(|code| format!("{object}: {code}"))?;
+    out.written.push((object.clone(), files.len()));
+    out.start = Some(end);
+    out.last_end = Some(end);
+    out.previous = Some(Previous {
+        bucket: trail.bucket.clone(),
+        key: object,
+        sha256,
+        signature,
+    });
+    Ok(())
+}
+
+/// Stores what the run did. Files delivered, or a restart made, while it ran stay pending.
+fn write_back(sim: &Sim, trail: &TrailInfo, region: &str, seen: &Chain, out: Outcome) {
+    let mut digests = sim.digests.lock().expect("digests lock");
+    if !out.written.is_empty() {
+        digests.latest_delivery.insert(trail.arn.clone(), sim.now());
+    }
+    let c = digests
+        .chains
+        .entry((trail.arn.clone(), region.to_string()))
+        .or_default();
+    c.files.drain(..out.listed.min(c.files.len()));
+    c.previous = out.previous;
+    c.start = out.start;
+    c.last_end = out.last_end;
+    c.restart_at = match (seen.restart_at, c.restart_at) {
+        // The restart this run saw is done.
+        (Some(_), Some(now)) if out.restarted && Some(now) == seen.restart_at => None,
+        // A restart came in while the run wrote: it applies to what is still pending.
+        (_, Some(now)) => Some(now.saturating_sub(out.listed)),
+        (_, None) => None,
+    };
 }

@@ -45,9 +45,13 @@ impl Faults {
             other => return Err(format!("unknown fault kind {other:?}")),
         };
         let remaining = spec["count"].as_u64().map(|n| n as u32);
-        let until = spec["seconds"]
-            .as_f64()
-            .map(|s| now + Duration::from_secs_f64(s));
+        let until = match spec["seconds"].as_f64() {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                Some(now + Duration::from_secs_f64(s))
+            }
+            Some(s) => return Err(format!("seconds must be in (0, 86400], got {s}")),
+        };
         if remaining.is_none() && until.is_none() {
             return Err("a fault needs count or seconds".into());
         }
@@ -111,5 +115,10 @@ mod tests {
         assert!(f.add(&json!({"kind": "gremlins", "count": 1}), t).is_err());
         assert!(f.add(&json!({"kind": "drop"}), t).is_err());
         assert!(f.add(&json!({"kind": "latency", "count": 1}), t).is_err());
+        assert!(f.add(&json!({"kind": "drop", "seconds": -1.0}), t).is_err());
+        assert!(
+            f.add(&json!({"kind": "drop", "seconds": 1e300}), t)
+                .is_err()
+        );
     }
 }

@@ -53,10 +53,12 @@ pub struct History {
 }
 
 impl History {
-    pub fn add(&mut self, mut event: Event) {
+    /// Stores the event and returns its sequence number.
+    pub fn add(&mut self, mut event: Event) -> u64 {
         self.next_seq += 1;
         event.seq = self.next_seq;
         self.events.push(event);
+        self.next_seq
     }
 
     /// Events of `account` that arrived after `after` (a sequence number), in arrival order.
@@ -148,22 +150,24 @@ impl History {
                 "Start time must be before end time.",
             ));
         }
-        // The token binds the page to the query, as AWS's does.
+        // The token binds the page to the query, as AWS's does, and to the events that
+        // existed at the first page, so later arrivals do not shift the pages.
         let query_key = format!("{filter:?}|{start:?}|{end:?}");
-        let offset = match request["NextToken"].as_str() {
-            None => 0,
+        let (offset, horizon) = match request["NextToken"].as_str() {
+            None => (0, self.next_seq),
             Some(token) => parse_token(token, &query_key)
                 .ok_or_else(|| ApiError::new("InvalidNextTokenException", "Invalid NextToken."))?,
         };
         let mut matching: Vec<&Event> = self
             .events
             .iter()
+            .filter(|e| e.seq <= horizon)
             .filter(|e| e.account == account && e.region == region && e.visible_at <= now)
             .filter(|e| e.time >= now - chrono::Duration::days(RETENTION_DAYS))
             .filter(|e| start.is_none_or(|s| e.time >= s) && end.is_none_or(|t| e.time <= t))
             .filter(|e| filter.is_none_or(|(k, v)| matches(e, k, v)))
             .collect();
-        matching.sort_by_key(|e| std::cmp::Reverse(e.time));
+        matching.sort_by_key(|e| std::cmp::Reverse((e.time, e.seq)));
         let page: Vec<Value> = matching
             .iter()
             .skip(offset)
@@ -172,7 +176,7 @@ impl History {
             .collect();
         let mut answer = json!({ "Events": page });
         if offset + max < matching.len() {
-            answer["NextToken"] = json!(make_token(offset + max, &query_key));
+            answer["NextToken"] = json!(make_token(offset + max, horizon, &query_key));
         }
         Ok(answer)
     }
@@ -184,14 +188,15 @@ fn epoch(v: &Value) -> Option<DateTime<Utc>> {
         .single()
 }
 
-fn make_token(offset: usize, query_key: &str) -> String {
-    format!("{offset}-{:016x}", fnv(query_key))
+fn make_token(offset: usize, horizon: u64, query_key: &str) -> String {
+    format!("{offset}-{horizon}-{:016x}", fnv(query_key))
 }
 
-fn parse_token(token: &str, query_key: &str) -> Option<usize> {
-    let (offset, hash) = token.split_once('-')?;
-    (hash == format!("{:016x}", fnv(query_key))).then_some(())?;
-    offset.parse().ok()
+fn parse_token(token: &str, query_key: &str) -> Option<(usize, u64)> {
+    let mut parts = token.splitn(3, '-');
+    let offset = parts.next()?.parse().ok()?;
+    let horizon = parts.next()?.parse().ok()?;
+    (parts.next()? == format!("{:016x}", fnv(query_key))).then_some((offset, horizon))
 }
 
 /// FNV-1a: a stable hash for tokens (std's hasher is randomly seeded per process).
@@ -320,6 +325,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ids(&b), ["e3", "e4", "e5"]);
+        // Events arriving between pages do not shift them.
+        let mut h = h;
+        h.add(event("late", "StopLogging", 0, now));
+        let b2 = h
+            .lookup(
+                "111122223333",
+                "us-east-1",
+                &json!({"MaxResults": 3, "NextToken": token}),
+                now,
+            )
+            .unwrap();
+        assert_eq!(ids(&b2), ["e3", "e4", "e5"]);
         // Other accounts and regions see nothing.
         let other = h
             .lookup("999999999999", "us-east-1", &json!({}), now)

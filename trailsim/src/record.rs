@@ -42,8 +42,8 @@ pub fn build(
         "awsRegion": call.region,
         "sourceIPAddress": source_ip,
         "userAgent": user_agent,
-        "requestParameters": if call.parameters.is_null() { Value::Null } else { call.parameters.clone() },
-        "responseElements": if succeeded && !read_only { response_elements(outcome.body) } else { Value::Null },
+        "requestParameters": request_parameters(call),
+        "responseElements": if succeeded && !read_only { camel_keys(response_elements(outcome.body)) } else { Value::Null },
         "requestID": outcome.request_id.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         "eventID": uuid::Uuid::new_v4().to_string(),
         "readOnly": read_only,
@@ -62,6 +62,34 @@ pub fn build(
         record["resources"] = Value::Array(resources);
     }
     record
+}
+
+/// CloudTrail writes JSON-protocol parameters in lowerCamelCase (`name`, `keyId`); S3 and
+/// STS parameters are built in CloudTrail's form already.
+fn request_parameters(call: &Call) -> Value {
+    match call.service.as_str() {
+        "s3" | "sts" => call.parameters.clone(),
+        _ => camel_keys(call.parameters.clone()),
+    }
+}
+
+fn camel_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let mut chars = k.chars();
+                    let key = match chars.next() {
+                        Some(c) => c.to_ascii_lowercase().to_string() + chars.as_str(),
+                        None => k,
+                    };
+                    (key, camel_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(list) => Value::Array(list.into_iter().map(camel_keys).collect()),
+        other => other,
+    }
 }
 
 fn response_elements(body: &[u8]) -> Value {
@@ -173,6 +201,11 @@ mod tests {
         assert_eq!(
             r["resources"][0]["ARN"],
             "arn:aws:cloudtrail:us-east-1:123456789012:trail/lab"
+        );
+        assert_eq!(
+            r["requestParameters"],
+            json!({"name": "lab"}),
+            "lowerCamelCase, as CloudTrail"
         );
         assert!(r.get("errorCode").is_none());
     }

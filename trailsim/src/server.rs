@@ -84,7 +84,14 @@ impl Sim {
         Utc::now() + chrono::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn record(&self, record: Value, time: DateTime<Utc>, account: &str, region: &str) {
+    /// Stores a record in event history; returns its sequence number.
+    pub(crate) fn record(
+        &self,
+        record: Value,
+        time: DateTime<Utc>,
+        account: &str,
+        region: &str,
+    ) -> u64 {
         let visible_at = time
             + chrono::Duration::from_std(self.visibility_delay).unwrap_or(chrono::Duration::zero());
         self.history.lock().expect("history lock").add(Event {
@@ -94,7 +101,7 @@ impl Sim {
             time,
             visible_at,
             record,
-        });
+        })
     }
 }
 
@@ -228,7 +235,7 @@ async fn aws(
             .get("x-amzn-requestid")
             .or_else(|| headers.get("x-amz-request-id"))
             .and_then(|v| v.to_str().ok());
-        record_call(
+        let seq = record_call(
             &sim,
             call,
             status.as_u16(),
@@ -238,7 +245,7 @@ async fn aws(
             &user_agent,
         );
         if status.is_success() && call.service == "cloudtrail" {
-            answer = crate::answers::cloudtrail(&sim, call, answer);
+            answer = crate::answers::cloudtrail(&sim, call, answer, seq);
         }
         if status.is_success() && call.service == "s3" && call.operation == "GetBucketVersioning" {
             answer = crate::answers::bucket_versioning(answer);
@@ -262,7 +269,7 @@ fn record_call(
     request_id: Option<&str>,
     source_ip: &str,
     user_agent: &str,
-) {
+) -> u64 {
     let identity = sim
         .identities
         .lock()
@@ -275,7 +282,7 @@ fn record_call(
         request_id,
     };
     let record = record::build(call, &identity, &outcome, time, source_ip, user_agent);
-    sim.record(record, time, &identity.account_id, &call.region);
+    sim.record(record, time, &identity.account_id, &call.region)
 }
 
 fn lookup_events(sim: &Sim, call: &Call, source_ip: &str, user_agent: &str) -> Response {
@@ -479,7 +486,7 @@ async fn inject_records(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) ->
     }
     let added = parsed.len();
     for (record, time, account, region) in parsed {
-        sim.record(record, time, &account, &region);
+        let _ = sim.record(record, time, &account, &region);
     }
     Json(json!({"added": added})).into_response()
 }
@@ -508,8 +515,12 @@ async fn clear_faults(State(sim): State<Arc<Sim>>) -> Json<Value> {
 
 /// `{"offset_seconds": -3600}`: trailsim's clock runs that far from real time.
 async fn set_clock(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
-    let Some(offset) = body["offset_seconds"].as_f64() else {
-        return bad_request("expected {\"offset_seconds\": number}");
+    // Ten years either way: enough for any history, far from overflowing the clock.
+    let Some(offset) = body["offset_seconds"]
+        .as_f64()
+        .filter(|o| o.is_finite() && o.abs() <= 10.0 * 366.0 * 86_400.0)
+    else {
+        return bad_request("expected {\"offset_seconds\": number within ten years}");
     };
     sim.clock_offset_ms
         .store((offset * 1000.0) as i64, Ordering::Relaxed);

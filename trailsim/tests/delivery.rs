@@ -165,9 +165,27 @@ async fn a_logging_trail_gets_log_files_and_none_after_stop_logging() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_bucket_is_a_delivery_error() {
     let p = principal(3).await;
-    let trail = p.trail().await;
-    let bucket = format!("trailsim-{}", p.account);
+    let bucket = format!("gone-{}", p.account);
+    p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
+    let trail = p
+        .cloudtrail()
+        .create_trail()
+        .name("orphan")
+        .s3_bucket_name(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    // Gone before logging starts, so no delivery (other tests trigger them too) can touch it.
     p.s3().delete_bucket().bucket(&bucket).send().await.unwrap();
+    p.cloudtrail()
+        .start_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
     p.cloudtrail().describe_trails().send().await.unwrap();
     deliver();
     let status = p

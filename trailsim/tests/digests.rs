@@ -119,6 +119,21 @@ async fn digests_sign_link_and_list_every_delivered_log_file() {
         .unwrap();
     control("/_trailsim/deliver");
     control("/_trailsim/digest");
+    // Stop and start again with no delivery in between: nothing before the stop is lost.
+    p.cloudtrail()
+        .stop_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    p.cloudtrail()
+        .start_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
 
     let listed = p.cloudtrail().list_public_keys().send().await.unwrap();
     let key = &listed.public_key_list()[0];
@@ -189,8 +204,8 @@ async fn digests_sign_link_and_list_every_delivered_log_file() {
         previous = Some((k.clone(), sha, signature));
     }
     assert_eq!(
-        starts, 2,
-        "a chain start at enablement and after StopLogging/StartLogging"
+        starts, 3,
+        "a chain start at enablement and after each StopLogging/StartLogging"
     );
     assert!(empty >= 1, "quiet intervals get empty digests");
 

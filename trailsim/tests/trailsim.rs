@@ -295,7 +295,7 @@ async fn kms_config_sts_and_organizations_calls_are_recorded() {
         );
     }
     let disabled = &p.lookup("DisableKey").await[0].1;
-    assert_eq!(disabled["requestParameters"]["KeyId"], key_id.as_str());
+    assert_eq!(disabled["requestParameters"]["keyId"], key_id.as_str());
     assert_eq!(disabled["resources"][0]["type"], "AWS::KMS::Key");
     assert_eq!(p.lookup("GetCallerIdentity").await[0].1["readOnly"], true);
 }
