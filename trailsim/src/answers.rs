@@ -90,6 +90,19 @@ pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes, seq: u64) -> Bytes {
             }
             Bytes::from(v.to_string())
         }
+        "UpdateTrail" => {
+            // Re-enabling validation starts a new chain; logs delivered while it was off are
+            // never in any digest (delivery only lists files while it is on).
+            let mut digests = sim.digests.lock().expect("digests lock");
+            match call.parameters["EnableLogFileValidation"].as_bool() {
+                Some(false) => {
+                    digests.validation_off.insert(arn);
+                }
+                Some(true) if digests.validation_off.remove(&arn) => digests.restart(&arn),
+                _ => {}
+            }
+            answer
+        }
         _ => answer,
     }
 }

@@ -180,6 +180,45 @@ fn keeps_management(selectors: &Value, source: &str, read_only: bool) -> bool {
     })
 }
 
+/// Does a bucket policy explicitly deny CloudTrail's PutObject of `object`? moto does not
+/// evaluate policies, so trailsim does, for the one case that matters here: an explicit Deny
+/// of `s3:PutObject` (or `s3:*`, `*`) to everyone or to `cloudtrail.amazonaws.com`.
+pub fn policy_denies_delivery(policy: &Value, bucket: &str, object: &str) -> bool {
+    let statements = match &policy["Statement"] {
+        Value::Array(list) => list.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => return false,
+    };
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let glob = |pattern: &str, text: &str| match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => text.starts_with(head) && text[head.len()..].ends_with(tail),
+    };
+    let arn = format!("arn:aws:s3:::{bucket}/{object}");
+    statements.iter().any(|st| {
+        let principal = &st["Principal"];
+        let everyone = principal == "*" || list(&principal["AWS"]).iter().any(|p| p == "*");
+        let cloudtrail = list(&principal["Service"])
+            .iter()
+            .any(|s| s == "cloudtrail.amazonaws.com");
+        st["Effect"] == "Deny"
+            && (everyone || cloudtrail)
+            && list(&st["Action"])
+                .iter()
+                .any(|a| ["s3:PutObject", "s3:*", "*"].contains(&a.as_str()))
+            && list(&st["Resource"]).iter().any(|r| glob(r, &arn))
+    })
+}
+
 /// `{P}AWSLogs/{acct}/CloudTrail/{region}/YYYY/MM/DD/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`
 pub fn log_key(
     prefix: Option<&str>,
@@ -252,20 +291,33 @@ pub async fn run(sim: &Sim) -> Value {
                 (by_region, upto)
             };
             let mut failure = None;
+            let policy = if by_region.is_empty() {
+                None
+            } else {
+                sim.upstream
+                    .bucket_policy(&key, &trail.home_region, &trail.bucket)
+                    .await
+            };
             for (region, records) in &by_region {
                 let object = log_key(trail.prefix.as_deref(), &account, region, now, &unique16());
                 let json = log_json(records);
-                let put = sim
-                    .upstream
-                    .put_object(
-                        &key,
-                        &trail.home_region,
-                        &trail.bucket,
-                        &object,
-                        gzip(&json),
-                        &[],
-                    )
-                    .await;
+                let denied = policy
+                    .as_ref()
+                    .is_some_and(|p| policy_denies_delivery(p, &trail.bucket, &object));
+                let put = if denied {
+                    Err("AccessDenied".to_string())
+                } else {
+                    sim.upstream
+                        .put_object(
+                            &key,
+                            &trail.home_region,
+                            &trail.bucket,
+                            &object,
+                            gzip(&json),
+                            &[],
+                        )
+                        .await
+                };
                 match put {
                     Ok(()) => {
                         if trail.log_file_validation {
@@ -472,6 +524,42 @@ mod tests {
             &t,
             &event("us-east-1", "s3.amazonaws.com", false)
         ));
+    }
+
+    #[test]
+    fn explicit_denials_of_cloudtrail_put_object() {
+        let deny = |principal: Value, action: &str, resource: &str| {
+            json!({"Statement": [{"Effect": "Deny", "Principal": principal,
+                                  "Action": action, "Resource": resource}]})
+        };
+        let key = "AWSLogs/1/CloudTrail/us-east-1/x.json.gz";
+        assert!(policy_denies_delivery(
+            &deny(json!("*"), "s3:PutObject", "arn:aws:s3:::b/*"),
+            "b",
+            key
+        ));
+        assert!(policy_denies_delivery(
+            &deny(
+                json!({"Service": "cloudtrail.amazonaws.com"}),
+                "s3:*",
+                "arn:aws:s3:::b/AWSLogs/*"
+            ),
+            "b",
+            key
+        ));
+        assert!(!policy_denies_delivery(
+            &deny(json!("*"), "s3:DeleteObject", "arn:aws:s3:::b/*"),
+            "b",
+            key
+        ));
+        assert!(!policy_denies_delivery(
+            &deny(json!("*"), "s3:PutObject", "arn:aws:s3:::b/other/*"),
+            "b",
+            key
+        ));
+        let allow = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                                          "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"}]});
+        assert!(!policy_denies_delivery(&allow, "b", key));
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub struct Chain {
 pub struct Digests {
     pub chains: HashMap<(String, String), Chain>,
     pub latest_delivery: HashMap<String, DateTime<Utc>>,
+    /// Trails whose log file validation was turned off: turning it on starts new chains.
+    pub validation_off: std::collections::HashSet<String>,
 }
 
 impl Digests {

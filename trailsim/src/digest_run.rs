@@ -19,12 +19,28 @@ pub async fn run(sim: &Sim) -> Value {
     for (account, key) in accounts {
         let trails = describe_trails(sim, &account, &key, &mut errors).await;
         for trail in trails.values().filter(|t| t.log_file_validation) {
+            // Never take the history lock while holding the digests lock.
+            let active_regions = sim
+                .history
+                .lock()
+                .expect("history lock")
+                .regions_of(&account);
             let chains: Vec<(String, Chain)> = {
                 let mut digests = sim.digests.lock().expect("digests lock");
                 digests
                     .chains
                     .entry((trail.arn.clone(), trail.home_region.clone()))
                     .or_default();
+                // A multi-region trail has a chain in every region; here, every region the
+                // account has been active in, so quiet ones get empty digests too.
+                if trail.multi_region {
+                    for region in &active_regions {
+                        digests
+                            .chains
+                            .entry((trail.arn.clone(), region.clone()))
+                            .or_default();
+                    }
+                }
                 digests
                     .chains
                     .iter()

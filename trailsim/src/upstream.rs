@@ -73,6 +73,23 @@ impl Upstream {
         serde_json::from_slice(&answer.body).map_err(|e| format!("{operation}: {e}"))
     }
 
+    /// The bucket's policy document, if it has one.
+    pub async fn bucket_policy(&self, key: &str, region: &str, bucket: &str) -> Option<Value> {
+        let request = hyper::Request::get(format!("{}/{bucket}?policy", self.base))
+            .header("authorization", Self::authorization(key, region, "s3"))
+            .header(
+                "x-amz-date",
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+            )
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let answer = self.send(request).await.ok()?;
+        if !(200..300).contains(&answer.status) {
+            return None;
+        }
+        serde_json::from_slice(&answer.body).ok()
+    }
+
     /// S3 PutObject as `key`'s account; `Err` carries the S3 error code.
     pub async fn put_object(
         &self,

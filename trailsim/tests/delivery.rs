@@ -276,3 +276,46 @@ async fn bucket_versioning_reads_through_trailsim() {
         .unwrap();
     assert_eq!(out.status(), Some(&BucketVersioningStatus::Enabled));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_policy_that_denies_delivery_is_a_delivery_error() {
+    let p = principal(3).await;
+    let bucket = format!("denied-{}", p.account);
+    p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+        "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]});
+    p.s3()
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let trail = p
+        .cloudtrail()
+        .create_trail()
+        .name("denied")
+        .s3_bucket_name(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    p.cloudtrail()
+        .start_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    deliver();
+    let status = p
+        .cloudtrail()
+        .get_trail_status()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.latest_delivery_error(), Some("AccessDenied"));
+    assert!(keys(&p, &bucket).await.is_empty());
+}

@@ -231,3 +231,115 @@ async fn digests_sign_link_and_list_every_delivered_log_file() {
         .unwrap();
     assert!(status.latest_digest_delivery_time().is_some());
 }
+
+/// Every digest of one region of a trail, oldest first, parsed.
+async fn digests_of(p: &Principal, bucket: &str, region: &str) -> Vec<Value> {
+    let prefix = format!("AWSLogs/{}/CloudTrail-Digest/{region}/", p.account);
+    let mut out = Vec::new();
+    for k in keys(p, bucket, &prefix).await {
+        let (raw, _) = fetch(p, bucket, &k).await;
+        out.push(serde_json::from_slice(&raw).unwrap());
+    }
+    out
+}
+
+async fn validated_trail(p: &Principal, bucket: &str, multi_region: bool) -> String {
+    p.s3().create_bucket().bucket(bucket).send().await.unwrap();
+    let trail = p
+        .cloudtrail()
+        .create_trail()
+        .name("validated")
+        .s3_bucket_name(bucket)
+        .enable_log_file_validation(true)
+        .is_multi_region_trail(multi_region)
+        .send()
+        .await
+        .unwrap()
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    p.cloudtrail()
+        .start_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    trail
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn turning_validation_back_on_starts_a_new_chain() {
+    let p = principal(3).await;
+    let bucket = format!("revalidated-{}", p.account);
+    let trail = validated_trail(&p, &bucket, false).await;
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+    let update = |on: bool| {
+        p.cloudtrail()
+            .update_trail()
+            .name(&trail)
+            .enable_log_file_validation(on)
+            .send()
+    };
+    update(false).await.unwrap();
+    p.cloudtrail().list_trails().send().await.unwrap();
+    control("/_trailsim/deliver");
+    let unvalidated = keys(&p, &bucket, &format!("AWSLogs/{}/CloudTrail/", p.account)).await;
+    update(true).await.unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+
+    let digests = digests_of(&p, &bucket, "us-east-1").await;
+    let starts = digests
+        .iter()
+        .filter(|d| d["previousDigestSignature"].is_null())
+        .count();
+    assert_eq!(starts, 2, "a new chain after validation came back on");
+    let listed: Vec<&str> = digests
+        .iter()
+        .flat_map(|d| d["logFiles"].as_array().unwrap().iter())
+        .filter_map(|f| f["s3Object"].as_str())
+        .collect();
+    let during = unvalidated
+        .iter()
+        .filter(|k| !listed.contains(&k.as_str()))
+        .count();
+    assert!(
+        during >= 1,
+        "files delivered while validation was off are in no digest"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_regions_of_a_multi_region_trail_get_empty_digests() {
+    let p = principal(3).await;
+    let bucket = format!("regions-{}", p.account);
+    validated_trail(&p, &bucket, true).await;
+    let eu = aws_sdk_cloudtrail::Client::from_conf(
+        aws_sdk_cloudtrail::config::Builder::from(&p.sdk)
+            .region(aws_sdk_cloudtrail::config::Region::new("eu-west-1"))
+            .build(),
+    );
+    eu.list_trails().send().await.unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+    // Only us-east-1 is active from now on.
+    p.cloudtrail().list_trails().send().await.unwrap();
+    control("/_trailsim/deliver");
+    control("/_trailsim/digest");
+
+    let eu_digests = digests_of(&p, &bucket, "eu-west-1").await;
+    assert!(eu_digests.len() >= 2, "{eu_digests:?}");
+    assert!(!eu_digests[0]["logFiles"].as_array().unwrap().is_empty());
+    assert_eq!(
+        eu_digests.last().unwrap()["logFiles"],
+        json!([]),
+        "the quiet interval"
+    );
+    // Each region is its own chain, with its region in the key.
+    let key = eu_digests[0]["digestS3Object"].as_str().unwrap();
+    assert!(
+        key.contains("_CloudTrail-Digest_eu-west-1_validated_us-east-1_"),
+        "{key}"
+    );
+}
