@@ -48,18 +48,7 @@ async fn the_aws_cli_looks_up_events_and_validates_the_chain() {
     let p = principal(3).await;
     let bucket = format!("cli-{}", p.account);
     p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
-    let trail = p
-        .cloudtrail()
-        .create_trail()
-        .name("cli")
-        .s3_bucket_name(&bucket)
-        .enable_log_file_validation(true)
-        .send()
-        .await
-        .unwrap()
-        .trail_arn()
-        .unwrap()
-        .to_string();
+    let trail = p.create_trail("cli", &bucket, true, false).await;
     let start = (chrono::Utc::now() - chrono::Duration::minutes(1))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();

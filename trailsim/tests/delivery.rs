@@ -167,17 +167,7 @@ async fn a_missing_bucket_is_a_delivery_error() {
     let p = principal(3).await;
     let bucket = format!("gone-{}", p.account);
     p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
-    let trail = p
-        .cloudtrail()
-        .create_trail()
-        .name("orphan")
-        .s3_bucket_name(&bucket)
-        .send()
-        .await
-        .unwrap()
-        .trail_arn()
-        .unwrap()
-        .to_string();
+    let trail = p.create_trail("orphan", &bucket, false, false).await;
     // Gone before logging starts, so no delivery (other tests trigger them too) can touch it.
     p.s3().delete_bucket().bucket(&bucket).send().await.unwrap();
     p.cloudtrail()
@@ -291,17 +281,7 @@ async fn a_bucket_policy_that_denies_delivery_is_a_delivery_error() {
         .send()
         .await
         .unwrap();
-    let trail = p
-        .cloudtrail()
-        .create_trail()
-        .name("denied")
-        .s3_bucket_name(&bucket)
-        .send()
-        .await
-        .unwrap()
-        .trail_arn()
-        .unwrap()
-        .to_string();
+    let trail = p.create_trail("denied", &bucket, false, false).await;
     p.cloudtrail()
         .start_logging()
         .name(&trail)

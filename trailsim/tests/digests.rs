@@ -76,18 +76,7 @@ async fn digests_sign_link_and_list_every_delivered_log_file() {
     let p = principal(3).await;
     let bucket = format!("digests-{}", p.account);
     p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
-    let trail = p
-        .cloudtrail()
-        .create_trail()
-        .name("validated")
-        .s3_bucket_name(&bucket)
-        .enable_log_file_validation(true)
-        .send()
-        .await
-        .unwrap()
-        .trail_arn()
-        .unwrap()
-        .to_string();
+    let trail = p.create_trail("validated", &bucket, true, false).await;
     p.cloudtrail()
         .start_logging()
         .name(&trail)
@@ -246,18 +235,8 @@ async fn digests_of(p: &Principal, bucket: &str, region: &str) -> Vec<Value> {
 async fn validated_trail(p: &Principal, bucket: &str, multi_region: bool) -> String {
     p.s3().create_bucket().bucket(bucket).send().await.unwrap();
     let trail = p
-        .cloudtrail()
-        .create_trail()
-        .name("validated")
-        .s3_bucket_name(bucket)
-        .enable_log_file_validation(true)
-        .is_multi_region_trail(multi_region)
-        .send()
-        .await
-        .unwrap()
-        .trail_arn()
-        .unwrap()
-        .to_string();
+        .create_trail("validated", bucket, true, multi_region)
+        .await;
     p.cloudtrail()
         .start_logging()
         .name(&trail)

@@ -126,6 +126,29 @@ impl Principal {
             .collect()
     }
 
+    /// Creates a trail on an existing bucket (not logging yet) and returns its ARN.
+    pub async fn create_trail(
+        &self,
+        name: &str,
+        bucket: &str,
+        validation: bool,
+        multi_region: bool,
+    ) -> String {
+        self.cloudtrail()
+            .create_trail()
+            .name(name)
+            .s3_bucket_name(bucket)
+            .enable_log_file_validation(validation)
+            .is_multi_region_trail(multi_region)
+            .send()
+            .await
+            .expect("CreateTrail")
+            .trail_arn()
+            .expect("trail ARN")
+            .to_string()
+    }
+
+    /// A bucket and a logging trail "lab" on it; returns the trail's ARN.
     pub async fn trail(&self) -> String {
         let bucket = format!("trailsim-{}", self.account);
         self.s3()
@@ -134,17 +157,7 @@ impl Principal {
             .send()
             .await
             .unwrap();
-        let arn = self
-            .cloudtrail()
-            .create_trail()
-            .name("lab")
-            .s3_bucket_name(&bucket)
-            .send()
-            .await
-            .unwrap()
-            .trail_arn()
-            .unwrap()
-            .to_string();
+        let arn = self.create_trail("lab", &bucket, false, false).await;
         self.cloudtrail()
             .start_logging()
             .name(&arn)
