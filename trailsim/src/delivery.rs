@@ -28,6 +28,39 @@ pub struct TrailInfo {
     pub log_file_validation: bool,
     /// The GetEventSelectors answer.
     pub selectors: Value,
+    pub is_organization_trail: bool,
+    /// The organization an organization trail logs for, when its account manages one.
+    pub organization: Option<Organization>,
+}
+
+/// The organization an organization trail logs for.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    /// `o-` and 10 to 32 letters or digits.
+    pub id: String,
+    /// Every account in it, the management account included.
+    pub accounts: Vec<String>,
+}
+
+impl TrailInfo {
+    /// Whose events the trail records: its own account's, or its organization's.
+    pub fn accounts(&self) -> Vec<String> {
+        match &self.organization {
+            Some(org) => org.accounts.clone(),
+            None => vec![self.account.clone()],
+        }
+    }
+
+    pub fn covers(&self, account: &str) -> bool {
+        match &self.organization {
+            Some(org) => org.accounts.iter().any(|a| a == account),
+            None => self.account == account,
+        }
+    }
+
+    pub fn org_id(&self) -> Option<&str> {
+        self.organization.as_ref().map(|o| o.id.as_str())
+    }
 }
 
 /// What trailsim knows of one trail's delivery (keyed by trail ARN).
@@ -110,11 +143,11 @@ impl Deliveries {
 /// Sources CloudTrail treats as global service events.
 const GLOBAL_SOURCES: &[&str] = &["iam.amazonaws.com", "cloudfront.amazonaws.com"];
 
-/// Does `trail` deliver `event`: its account, its regions, global service events, and the
+/// Does `trail` deliver `event`: its account (or organization), its regions, global service events, and the
 /// management events its selectors keep.
 pub fn in_scope(trail: &TrailInfo, event: &Event) -> bool {
     let r = &event.record;
-    if event.account != trail.account || r["managementEvent"] == false {
+    if !trail.covers(&event.account) || r["managementEvent"] == false {
         return false;
     }
     let source = r["eventSource"].as_str().unwrap_or_default();
@@ -219,20 +252,30 @@ pub fn policy_denies_delivery(policy: &Value, bucket: &str, object: &str) -> boo
     })
 }
 
-/// `{P}AWSLogs/{acct}/CloudTrail/{region}/YYYY/MM/DD/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`
+/// `{P}AWSLogs/[{o-id}/]{acct}`: where an account's files go (the org id for organization trails).
+pub fn account_root(prefix: Option<&str>, org: Option<&str>, account: &str) -> String {
+    let p = match prefix.map(|p| p.trim_matches('/')) {
+        Some(p) if !p.is_empty() => format!("{p}/"),
+        _ => String::new(),
+    };
+    match org {
+        Some(org) => format!("{p}AWSLogs/{org}/{account}"),
+        None => format!("{p}AWSLogs/{account}"),
+    }
+}
+
+/// `{root}/CloudTrail/{region}/YYYY/MM/DD/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`
 pub fn log_key(
     prefix: Option<&str>,
+    org: Option<&str>,
     account: &str,
     region: &str,
     delivered: DateTime<Utc>,
     unique: &str,
 ) -> String {
-    let p = match prefix.map(|p| p.trim_matches('/')) {
-        Some(p) if !p.is_empty() => format!("{p}/"),
-        _ => String::new(),
-    };
+    let root = account_root(prefix, org, account);
     format!(
-        "{p}AWSLogs/{account}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}_{unique}.json.gz",
+        "{root}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}_{unique}.json.gz",
         delivered.format("%Y/%m/%d"),
         delivered.format("%Y%m%dT%H%MZ"),
     )
@@ -279,11 +322,12 @@ pub async fn run(sim: &Sim) -> Value {
                 let Some((from, upto)) = d.pending(trail, history.last_seq()) else {
                     continue;
                 };
-                let mut by_region: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-                for e in history.since(&account, from) {
+                // One file per account and region, as CloudTrail writes them.
+                let mut by_region: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+                for e in history.since(&trail.accounts(), from) {
                     if e.seq <= upto && !d.skipped(&trail.arn, e.seq) && in_scope(trail, &e) {
                         by_region
-                            .entry(e.region.clone())
+                            .entry((e.account.clone(), e.region.clone()))
                             .or_default()
                             .push(e.record);
                     }
@@ -298,8 +342,15 @@ pub async fn run(sim: &Sim) -> Value {
                     .bucket_policy(&key, &trail.home_region, &trail.bucket)
                     .await
             };
-            for (region, records) in &by_region {
-                let object = log_key(trail.prefix.as_deref(), &account, region, now, &unique16());
+            for ((member, region), records) in &by_region {
+                let object = log_key(
+                    trail.prefix.as_deref(),
+                    trail.org_id(),
+                    member,
+                    region,
+                    now,
+                    &unique16(),
+                );
                 let json = log_json(records);
                 let denied = policy
                     .as_ref()
@@ -330,7 +381,7 @@ pub async fn run(sim: &Sim) -> Value {
                                 oldest_event_time: times.min().map(str::to_string),
                             };
                             let mut digests = sim.digests.lock().expect("digests lock");
-                            digests.add_file(&trail.arn, region, file, now);
+                            digests.add_file(&trail.arn, member, region, file, now);
                         }
                         delivered.push(json!({"trail": trail.arn, "bucket": trail.bucket,
                             "key": object, "records": records.len()}));
@@ -390,7 +441,16 @@ pub(crate) async fn describe_trails(
             Err(e) => errors.push(json!({"account": account, "region": region, "error": e})),
         }
     }
+    let organization = if trails.values().any(|t| t.is_organization_trail) {
+        organization(sim, key).await
+    } else {
+        None
+    };
     for trail in trails.values_mut() {
+        if trail.is_organization_trail {
+            // Outside an organization, an organization trail logs its own account only.
+            trail.organization = organization.clone();
+        }
         let home = trail.home_region.clone();
         let by_arn = json!({"Name": trail.arn});
         match sim
@@ -413,6 +473,40 @@ pub(crate) async fn describe_trails(
     trails
 }
 
+/// The organization `key`'s account manages, with every account in it; `None` when it manages
+/// none (a member account, or no organization).
+async fn organization(sim: &Sim, key: &str) -> Option<Organization> {
+    let org = sim
+        .upstream
+        .organizations(key, "DescribeOrganization", &json!({}))
+        .await
+        .ok()?;
+    let id = org["Organization"]["Id"].as_str()?.to_string();
+    let mut accounts = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let body = match &token {
+            Some(t) => json!({"NextToken": t}),
+            None => json!({}),
+        };
+        // Only the management account may list the accounts.
+        let page = sim
+            .upstream
+            .organizations(key, "ListAccounts", &body)
+            .await
+            .ok()?;
+        for a in page["Accounts"].as_array().into_iter().flatten() {
+            if let Some(id) = a["Id"].as_str() {
+                accounts.push(id.to_string());
+            }
+        }
+        token = page["NextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            return Some(Organization { id, accounts });
+        }
+    }
+}
+
 fn trail_info(t: &Value, account: &str) -> Option<TrailInfo> {
     let arn = t["TrailARN"].as_str()?.to_string();
     // Shadows of other accounts' trails are theirs to deliver.
@@ -433,6 +527,8 @@ fn trail_info(t: &Value, account: &str) -> Option<TrailInfo> {
         is_logging: false,
         log_file_validation: t["LogFileValidationEnabled"].as_bool().unwrap_or(false),
         selectors: Value::Null,
+        is_organization_trail: t["IsOrganizationTrail"] == true,
+        organization: None,
         arn,
     })
 }
@@ -455,6 +551,8 @@ mod tests {
             is_logging: true,
             log_file_validation: false,
             selectors: json!({"EventSelectors": []}),
+            is_organization_trail: false,
+            organization: None,
         }
     }
 
@@ -566,10 +664,21 @@ mod tests {
     fn the_real_key_layout() {
         let t = Utc.with_ymd_and_hms(2015, 8, 1, 2, 10, 59).unwrap();
         assert_eq!(
-            log_key(None, "111122223333", "us-east-2", t, "Mu0KsOhtH1ar15ZZ"),
+            log_key(
+                None,
+                None,
+                "111122223333",
+                "us-east-2",
+                t,
+                "Mu0KsOhtH1ar15ZZ"
+            ),
             "AWSLogs/111122223333/CloudTrail/us-east-2/2015/08/01/111122223333_CloudTrail_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz"
         );
-        assert!(log_key(Some("audit/"), "1", "r", t, "u").starts_with("audit/AWSLogs/1/"));
+        assert!(log_key(Some("audit/"), None, "1", "r", t, "u").starts_with("audit/AWSLogs/1/"));
+        assert!(
+            log_key(Some("a/b"), Some("o-abcdefghij"), "2", "r", t, "u")
+                .starts_with("a/b/AWSLogs/o-abcdefghij/2/CloudTrail/r/2015/08/01/2_CloudTrail_r_")
+        );
         assert_eq!(unique16().len(), 16);
     }
 

@@ -90,7 +90,7 @@ pub struct Previous {
     pub signature: String,
 }
 
-/// One chain: a trail in one delivery region.
+/// One chain: a trail in one delivery region (and, for an organization trail, one account).
 #[derive(Debug, Clone, Default)]
 pub struct Chain {
     /// `None` at a chain start (first digest, or after StopLogging/StartLogging).
@@ -106,20 +106,28 @@ pub struct Chain {
     pub restart_at: Option<usize>,
 }
 
+/// Trail ARN, account, delivery region.
+pub type ChainKey = (String, String, String);
+
 #[derive(Default)]
 pub struct Digests {
-    pub chains: HashMap<(String, String), Chain>,
+    pub chains: HashMap<ChainKey, Chain>,
     pub latest_delivery: HashMap<String, DateTime<Utc>>,
     /// Trails whose log file validation was turned off: turning it on starts new chains.
     pub validation_off: std::collections::HashSet<String>,
 }
 
 impl Digests {
-    pub fn add_file(&mut self, trail_arn: &str, region: &str, file: LogFile, now: DateTime<Utc>) {
-        let chain = self
-            .chains
-            .entry((trail_arn.to_string(), region.to_string()))
-            .or_default();
+    pub fn add_file(
+        &mut self,
+        trail_arn: &str,
+        account: &str,
+        region: &str,
+        file: LogFile,
+        now: DateTime<Utc>,
+    ) {
+        let key = (trail_arn.into(), account.into(), region.into());
+        let chain = self.chains.entry(key).or_default();
         chain.start.get_or_insert(now);
         chain.files.push(file);
     }
@@ -127,7 +135,7 @@ impl Digests {
     /// Logging restarted: files delivered so far go in the old chain's final digest, and
     /// the next digest after them starts a new chain.
     pub fn restart(&mut self, trail_arn: &str) {
-        for ((arn, _), chain) in self.chains.iter_mut() {
+        for ((arn, _, _), chain) in self.chains.iter_mut() {
             if arn == trail_arn && chain.restart_at.is_none() {
                 chain.restart_at = Some(chain.files.len());
             }
@@ -135,21 +143,19 @@ impl Digests {
     }
 }
 
-/// `{P}AWSLogs/{acct}/CloudTrail-Digest/{region}/YYYY/MM/DD/{acct}_CloudTrail-Digest_{region}_{trail}_{home}_{YYYYMMDDTHHmmssZ}.json.gz`
+/// `{P}AWSLogs/[{o-id}/]{acct}/CloudTrail-Digest/{region}/YYYY/MM/DD/{acct}_CloudTrail-Digest_{region}_{trail}_{home}_{YYYYMMDDTHHmmssZ}.json.gz`
 pub fn digest_key(
     prefix: Option<&str>,
+    org: Option<&str>,
     account: &str,
     region: &str,
     trail_name: &str,
     home_region: &str,
     end: DateTime<Utc>,
 ) -> String {
-    let p = match prefix.map(|p| p.trim_matches('/')) {
-        Some(p) if !p.is_empty() => format!("{p}/"),
-        _ => String::new(),
-    };
+    let root = crate::delivery::account_root(prefix, org, account);
     format!(
-        "{p}AWSLogs/{account}/CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{}.json.gz",
+        "{root}/CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{}.json.gz",
         end.format("%Y/%m/%d"),
         end.format("%Y%m%dT%H%M%SZ"),
     )
@@ -264,6 +270,7 @@ mod tests {
         assert_eq!(
             digest_key(
                 None,
+                None,
                 "111122223333",
                 "us-east-2",
                 "your-trail-name",
@@ -271,6 +278,20 @@ mod tests {
                 end
             ),
             "AWSLogs/111122223333/CloudTrail-Digest/us-east-2/2015/08/17/111122223333_CloudTrail-Digest_us-east-2_your-trail-name_us-east-2_20150817T150131Z.json.gz"
+        );
+        // The spec's organization example (§7).
+        let end = Utc.with_ymd_and_hms(2020, 2, 14, 0, 10, 7).unwrap();
+        assert_eq!(
+            digest_key(
+                None,
+                Some("o-wwwwwwgggg"),
+                "234567890123",
+                "ca-central-1",
+                "POrgTrail",
+                "us-east-1",
+                end
+            ),
+            "AWSLogs/o-wwwwwwgggg/234567890123/CloudTrail-Digest/ca-central-1/2020/02/14/234567890123_CloudTrail-Digest_ca-central-1_POrgTrail_us-east-1_20200214T001007Z.json.gz"
         );
         let doc: Value = serde_json::from_slice(
             &DigestFile {

@@ -10,6 +10,7 @@ use crate::digest::{
 use crate::server::Sim;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 
 pub async fn run(sim: &Sim) -> Value {
     let _one_at_a_time = sim.delivering.lock().await;
@@ -20,39 +21,44 @@ pub async fn run(sim: &Sim) -> Value {
         let trails = describe_trails(sim, &account, &key, &mut errors).await;
         for trail in trails.values().filter(|t| t.log_file_validation) {
             // Never take the history lock while holding the digests lock.
-            let active_regions = sim
-                .history
-                .lock()
-                .expect("history lock")
-                .regions_of(&account);
-            let chains: Vec<(String, Chain)> = {
+            let active_regions: Vec<(String, BTreeSet<String>)> = {
+                let history = sim.history.lock().expect("history lock");
+                let accounts = trail.accounts();
+                accounts
+                    .into_iter()
+                    .map(|a| {
+                        let regions = history.regions_of(&a);
+                        (a, regions)
+                    })
+                    .collect()
+            };
+            let chains: Vec<(String, String, Chain)> = {
                 let mut digests = sim.digests.lock().expect("digests lock");
-                digests
-                    .chains
-                    .entry((trail.arn.clone(), trail.home_region.clone()))
-                    .or_default();
-                // A multi-region trail has a chain in every region; here, every region the
-                // account has been active in, so quiet ones get empty digests too.
-                if trail.multi_region {
-                    for region in &active_regions {
-                        digests
-                            .chains
-                            .entry((trail.arn.clone(), region.clone()))
-                            .or_default();
+                // Each account a trail logs for has a chain in the home region; a
+                // multi-region trail one in every region, here every region the account has
+                // been active in, so quiet ones get empty digests too.
+                for (member, regions) in &active_regions {
+                    let home = std::iter::once(&trail.home_region);
+                    let others = regions.iter().filter(|_| trail.multi_region);
+                    for region in home.chain(others) {
+                        let key = (trail.arn.clone(), member.clone(), region.clone());
+                        digests.chains.entry(key).or_default();
                     }
                 }
                 digests
                     .chains
                     .iter()
-                    .filter(|((arn, _), _)| *arn == trail.arn)
-                    .map(|((_, region), chain)| (region.clone(), chain.clone()))
+                    .filter(|((arn, member, _), _)| *arn == trail.arn && trail.covers(member))
+                    .map(|((_, member, region), chain)| {
+                        (member.clone(), region.clone(), chain.clone())
+                    })
                     .collect()
             };
-            for (region, chain) in chains {
+            for (member, region, chain) in chains {
                 let target = Target {
                     sim,
                     trail,
-                    account: &account,
+                    account: &member,
                     key: &key,
                     region: &region,
                 };
@@ -63,7 +69,7 @@ pub async fn run(sim: &Sim) -> Value {
                 if let Some(e) = &outcome.error {
                     errors.push(json!({"trail": trail.arn, "region": region, "error": e}));
                 }
-                write_back(sim, trail, &region, &chain, outcome);
+                write_back(sim, trail, &member, &region, &chain, outcome);
             }
         }
     }
@@ -144,6 +150,7 @@ async fn write(t: &Target<'_>, out: &mut Outcome, files: &[LogFile]) -> Result<(
     let trail = t.trail;
     let object = digest_key(
         trail.prefix.as_deref(),
+        trail.org_id(),
         t.account,
         t.region,
         &trail.name,
@@ -198,14 +205,21 @@ async fn write(t: &Target<'_>, out: &mut Outcome, files: &[LogFile]) -> Result<(
 }
 
 /// Stores what the run did. Files delivered, or a restart made, while it ran stay pending.
-fn write_back(sim: &Sim, trail: &TrailInfo, region: &str, seen: &Chain, out: Outcome) {
+fn write_back(
+    sim: &Sim,
+    trail: &TrailInfo,
+    account: &str,
+    region: &str,
+    seen: &Chain,
+    out: Outcome,
+) {
     let mut digests = sim.digests.lock().expect("digests lock");
     if !out.written.is_empty() {
         digests.latest_delivery.insert(trail.arn.clone(), sim.now());
     }
     let c = digests
         .chains
-        .entry((trail.arn.clone(), region.to_string()))
+        .entry((trail.arn.clone(), account.to_string(), region.to_string()))
         .or_default();
     c.files.drain(..out.listed.min(c.files.len()));
     c.previous = out.previous;

@@ -61,11 +61,11 @@ impl History {
         self.next_seq
     }
 
-    /// Events of `account` that arrived after `after` (a sequence number), in arrival order.
-    pub fn since(&self, account: &str, after: u64) -> Vec<Event> {
+    /// Events of `accounts` that arrived after `after` (a sequence number), in arrival order.
+    pub fn since(&self, accounts: &[String], after: u64) -> Vec<Event> {
         self.events
             .iter()
-            .filter(|e| e.seq > after && e.account == account)
+            .filter(|e| e.seq > after && accounts.contains(&e.account))
             .cloned()
             .collect()
     }

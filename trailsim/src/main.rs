@@ -94,11 +94,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener,
         server::router(sim).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(stop_signal())
     .await?;
+    // Returning drops the moto child trailsim started, which kills it.
     Ok(())
+}
+
+/// SIGINT or SIGTERM: a moto started by trailsim must not outlive it.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// Starts moto on a free port with TZ=UTC and returns it with its URL.

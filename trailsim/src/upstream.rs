@@ -52,25 +52,47 @@ impl Upstream {
         operation: &str,
         body: &Value,
     ) -> Result<Value, String> {
+        let target = format!("CloudTrail_20131101.{operation}");
+        self.json_call(key, region, "cloudtrail", &target, body)
+            .await
+    }
+
+    /// An Organizations JSON call (`DescribeOrganization`, ...) as `key`'s account.
+    pub async fn organizations(
+        &self,
+        key: &str,
+        operation: &str,
+        body: &Value,
+    ) -> Result<Value, String> {
+        let target = format!("AWSOrganizationsV20161128.{operation}");
+        self.json_call(key, "us-east-1", "organizations", &target, body)
+            .await
+    }
+
+    async fn json_call(
+        &self,
+        key: &str,
+        region: &str,
+        service: &str,
+        target: &str,
+        body: &Value,
+    ) -> Result<Value, String> {
         let request = hyper::Request::post(format!("{}/", self.base))
-            .header(
-                "authorization",
-                Self::authorization(key, region, "cloudtrail"),
-            )
+            .header("authorization", Self::authorization(key, region, service))
             .header(
                 "x-amz-date",
                 chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
             )
-            .header("x-amz-target", format!("CloudTrail_20131101.{operation}"))
+            .header("x-amz-target", target)
             .header("content-type", "application/x-amz-json-1.1")
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| e.to_string())?;
         let answer = self.send(request).await?;
         if !(200..300).contains(&answer.status) {
             let (code, message) = crate::record::error_of(answer.status, &answer.body);
-            return Err(format!("{operation}: {code}: {message}"));
+            return Err(format!("{target}: {code}: {message}"));
         }
-        serde_json::from_slice(&answer.body).map_err(|e| format!("{operation}: {e}"))
+        serde_json::from_slice(&answer.body).map_err(|e| format!("{target}: {e}"))
     }
 
     /// The bucket's policy document, if it has one.

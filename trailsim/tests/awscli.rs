@@ -5,31 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::process::Command;
-use support::{Principal, post, principal};
-
-/// Runs `aws ARGS` as the principal against trailsim: exit code and stdout + stderr.
-fn aws(p: &Principal, dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let creds = &p.credentials;
-    let out = Command::new(testbed::awscli())
-        .args(args)
-        .env("AWS_CONFIG_FILE", dir.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
-        .env("AWS_ACCESS_KEY_ID", &creds.0)
-        .env("AWS_SECRET_ACCESS_KEY", &creds.1)
-        .env("AWS_SESSION_TOKEN", &creds.2)
-        // validate-logs makes its S3 clients without --endpoint-url; this reaches them all.
-        .env("AWS_ENDPOINT_URL", &support::trailsim().endpoint)
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run the AWS CLI");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
+use support::{Principal, aws, post, principal};
 
 fn control(path: &str) -> Value {
     let (code, body) = post(path, &json!({}));
@@ -39,12 +15,6 @@ fn control(path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_aws_cli_looks_up_events_and_validates_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config"),
-        "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n",
-    )
-    .unwrap();
     let p = principal(3).await;
     let bucket = format!("cli-{}", p.account);
     p.s3().create_bucket().bucket(&bucket).send().await.unwrap();
@@ -74,7 +44,6 @@ async fn the_aws_cli_looks_up_events_and_validates_the_chain() {
         .unwrap();
     let (code, out) = aws(
         &p,
-        dir.path(),
         &[
             "cloudtrail",
             "lookup-events",
@@ -94,7 +63,6 @@ async fn the_aws_cli_looks_up_events_and_validates_the_chain() {
     let validate = |p: &Principal| {
         aws(
             p,
-            dir.path(),
             &[
                 "cloudtrail",
                 "validate-logs",

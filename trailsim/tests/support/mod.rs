@@ -48,12 +48,16 @@ pub struct Principal {
 }
 
 pub async fn principal(attempts: u32) -> Principal {
+    principal_in(testbed::fresh_account(), attempts).await
+}
+
+/// A test principal in `account` (e.g. an organization's member account).
+pub async fn principal_in(account: String, attempts: u32) -> Principal {
     let base = config(
         Credentials::new("AKIAIOSFODNN7EXAMPLE", "not-a-secret", None, None, "tests"),
         3,
     )
     .await;
-    let account = testbed::fresh_account();
     let out = aws_sdk_sts::Client::new(&base)
         .assume_role()
         .role_arn(format!("arn:aws:iam::{account}:role/auditor"))
@@ -190,4 +194,33 @@ pub fn post(path: &str, body: &Value) -> (u16, String) {
         head.split_whitespace().nth(1).unwrap().parse().unwrap(),
         body.to_string(),
     )
+}
+
+/// Runs the AWS CLI v1 as `p` against trailsim: exit code and stdout + stderr.
+pub fn aws(p: &Principal, args: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config"),
+        "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n",
+    )
+    .unwrap();
+    let creds = &p.credentials;
+    let out = std::process::Command::new(testbed::awscli())
+        .args(args)
+        .env("AWS_CONFIG_FILE", dir.path().join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_ACCESS_KEY_ID", &creds.0)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.1)
+        .env("AWS_SESSION_TOKEN", &creds.2)
+        // validate-logs makes its S3 clients without --endpoint-url; this reaches them all.
+        .env("AWS_ENDPOINT_URL", &trailsim().endpoint)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the AWS CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }
