@@ -11,5 +11,6 @@ pub mod daemon;
 pub mod evaluate;
 pub mod posture;
 pub mod publish;
+pub mod record;
 pub mod state;
 pub mod watch;

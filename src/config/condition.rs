@@ -1,6 +1,9 @@
-//! The condition language of custom policies, as parsed from YAML.
+//! The condition language of custom policies and detections, as parsed from YAML.
 //!
-//! A condition is a test on one field of the trail document, or `all`, `any`, `not` of others:
+//! A condition is a test on one field of a document, or `all`, `any`, `not` of others. Custom
+//! policies query the trail document; detections query a CloudTrail record. Which document a
+//! condition reads is part of its type (`R`), so a path is checked against the right roots
+//! when the file loads:
 //!
 //! ```yaml
 //! condition:
@@ -10,24 +13,64 @@
 //!     - not: { path: bucket.versioning, eq: suspended }
 //! ```
 //!
-//! Evaluation lives in `evaluate::custom`; the document in `evaluate::document`.
+//! Evaluation lives in `evaluate::condition`; the trail document in `evaluate::document`.
 
 use super::yaml::{HumanDuration, Pattern};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
-/// Top-level sections of the trail document a path may start with.
-pub const DOCUMENT_ROOTS: &[&str] = &["account", "trail", "status", "selectors", "bucket", "key"];
+/// The document a condition reads: the top-level fields its paths may start with.
+pub trait PathRoots: fmt::Debug + Clone + PartialEq + 'static {
+    const ROOTS: &'static [&'static str];
+}
+
+/// Paths into the trail document (custom policies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrailPaths;
+
+impl PathRoots for TrailPaths {
+    const ROOTS: &'static [&'static str] =
+        &["account", "trail", "status", "selectors", "bucket", "key"];
+}
+
+/// Paths into a CloudTrail record, plus `derived` facts computed from it (detections).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPaths;
+
+impl PathRoots for RecordPaths {
+    const ROOTS: &'static [&'static str] = &[
+        "eventVersion",
+        "eventTime",
+        "eventSource",
+        "eventName",
+        "awsRegion",
+        "sourceIPAddress",
+        "userAgent",
+        "userIdentity",
+        "requestParameters",
+        "responseElements",
+        "additionalEventData",
+        "errorCode",
+        "errorMessage",
+        "readOnly",
+        "eventType",
+        "managementEvent",
+        "recipientAccountId",
+        "resources",
+        "derived",
+    ];
+}
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Condition {
-    All(Vec<Condition>),
-    Any(Vec<Condition>),
-    Not(Box<Condition>),
-    Test { path: String, op: Operator },
+pub enum Condition<R: PathRoots = TrailPaths> {
+    All(Vec<Condition<R>>),
+    Any(Vec<Condition<R>>),
+    Not(Box<Condition<R>>),
+    Test { path: FieldPath<R>, op: Operator },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,31 +116,31 @@ const KEYS: &[&str] = &[
     "age_less_than",
 ];
 
-impl<'de> Deserialize<'de> for Condition {
+impl<'de, R: PathRoots> Deserialize<'de> for Condition<R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ConditionVisitor)
+        d.deserialize_map(ConditionVisitor::<R>(PhantomData))
     }
 }
 
-struct ConditionVisitor;
+struct ConditionVisitor<R>(PhantomData<R>);
 
-impl<'de> Visitor<'de> for ConditionVisitor {
-    type Value = Condition;
+impl<'de, R: PathRoots> Visitor<'de> for ConditionVisitor<R> {
+    type Value = Condition<R>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a condition: all, any, not, or path with one operator")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Condition, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Condition<R>, A::Error> {
         let mut combinators = Vec::new();
-        let mut path: Option<String> = None;
+        let mut path: Option<FieldPath<R>> = None;
         let mut ops = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "all" => combinators.push(Condition::All(map.next_value()?)),
                 "any" => combinators.push(Condition::Any(map.next_value()?)),
                 "not" => combinators.push(Condition::Not(Box::new(map.next_value()?))),
-                "path" => path = Some(map.next_value::<PathText>()?.0),
+                "path" => path = Some(map.next_value()?),
                 "eq" => ops.push(Operator::Eq(map.next_value()?)),
                 "ne" => ops.push(Operator::Ne(map.next_value()?)),
                 "in" => ops.push(Operator::In(map.next_value()?)),
@@ -134,26 +177,51 @@ impl<'de> Visitor<'de> for ConditionVisitor {
     }
 }
 
-/// A dotted path such as `bucket.lifecycle_rules.0.expiration_days`, checked at load.
-struct PathText(String);
+/// A dotted path such as `bucket.lifecycle_rules.0.expiration_days`, checked at load against
+/// the roots of the document it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPath<R> {
+    pub text: String,
+    roots: PhantomData<R>,
+}
 
-impl super::yaml::ParseScalar for PathText {
-    const EXPECTING: &'static str = "a dotted path into the trail document";
+impl<R> From<&str> for FieldPath<R> {
+    fn from(text: &str) -> Self {
+        FieldPath {
+            text: text.to_string(),
+            roots: PhantomData,
+        }
+    }
+}
+
+impl<R> fmt::Display for FieldPath<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<R: PathRoots> super::yaml::ParseScalar for FieldPath<R> {
+    const EXPECTING: &'static str = "a dotted path into the document";
     fn parse(text: &str) -> Result<Self, String> {
         let root = text.split('.').next().unwrap_or_default();
         if text.split('.').any(str::is_empty) {
             return Err(format!("path {text:?} has an empty segment"));
         }
-        if !DOCUMENT_ROOTS.contains(&root) {
+        if !R::ROOTS.contains(&root) {
             return Err(format!(
                 "path {text:?} must start with one of: {}",
-                DOCUMENT_ROOTS.join(", ")
+                R::ROOTS.join(", ")
             ));
         }
-        Ok(PathText(text.to_string()))
+        Ok(FieldPath::from(text))
     }
 }
-super::yaml::scalar_deserialize!(PathText);
+
+impl<'de, R: PathRoots> Deserialize<'de> for FieldPath<R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::yaml::deserialize_scalar(d)
+    }
+}
 
 #[cfg(test)]
 mod tests {

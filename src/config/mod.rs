@@ -4,6 +4,7 @@
 //! checked without AWS, and reports problems as `file:line:column: message`.
 
 pub mod condition;
+pub mod detections;
 pub mod policies;
 pub mod yaml;
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use detections::DetectionSet;
 pub use policies::{Check, Policy, PolicySet, Severity};
 pub use yaml::{ConfigError, CronSchedule, HumanDuration};
 
@@ -31,6 +33,65 @@ pub struct DaemonFile {
     pub schedule: Schedule,
     /// The policy file, relative to this file.
     pub policies: PathBuf,
+    /// Detection files (one or a list), relative to this file; later files add to earlier
+    /// ones. Without any, event history is not polled.
+    #[serde(default)]
+    pub detections: Option<OneOrMany>,
+    #[serde(default)]
+    pub event_history: EventHistorySettings,
+}
+
+/// A path, or a list of paths.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrMany {
+    fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            OneOrMany::One(p) => vec![p.clone()],
+            OneOrMany::Many(list) => list.clone(),
+        }
+    }
+}
+
+/// How the event history poller reads LookupEvents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventHistorySettings {
+    /// How far back the first poll (no checkpoint yet) reads; at most 90 days, all event
+    /// history keeps.
+    #[serde(
+        default = "default_initial_window",
+        deserialize_with = "initial_window"
+    )]
+    pub initial_window: HumanDuration,
+    /// Each poll re-reads this much before its checkpoint: event history shows events late.
+    /// Events seen before are recognised by id and dropped.
+    #[serde(default = "default_overlap")]
+    pub overlap: HumanDuration,
+}
+
+impl Default for EventHistorySettings {
+    fn default() -> Self {
+        EventHistorySettings {
+            initial_window: default_initial_window(),
+            overlap: default_overlap(),
+        }
+    }
+}
+
+fn initial_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    let w = HumanDuration::deserialize(d)?;
+    if w.0 > std::time::Duration::from_secs(90 * 86_400) {
+        return Err(serde::de::Error::custom(
+            "initial_window is at most 90d: event history keeps no more",
+        ));
+    }
+    Ok(w)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +136,9 @@ pub struct Schedule {
     /// Bucket configuration, KMS keys and AWS Config recorders.
     #[serde(default = "default_posture_schedule")]
     pub posture: CronSchedule,
+    /// Event history (LookupEvents) against the detections.
+    #[serde(default = "default_events_schedule")]
+    pub events: CronSchedule,
 }
 
 impl Default for Schedule {
@@ -82,6 +146,7 @@ impl Default for Schedule {
         Schedule {
             trails: default_trails_schedule(),
             posture: default_posture_schedule(),
+            events: default_events_schedule(),
         }
     }
 }
@@ -178,6 +243,15 @@ fn default_trails_schedule() -> CronSchedule {
 fn default_posture_schedule() -> CronSchedule {
     CronSchedule("15 */5 * * * *".to_string())
 }
+fn default_events_schedule() -> CronSchedule {
+    CronSchedule("0 * * * * *".to_string())
+}
+fn default_initial_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(86_400))
+}
+fn default_overlap() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15 * 60))
+}
 
 /// A loaded, checked configuration with paths resolved.
 #[derive(Debug, Clone)]
@@ -186,6 +260,8 @@ pub struct Config {
     pub daemon: DaemonFile,
     pub policies_path: PathBuf,
     pub policies: PolicySet,
+    pub detections_paths: Vec<PathBuf>,
+    pub detections: DetectionSet,
 }
 
 impl Config {
@@ -197,6 +273,26 @@ impl Config {
         let policies_path = base.join(&daemon.policies);
         let state_dir = base.join(&daemon.state_dir);
         let policies = yaml::load_file::<PolicySet>(&policies_path).map_err(|e| vec![e])?;
+        let detections_paths: Vec<PathBuf> = daemon
+            .detections
+            .as_ref()
+            .map(OneOrMany::paths)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| base.join(p))
+            .collect();
+        let mut detections = DetectionSet::default();
+        for p in &detections_paths {
+            let more = yaml::load_file::<DetectionSet>(p).map_err(|e| vec![e])?;
+            detections.extend(more).map_err(|message| {
+                vec![ConfigError {
+                    file: p.clone(),
+                    line: None,
+                    column: None,
+                    message,
+                }]
+            })?;
+        }
         Ok(Config {
             path: path.to_path_buf(),
             daemon: DaemonFile {
@@ -205,6 +301,8 @@ impl Config {
             },
             policies_path,
             policies,
+            detections_paths,
+            detections,
         })
     }
 }

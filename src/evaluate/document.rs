@@ -4,6 +4,7 @@
 //! `docs/trail-document.md`). A section or field that could not be collected is `null` in the
 //! JSON and remembered as unavailable, so a condition on it is an error, never a pass.
 
+use super::condition::{Document, Lookup};
 use super::finding::need;
 use crate::posture::{Fetched, Snapshot, TrailState};
 use serde::Serialize;
@@ -13,15 +14,6 @@ pub struct TrailDocument {
     pub value: Value,
     /// Dotted paths that could not be collected, with the reason.
     unavailable: Vec<(String, String)>,
-}
-
-/// The answer to a path lookup.
-#[derive(Debug, PartialEq)]
-pub enum Lookup<'a> {
-    Found(&'a Value),
-    /// Collected, but the field is absent or null.
-    Missing,
-    Unavailable(String),
 }
 
 impl TrailDocument {
@@ -93,9 +85,11 @@ impl TrailDocument {
         let v = self.section(&format!("{section}.{name}"), need(value).map(to_json));
         map.insert(name.to_string(), v);
     }
+}
 
+impl Document for TrailDocument {
     /// Looks up a dotted path; numeric segments index arrays.
-    pub fn lookup(&self, path: &str) -> Lookup<'_> {
+    fn lookup(&self, path: &str) -> Lookup<'_> {
         for (gap, reason) in &self.unavailable {
             let covers = path == gap
                 || path.starts_with(&format!("{gap}."))
@@ -104,23 +98,7 @@ impl TrailDocument {
                 return Lookup::Unavailable(format!("{gap} unavailable: {reason}"));
             }
         }
-        let mut current = &self.value;
-        for segment in path.split('.') {
-            let next = match current {
-                Value::Object(m) => m.get(segment),
-                Value::Array(a) => segment.parse::<usize>().ok().and_then(|i| a.get(i)),
-                _ => None,
-            };
-            match next {
-                Some(v) => current = v,
-                None => return Lookup::Missing,
-            }
-        }
-        if current.is_null() {
-            Lookup::Missing
-        } else {
-            Lookup::Found(current)
-        }
+        self.value.lookup(path)
     }
 }
 

@@ -82,6 +82,16 @@ pub fn management_events(state: &TrailState) -> CheckResult {
     }
 }
 
+/// Whether `selectors` record (read, write) management events of every source. Detections use
+/// it on the selectors a PutEventSelectors call sets.
+pub fn records_management(selectors: &EventSelectors) -> (bool, bool) {
+    let c = match selectors {
+        EventSelectors::Basic(s) => basic_coverage(s),
+        EventSelectors::Advanced(s) => advanced_coverage(s),
+    };
+    (c.read, c.write)
+}
+
 fn basic_coverage(selectors: &[BasicSelector]) -> Coverage {
     let mut c = Coverage::default();
     for s in selectors.iter().filter(|s| s.include_management_events) {

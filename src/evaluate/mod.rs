@@ -1,14 +1,17 @@
 //! Evaluation: pure functions from a [`Snapshot`] to findings. No I/O, no clock reads: `now`
 //! is passed in. One file per check family; this file only dispatches.
 
+pub mod condition;
 pub mod config_recording;
 pub mod custom;
+pub mod detection;
 pub mod document;
 pub mod finding;
 pub mod logging;
 pub mod management_events;
 pub mod optional;
 pub mod public_bucket;
+pub mod record_facts;
 pub mod retention;
 pub mod sse_kms;
 #[cfg(test)]
