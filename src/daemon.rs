@@ -46,6 +46,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         aws,
         config.daemon.aws.regions.clone(),
         config.policies.clone(),
+        (
+            config.detections.clone(),
+            config.daemon.event_history.clone(),
+        ),
         store,
         published.clone(),
     ));
@@ -61,6 +65,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         state = %config.daemon.state_dir.display(),
         regions = ?config.daemon.aws.regions,
         policies = config.policies.policies.len(),
+        detections = config.detections.detections.len(),
         "trailwarden {} started",
         env!("CARGO_PKG_VERSION")
     );
@@ -77,6 +82,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             w.poll_posture().await
         })?;
         scheduler.add(posture).await?;
+        let events = poll_job(&config.daemon.schedule.events.0, &watch, |w| async move {
+            w.poll_events().await
+        })?;
+        scheduler.add(events).await?;
         let p = published.clone();
         scheduler
             .add(Job::new("*/5 * * * * *", move |_, _| {
@@ -93,6 +102,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         tokio::spawn(async move {
             w.poll_trails().await;
             w.poll_posture().await;
+            w.poll_events().await;
         });
     }
     tokio::spawn(reload_on_sighup(
@@ -173,12 +183,14 @@ async fn reload_on_sighup(
                         || d.0.aws.endpoint_url != d.1.aws.endpoint_url
                         || d.0.schedule.trails != d.1.schedule.trails
                         || d.0.schedule.posture != d.1.schedule.posture
+                        || d.0.schedule.events != d.1.schedule.events
                         || d.0.state_dir != d.1.state_dir
                     {
                         tracing::warn!(
                             "reload: listen, state_dir, regions, endpoint and schedules change only on restart"
                         );
                     }
+                    watch.set_detections(new.detections.clone());
                     watch.set_policies(new.policies.clone());
                     m.config_reload_success.set(1);
                     m.config_reload_timestamp.set(Utc::now().timestamp());

@@ -78,10 +78,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::ValidateConfig { .. } => {
             println!(
-                "{}: valid ({} policies from {})",
+                "{}: valid ({} policies from {}, {} detections)",
                 path.display(),
                 config.policies.policies.len(),
-                config.policies_path.display()
+                config.policies_path.display(),
+                config.detections.detections.len()
             );
             ExitCode::SUCCESS
         }

@@ -2,7 +2,7 @@
 //! leniently from what AWS really writes (eventVersion 1.0x, optional fields that come and go,
 //! bracketed user agents), with the whole record kept for conditions.
 //!
-//! A record without an id, name, source or time cannot be processed: it is an error naming
+//! A record without a name, source or time cannot be processed: it is an error naming
 //! what is missing, never a panic and never a silent drop.
 
 use chrono::{DateTime, Utc};
@@ -10,6 +10,8 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// `eventID`; records of event version 1.0 have none, and get `fnv-` and a stable hash
+    /// of their text instead.
     pub event_id: String,
     pub event_time: DateTime<Utc>,
     pub event_source: String,
@@ -68,7 +70,8 @@ impl Record {
                 .map(str::to_string)
         };
         let required = |field: &'static str| text(field).ok_or(RecordError::Missing(field));
-        let event_id = required("eventID")?;
+        let event_id =
+            text("eventID").unwrap_or_else(|| format!("fnv-{:016x}", fnv1a(&raw.to_string())));
         let event_name = required("eventName")?;
         let event_source = required("eventSource")?;
         let time_text = required("eventTime")?;
@@ -172,6 +175,13 @@ impl Record {
     }
 }
 
+/// FNV-1a: stable across builds, unlike the standard hasher (ids are kept in the state store).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +226,18 @@ mod tests {
         assert!(r.failed());
         assert_eq!(r.actor.arn.as_deref(), Some("config.amazonaws.com"));
         assert_eq!(r.account, "");
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("eventID");
+        let a = Record::from_value(v.clone()).unwrap();
+        assert!(
+            a.event_id.starts_with("fnv-"),
+            "version 1.0 records have no id"
+        );
+        assert_eq!(
+            a.event_id,
+            Record::from_value(v).unwrap().event_id,
+            "stable"
+        );
     }
 
     #[test]

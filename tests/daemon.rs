@@ -210,11 +210,20 @@ fn iam_action(service: &str, operation: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_iam_policy_grants_exactly_what_the_daemon_calls() {
-    let lab = Lab::build(Options::default()).await;
+    // Through trailsim, with the default detections: event history is read too.
+    let lab = Lab::build_at(support::trailsim(), Options::default()).await;
     let port = support::free_port();
-    let config = lab.write_config(port, &lab.account.endpoint);
+    let config = lab.write_events_config(port, support::trailsim(), "* * * * * *", "");
     let mut daemon = Daemon::start(&lab.account, &config, port, lab.dir.path().join("run.log"));
-    daemon.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
+    daemon.wait_until("ready and an event poll", |d| {
+        d.get("/readyz").is_some_and(|(c, _)| c == 200)
+            && support::metric_value(
+                &d.metrics(),
+                "trailwarden_poll_duration_seconds_count",
+                &[("poller", "events")],
+            )
+            .is_some_and(|n| n >= 1.0)
+    });
     let called: std::collections::BTreeSet<String> = daemon
         .metrics()
         .lines()

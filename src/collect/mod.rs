@@ -7,6 +7,7 @@
 pub mod account;
 pub mod aws;
 pub mod bucket;
+pub mod events;
 pub mod key;
 pub mod recorder;
 pub mod trails;

@@ -25,6 +25,12 @@ pub struct Metrics {
     pub trails: IntGauge,
     pub config_reload_success: IntGauge,
     pub config_reload_timestamp: IntGauge,
+    pub tamper_events: IntCounterVec,
+    pub last_tamper_event: GaugeVec,
+    pub events_processed: IntCounterVec,
+    pub events_duplicate: IntCounterVec,
+    pub events_unparseable: IntCounterVec,
+    pub event_checkpoint: GaugeVec,
     /// Label sets published last time, to remove the ones that vanish.
     published: Mutex<Published>,
 }
@@ -90,7 +96,48 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(poll_duration.clone()))
             .expect("unique metric");
+        let float_gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let last_tamper_event = float_gauge(
+            "trailwarden_last_tamper_event_timestamp_seconds",
+            "Unix time (eventTime) of the newest event that matched the detection.",
+            &["detection"],
+        );
+        let event_checkpoint = float_gauge(
+            "trailwarden_event_history_checkpoint_timestamp_seconds",
+            "Unix time up to which event history has been read completely, per region.",
+            &["region"],
+        );
         Metrics {
+            tamper_events: counter_vec(
+                &r,
+                "trailwarden_tamper_events_total",
+                "CloudTrail events that matched a detection, by detection, event, outcome (success or failure), account and region.",
+                &["detection", "event_name", "outcome", "account", "region"],
+            ),
+            last_tamper_event,
+            events_processed: counter_vec(
+                &r,
+                "trailwarden_events_processed_total",
+                "Event history records processed (each once), per region.",
+                &["region"],
+            ),
+            events_duplicate: counter_vec(
+                &r,
+                "trailwarden_events_duplicates_total",
+                "Event history records dropped because an earlier poll processed them (the look-back overlap).",
+                &["region"],
+            ),
+            events_unparseable: counter_vec(
+                &r,
+                "trailwarden_events_unparseable_total",
+                "Event history records that could not be read; each is logged with its event id.",
+                &["region"],
+            ),
+            event_checkpoint,
             trail_logging: gauge_vec(
                 &r,
                 "trailwarden_trail_logging",

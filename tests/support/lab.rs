@@ -45,7 +45,12 @@ pub struct Lab {
 
 /// AssumeRole into a fresh account: moto keeps each account's resources apart.
 pub async fn isolated_account() -> Account {
-    let endpoint = moto().endpoint.clone();
+    isolated_account_at(&moto().endpoint).await
+}
+
+/// AssumeRole through `endpoint` (moto, or trailsim, which learns the keys from the answer).
+pub async fn isolated_account_at(endpoint: &str) -> Account {
+    let endpoint = endpoint.to_string();
     let base = sdk_config(
         &endpoint,
         Credentials::new("AKIAIOSFODNN7EXAMPLE", "not-a-secret", None, None, "tests"),
@@ -81,7 +86,12 @@ pub async fn sdk_config(endpoint: &str, credentials: Credentials) -> SdkConfig {
 impl Lab {
     /// An isolated account with the lab built as `options` say.
     pub async fn build(options: Options) -> Lab {
-        let account = isolated_account().await;
+        Lab::build_at(&moto().endpoint, options).await
+    }
+
+    /// The lab built through `endpoint` (e.g. trailsim, so every call is recorded).
+    pub async fn build_at(endpoint: &str, options: Options) -> Lab {
+        let account = isolated_account_at(endpoint).await;
         let sdk = sdk_config(
             &account.endpoint,
             Credentials::new(
@@ -335,6 +345,40 @@ impl Lab {
                  aws:\n  regions: [us-east-1]\n  endpoint_url: {endpoint}\n  operation_timeout: 10s\n  max_attempts: 2\n\
                  schedule:\n  trails: \"* * * * * *\"\n  posture: \"*/2 * * * * *\"\n\
                  policies: policies.yaml\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// A daemon config for event history tests: the shipped policies and detections, the
+    /// given trail schedule, events every two seconds, and `extra` lines at the end.
+    pub fn write_events_config(
+        &self,
+        port: u16,
+        endpoint: &str,
+        trails: &str,
+        extra: &str,
+    ) -> PathBuf {
+        let dir = self.dir.path();
+        for file in ["policies.yaml", "detections.yaml"] {
+            std::fs::copy(
+                super::manifest_dir().join("config").join(file),
+                dir.join(file),
+            )
+            .unwrap();
+        }
+        let path = dir.join("trailwarden.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "listen: 127.0.0.1:{port}\n\
+                 state_dir: state\n\
+                 log_level: info\n\
+                 aws:\n  regions: [us-east-1]\n  endpoint_url: {endpoint}\n  operation_timeout: 10s\n  max_attempts: 2\n\
+                 schedule:\n  trails: \"{trails}\"\n  posture: \"0 0 * * * *\"\n  events: \"*/2 * * * * *\"\n\
+                 policies: policies.yaml\n\
+                 detections: detections.yaml\n{extra}"
             ),
         )
         .unwrap();

@@ -10,6 +10,56 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 pub use testbed::{free_port, fresh_account, http_get, metric_value, moto, python_env};
 
+/// trailsim in front of this test binary's moto, served in-process on its own runtime (it is
+/// a library too), started on first use. LookupEvents' rate limit is on, as in AWS.
+pub fn trailsim() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let upstream = moto().endpoint.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let sim = trailsim::server::Sim::new(trailsim::server::Options {
+                    upstream,
+                    throttle: true,
+                    visibility_delay: Duration::ZERO,
+                });
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(format!("http://{}", listener.local_addr().unwrap()))
+                    .unwrap();
+                let app = trailsim::server::router(sim)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        rx.recv().expect("trailsim started")
+    })
+}
+
+/// POSTs JSON to trailsim's control API; panics unless it answers 200.
+pub fn trailsim_control(path: &str, body: &serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let addr = trailsim().trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let text = body.to_string();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(" 200 "), "{path}: {raw}");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
 /// The trailwarden crate (config/, deploy/, scripts/).
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

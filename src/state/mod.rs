@@ -1,8 +1,12 @@
 //! The embedded state store in `state_dir`: what must survive a restart.
 //!
 //! SQLite in WAL mode with full sync: a transaction that returned is on disk, a crash in the
-//! middle of one leaves the previous state. Today it keeps when each finding entered its
-//! current status (`since` in `/status`); event checkpoints and bucket cursors will join it.
+//! middle of one leaves the previous state. It keeps when each finding entered its current
+//! status (`since` in `/status`), and the event history checkpoints, seen event ids and recent
+//! detections (`events.rs`).
+
+mod events;
+pub use events::{EventPollResult, StoredDetection};
 
 use crate::evaluate::{Finding, Status};
 use chrono::{DateTime, Utc};
@@ -10,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A finding that has not been evaluated for this long (a deleted trail, a removed policy) is
 /// forgotten. Shorter gaps (a region that failed to list for a while) keep its history.
@@ -73,6 +77,9 @@ impl StateStore {
                  PRAGMA user_version = 1;",
             )
             .map_err(db)?;
+        }
+        if version < 2 {
+            conn.execute_batch(events::SCHEMA_V2).map_err(db)?;
         }
         Ok(StateStore {
             path: path.clone(),

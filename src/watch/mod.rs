@@ -2,10 +2,13 @@
 //! evaluates every policy over the latest of everything and publishes the findings.
 //!
 //! A poller never overlaps itself: a tick that finds the previous run still going is skipped
-//! and counted. One poller's failures never stop another.
+//! and counted. One poller's failures never stop another. The event history poller lives in
+//! `events.rs`.
+
+mod events;
 
 use crate::collect::{self, TrailsResult, aws::Aws, aws::reason_class};
-use crate::config::PolicySet;
+use crate::config::{DetectionSet, EventHistorySettings, PolicySet};
 use crate::evaluate::{self, Finding};
 use crate::posture::{Fetched, Posture, Snapshot, Trail, Unavailable};
 use crate::publish::http::Published;
@@ -19,6 +22,7 @@ use std::time::Instant;
 
 pub const TRAILS: &str = "trails";
 pub const POSTURE: &str = "posture";
+pub const EVENTS: &str = "events";
 
 #[derive(Default)]
 struct Latest {
@@ -38,6 +42,7 @@ pub struct Watch {
     pollers: Mutex<BTreeMap<&'static str, PollerEntry>>,
     trails_running: tokio::sync::Mutex<()>,
     posture_running: tokio::sync::Mutex<()>,
+    events: events::EventWatch,
 }
 
 impl Watch {
@@ -45,10 +50,15 @@ impl Watch {
         aws: Aws,
         regions: Vec<String>,
         policies: PolicySet,
+        (detections, settings): (DetectionSet, EventHistorySettings),
         store: StateStore,
         published: Arc<Published>,
     ) -> Watch {
-        let pollers = [TRAILS, POSTURE]
+        let mut names = vec![TRAILS, POSTURE];
+        if !detections.detections.is_empty() {
+            names.push(EVENTS);
+        }
+        let pollers = names
             .into_iter()
             .map(|name| (name, PollerEntry::new(name)))
             .collect();
@@ -63,7 +73,9 @@ impl Watch {
             pollers: Mutex::new(pollers),
             trails_running: tokio::sync::Mutex::new(()),
             posture_running: tokio::sync::Mutex::new(()),
+            events: events::EventWatch::new(detections, settings),
         }
+        .with_stored_detections()
     }
 
     /// Swaps in new policies (config reload) and re-evaluates at once.
@@ -79,6 +91,21 @@ impl Watch {
             self.skipped(TRAILS);
             return false;
         };
+        self.run_trails().await
+    }
+
+    /// Trails, then posture, now: after a tamper event. Waits for runs in progress instead of
+    /// skipping, since they may have started before the change.
+    pub async fn refresh(&self) {
+        {
+            let _running = self.trails_running.lock().await;
+            self.run_trails().await;
+        }
+        let _running = self.posture_running.lock().await;
+        self.run_posture().await;
+    }
+
+    async fn run_trails(&self) -> bool {
         let started = Instant::now();
         let result = collect::collect_trails(&self.aws, &self.regions).await;
         let errors = trails_errors(&result);
@@ -100,6 +127,10 @@ impl Watch {
             self.skipped(POSTURE);
             return;
         };
+        self.run_posture().await;
+    }
+
+    async fn run_posture(&self) {
         let started = Instant::now();
         let (account, trails) = {
             let latest = self.latest.lock().expect("latest lock poisoned");

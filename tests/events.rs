@@ -1,0 +1,280 @@
+//! The event history watcher against trailsim: tamper events counted exactly once, with who
+//! did it, across polls, restarts, throttling and server errors; failed attempts; targets;
+//! history older than the emulator.
+
+mod support;
+
+use serde_json::json;
+use support::lab::{Lab, Options};
+use support::{Daemon, metric_value, trailsim, trailsim_control};
+
+fn tamper(m: &str, detection: &str, outcome: &str) -> f64 {
+    metric_value(
+        m,
+        "trailwarden_tamper_events_total",
+        &[("detection", detection), ("outcome", outcome)],
+    )
+    .unwrap_or(0.0)
+}
+
+fn event_polls(m: &str) -> f64 {
+    metric_value(
+        m,
+        "trailwarden_poll_duration_seconds_count",
+        &[("poller", "events")],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Waits until `n` more event polls have finished.
+fn wait_polls(daemon: &mut Daemon, n: f64) {
+    let from = event_polls(&daemon.metrics());
+    daemon.wait_until("more event polls", |d| {
+        event_polls(&d.metrics()) >= from + n
+    });
+}
+
+fn status_events(daemon: &Daemon, detection: &str) -> Vec<serde_json::Value> {
+    daemon.status()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detection"] == detection)
+        .cloned()
+        .collect()
+}
+
+async fn start(trails_cron: &str, extra: &str, log: &str) -> (Lab, Daemon) {
+    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    let port = support::free_port();
+    let config = lab.write_events_config(port, trailsim(), trails_cron, extra);
+    let mut daemon = Daemon::start(&lab.account, &config, port, lab.dir.path().join(log));
+    daemon.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
+    wait_polls(&mut daemon, 1.0);
+    (lab, daemon)
+}
+
+fn actor_of(lab: &Lab) -> String {
+    format!(
+        "arn:aws:sts::{}:assumed-role/trailwarden-test/trailwarden-tests",
+        lab.account.id
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_logging_is_counted_once_with_its_actor_and_stops_the_trail_metric() {
+    // Trails polled hourly: only the reaction to the event can update the logging metric.
+    let (lab, mut daemon) = start("0 0 * * * *", "", "run1.log").await;
+    let m = daemon.metrics();
+    assert_eq!(
+        metric_value(&m, "trailwarden_trail_logging", &[("trail", "lab")]),
+        Some(1.0)
+    );
+    assert_eq!(tamper(&m, "cloudtrail_stop_logging", "success"), 0.0);
+
+    lab.stop_logging().await;
+    daemon.wait_until("the StopLogging counted", |d| {
+        tamper(&d.metrics(), "cloudtrail_stop_logging", "success") >= 1.0
+    });
+    let m = daemon.metrics();
+    assert_eq!(
+        metric_value(&m, "trailwarden_trail_logging", &[("trail", "lab")]),
+        Some(0.0),
+        "re-collected before the event was published"
+    );
+    let events = status_events(&daemon, "cloudtrail_stop_logging");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["actor"], actor_of(&lab).as_str());
+    assert_eq!(e["actor_type"], "AssumedRole");
+    assert_eq!(e["outcome"], "success");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["resource"], lab.trail_arn.as_str());
+    assert!(
+        e["source_ip"].is_string() && e["user_agent"].is_string(),
+        "{e}"
+    );
+    // The daemon's own calls are reads: none of them is ever detected.
+    for e in daemon.status()["events"].as_array().unwrap() {
+        let name = e["event_name"].as_str().unwrap();
+        assert!(
+            !["Describe", "Get", "List", "Lookup"]
+                .iter()
+                .any(|p| name.starts_with(p)),
+            "{e}"
+        );
+    }
+
+    // Later polls re-read the overlap: the event is a duplicate, not a second tamper event.
+    wait_polls(&mut daemon, 2.0);
+    let m = daemon.metrics();
+    assert_eq!(tamper(&m, "cloudtrail_stop_logging", "success"), 1.0);
+    let duplicates = metric_value(&m, "trailwarden_events_duplicates_total", &[]).unwrap_or(0.0);
+    assert!(duplicates >= 1.0, "{m}");
+    let logged = daemon
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("tamper event detected") && l.contains("cloudtrail_stop_logging"))
+        .count();
+    assert_eq!(logged, 1, "one log line per detection");
+    assert_eq!(daemon.stop().code(), Some(0));
+
+    // A restart between polls neither loses nor double counts: the new process counts
+    // nothing again, and /status still shows the event from the state store.
+    let config = lab.dir.path().join("trailwarden.yaml");
+    let port: u16 = daemon.base.rsplit(':').next().unwrap().parse().unwrap();
+    let mut again = Daemon::start(&lab.account, &config, port, lab.dir.path().join("run2.log"));
+    again.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
+    wait_polls(&mut again, 2.0);
+    let m = again.metrics();
+    assert_eq!(tamper(&m, "cloudtrail_stop_logging", "success"), 0.0, "{m}");
+    assert!(metric_value(&m, "trailwarden_events_duplicates_total", &[]).unwrap_or(0.0) >= 1.0);
+    assert_eq!(status_events(&again, "cloudtrail_stop_logging").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_and_server_errors_delay_but_lose_nothing() {
+    let (lab, mut daemon) = start("*/5 * * * * *", "", "run.log").await;
+    trailsim_control(
+        "/_trailsim/faults",
+        &json!({"operation": "LookupEvents", "kind": "throttling", "count": 3}),
+    );
+    lab.stop_logging().await;
+    trailsim_control(
+        "/_trailsim/faults",
+        &json!({"operation": "LookupEvents", "kind": "server_error", "count": 2}),
+    );
+    daemon.wait_until("the StopLogging counted", |d| {
+        tamper(&d.metrics(), "cloudtrail_stop_logging", "success") >= 1.0
+    });
+    wait_polls(&mut daemon, 2.0);
+    let m = daemon.metrics();
+    assert_eq!(tamper(&m, "cloudtrail_stop_logging", "success"), 1.0);
+    let failed_calls = |outcome| {
+        metric_value(
+            &m,
+            "trailwarden_aws_api_calls_total",
+            &[("operation", "LookupEvents"), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    // Three throttled and two failed calls, retried through the limiter within the polls.
+    assert!(failed_calls("client_error") >= 3.0, "{m}");
+    assert!(failed_calls("server_error") >= 2.0, "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_attempts_and_targets() {
+    let (lab, mut daemon) = start("*/5 * * * * *", "", "run.log").await;
+    // A StopLogging on a trail that does not exist fails, and is still an attempt.
+    let missing = lab
+        .cloudtrail()
+        .stop_logging()
+        .name("no-such-trail")
+        .send()
+        .await;
+    assert!(missing.is_err());
+    // A one-day lifecycle on the trail's bucket; an 800-day one on another bucket.
+    lab.set_lifecycle_days(1).await;
+    let other = format!("other-{}", lab.account.id);
+    lab.s3()
+        .create_bucket()
+        .bucket(&other)
+        .send()
+        .await
+        .unwrap();
+    lab.s3()
+        .put_bucket_lifecycle_configuration()
+        .bucket(&other)
+        .lifecycle_configuration(
+            aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::LifecycleRule::builder()
+                        .id("long")
+                        .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+                        .filter(
+                            aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                                .prefix("")
+                                .build(),
+                        )
+                        .expiration(
+                            aws_sdk_s3::types::LifecycleExpiration::builder()
+                                .days(800)
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    daemon.wait_until("both counted", |d| {
+        let m = d.metrics();
+        tamper(&m, "cloudtrail_stop_logging", "failure") >= 1.0
+            && tamper(&m, "s3_trail_bucket_lifecycle_shortened", "success") >= 1.0
+    });
+    wait_polls(&mut daemon, 1.0);
+    let m = daemon.metrics();
+    assert_eq!(tamper(&m, "cloudtrail_stop_logging", "failure"), 1.0);
+    assert_eq!(tamper(&m, "cloudtrail_stop_logging", "success"), 0.0);
+    assert_eq!(
+        tamper(&m, "s3_trail_bucket_lifecycle_shortened", "success"),
+        1.0,
+        "not the 800 days"
+    );
+    let failed = &status_events(&daemon, "cloudtrail_stop_logging")[0];
+    assert_eq!(failed["outcome"], "failure");
+    assert_eq!(failed["error_code"], "TrailNotFoundException");
+    let lifecycle = &status_events(&daemon, "s3_trail_bucket_lifecycle_shortened")[0];
+    assert_eq!(lifecycle["resource"], lab.bucket.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_thirty_days_back_is_read_on_first_start() {
+    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    let when = chrono::Utc::now() - chrono::Duration::days(30);
+    let time = when.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    trailsim_control(
+        "/_trailsim/records",
+        &json!({"records": [{
+            "eventVersion": "1.08",
+            "eventID": format!("old-{}", lab.account.id),
+            "eventTime": time,
+            "eventSource": "cloudtrail.amazonaws.com",
+            "eventName": "StopLogging",
+            "awsRegion": "us-east-1",
+            "recipientAccountId": lab.account.id,
+            "sourceIPAddress": "203.0.113.9",
+            "userAgent": "aws-cli/2.15",
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{}:user/mallory", lab.account.id)},
+            "requestParameters": {"name": "lab"}
+        }]}),
+    );
+    let port = support::free_port();
+    let config = lab.write_events_config(
+        port,
+        trailsim(),
+        "*/5 * * * * *",
+        "event_history:\n  initial_window: 90d\n",
+    );
+    let mut daemon = Daemon::start(&lab.account, &config, port, lab.dir.path().join("run.log"));
+    daemon.wait_until("the old StopLogging counted", |d| {
+        tamper(&d.metrics(), "cloudtrail_stop_logging", "success") >= 1.0
+    });
+    let events = status_events(&daemon, "cloudtrail_stop_logging");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_time"], time.as_str());
+    assert_eq!(events[0]["source_ip"], "203.0.113.9");
+    assert!(
+        events[0]["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with(":user/mallory")
+    );
+}
