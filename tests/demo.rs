@@ -37,17 +37,18 @@ fn the_demo_world_passes_then_fails_after_stop_logging() {
     let shipped = std::fs::read_to_string(manifest_dir().join("config/demo.yaml")).unwrap();
     assert!(shipped.contains("endpoint_url: http://127.0.0.1:4566"));
     let config = dir.path().join("demo.yaml");
-    std::fs::write(
-        &config,
-        shipped.replace("http://127.0.0.1:4566", &endpoint).replace(
-            "policies: policies.yaml",
+    // The shipped policy and detection files, by absolute path.
+    let mut text = shipped.replace("http://127.0.0.1:4566", &endpoint);
+    for file in ["policies", "detections"] {
+        text = text.replace(
+            &format!("{file}: {file}.yaml"),
             &format!(
-                "policies: {}",
-                manifest_dir().join("config/policies.yaml").display()
+                "{file}: {}",
+                manifest_dir().join(format!("config/{file}.yaml")).display()
             ),
-        ),
-    )
-    .unwrap();
+        );
+    }
+    std::fs::write(&config, text).unwrap();
 
     let (code, out) = support::lab::check_with(&account, &config);
     for f in out["findings"].as_array().unwrap() {
