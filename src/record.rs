@@ -175,7 +175,12 @@ impl Record {
     }
 }
 
-/// FNV-1a: stable across builds, unlike the standard hasher (ids are kept in the state store).
+/// An id for a record that has none: `fnv-` and a hash of its text, stable across builds
+/// (unlike the standard hasher), since ids are kept in the state store.
+pub fn stable_id(text: &str) -> String {
+    format!("fnv-{:016x}", fnv1a(text))
+}
+
 fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

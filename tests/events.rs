@@ -1,38 +1,13 @@
 //! The event history watcher against trailsim: tamper events counted exactly once, with who
-//! did it, across polls, restarts, throttling and server errors; failed attempts; targets;
-//! history older than the emulator.
+//! did it, across polls and restarts; failed attempts; targets; history older than the
+//! emulator. (Injected faults: `event_faults.rs`.)
 
 mod support;
 
 use serde_json::json;
+use support::event_watch::{start, tamper, wait_polls};
 use support::lab::{Lab, Options};
 use support::{Daemon, metric_value, trailsim, trailsim_control};
-
-fn tamper(m: &str, detection: &str, outcome: &str) -> f64 {
-    metric_value(
-        m,
-        "trailwarden_tamper_events_total",
-        &[("detection", detection), ("outcome", outcome)],
-    )
-    .unwrap_or(0.0)
-}
-
-fn event_polls(m: &str) -> f64 {
-    metric_value(
-        m,
-        "trailwarden_poll_duration_seconds_count",
-        &[("poller", "events")],
-    )
-    .unwrap_or(0.0)
-}
-
-/// Waits until `n` more event polls have finished.
-fn wait_polls(daemon: &mut Daemon, n: f64) {
-    let from = event_polls(&daemon.metrics());
-    daemon.wait_until("more event polls", |d| {
-        event_polls(&d.metrics()) >= from + n
-    });
-}
 
 fn status_events(daemon: &Daemon, detection: &str) -> Vec<serde_json::Value> {
     daemon.status()["events"]
@@ -42,16 +17,6 @@ fn status_events(daemon: &Daemon, detection: &str) -> Vec<serde_json::Value> {
         .filter(|e| e["detection"] == detection)
         .cloned()
         .collect()
-}
-
-async fn start(trails_cron: &str, extra: &str, log: &str) -> (Lab, Daemon) {
-    let lab = Lab::build_at(trailsim(), Options::default()).await;
-    let port = support::free_port();
-    let config = lab.write_events_config(port, trailsim(), trails_cron, extra);
-    let mut daemon = Daemon::start(&lab.account, &config, port, lab.dir.path().join(log));
-    daemon.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
-    wait_polls(&mut daemon, 1.0);
-    (lab, daemon)
 }
 
 fn actor_of(lab: &Lab) -> String {

@@ -309,16 +309,11 @@ impl Batch<'_> {
     }
 }
 
-/// The id to dedupe by: LookupEvents' EventId, else a hash of the record text.
+/// The id to dedupe by: LookupEvents' EventId, else a stable hash of the record text.
 fn event_key(e: &LookedUp) -> String {
     match &e.event_id {
         Some(id) if !id.is_empty() => id.clone(),
-        _ => {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            e.record.hash(&mut h);
-            format!("no-id-{:016x}", h.finish())
-        }
+        _ => crate::record::stable_id(e.record.as_deref().unwrap_or_default()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod event_watch;
 pub mod lab;
 
 use std::path::{Path, PathBuf};

@@ -3,40 +3,12 @@
 
 mod support;
 
-use flate2::read::GzDecoder;
 use serde_json::{Value, json};
-use std::io::Read;
 use support::{Principal, post, principal};
-
-/// Every object key in the bucket.
-async fn keys(p: &Principal, bucket: &str) -> Vec<String> {
-    let out = p
-        .s3()
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
-}
 
 /// The records of one delivered log file.
 async fn records(p: &Principal, bucket: &str, key: &str) -> Vec<Value> {
-    let object = p
-        .s3()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let gz = object.body.collect().await.unwrap().into_bytes();
-    let mut text = String::new();
-    GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
-    let file: Value = serde_json::from_str(&text).unwrap();
+    let file = p.delivered_json(bucket, key).await;
     file["Records"].as_array().unwrap().clone()
 }
 
@@ -78,7 +50,7 @@ fn deliver() -> Value {
 /// The names of every record in every log file of the bucket. Other tests' deliveries may
 /// split this trail's events over more files: only the union is certain.
 async fn delivered_names(p: &Principal, bucket: &str) -> (usize, Vec<String>) {
-    let all = keys(p, bucket).await;
+    let all = p.keys(bucket, "").await;
     let mut out = Vec::new();
     for key in &all {
         assert!(has_real_layout(key, &p.account), "{key}");
@@ -147,7 +119,7 @@ async fn a_logging_trail_gets_log_files_and_none_after_stop_logging() {
     p.cloudtrail().describe_trails().send().await.unwrap();
     deliver();
     assert_eq!(
-        keys(&p, &bucket).await.len(),
+        p.keys(&bucket, "").await.len(),
         files,
         "nothing while stopped"
     );
@@ -196,7 +168,7 @@ async fn injected_old_records_are_delivered_into_the_bucket() {
     p.trail().await;
     let bucket = format!("trailsim-{}", p.account);
     deliver();
-    let before = keys(&p, &bucket).await;
+    let before = p.keys(&bucket, "").await;
     let old = (chrono::Utc::now() - chrono::Duration::days(100))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
@@ -209,7 +181,7 @@ async fn injected_old_records_are_delivered_into_the_bucket() {
     );
     assert_eq!(code, 200);
     deliver();
-    let after = keys(&p, &bucket).await;
+    let after = p.keys(&bucket, "").await;
     let mut found = false;
     for key in after.iter().filter(|k| !before.contains(k)) {
         let delivered = records(&p, &bucket, key).await;
@@ -297,5 +269,5 @@ async fn a_bucket_policy_that_denies_delivery_is_a_delivery_error() {
         .await
         .unwrap();
     assert_eq!(status.latest_delivery_error(), Some("AccessDenied"));
-    assert!(keys(&p, &bucket).await.is_empty());
+    assert!(p.keys(&bucket, "").await.is_empty());
 }

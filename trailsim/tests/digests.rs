@@ -52,25 +52,6 @@ async fn fetch(p: &Principal, bucket: &str, key: &str) -> (Vec<u8>, Option<Strin
     (raw, signature)
 }
 
-async fn keys(p: &Principal, bucket: &str, prefix: &str) -> Vec<String> {
-    let out = p
-        .s3()
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    let mut keys: Vec<String> = out
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect();
-    // Digest keys end in their end time: lexicographic order is chronological.
-    keys.sort();
-    keys
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn digests_sign_link_and_list_every_delivered_log_file() {
     let p = principal(3).await;
@@ -139,7 +120,7 @@ async fn digests_sign_link_and_list_every_delivered_log_file() {
     let verifier = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der);
 
     let prefix = format!("AWSLogs/{}/CloudTrail-Digest/us-east-1/", p.account);
-    let digest_keys = keys(&p, &bucket, &prefix).await;
+    let digest_keys = p.keys(&bucket, &prefix).await;
     assert!(digest_keys.len() >= 5, "{digest_keys:?}");
     let mut previous: Option<(String, String, String)> = None; // key, sha256, signature
     let mut starts = 0;
@@ -198,7 +179,9 @@ async fn digests_sign_link_and_list_every_delivered_log_file() {
     );
     assert!(empty >= 1, "quiet intervals get empty digests");
 
-    let log_keys = keys(&p, &bucket, &format!("AWSLogs/{}/CloudTrail/", p.account)).await;
+    let log_keys = p
+        .keys(&bucket, &format!("AWSLogs/{}/CloudTrail/", p.account))
+        .await;
     let unique: BTreeSet<&String> = listed_files.iter().map(|(k, _)| k).collect();
     assert_eq!(unique.len(), listed_files.len(), "each file in one digest");
     assert_eq!(
@@ -225,7 +208,7 @@ async fn digests_sign_link_and_list_every_delivered_log_file() {
 async fn digests_of(p: &Principal, bucket: &str, region: &str) -> Vec<Value> {
     let prefix = format!("AWSLogs/{}/CloudTrail-Digest/{region}/", p.account);
     let mut out = Vec::new();
-    for k in keys(p, bucket, &prefix).await {
+    for k in p.keys(bucket, &prefix).await {
         let (raw, _) = fetch(p, bucket, &k).await;
         out.push(serde_json::from_slice(&raw).unwrap());
     }
@@ -263,7 +246,9 @@ async fn turning_validation_back_on_starts_a_new_chain() {
     update(false).await.unwrap();
     p.cloudtrail().list_trails().send().await.unwrap();
     control("/_trailsim/deliver");
-    let unvalidated = keys(&p, &bucket, &format!("AWSLogs/{}/CloudTrail/", p.account)).await;
+    let unvalidated = p
+        .keys(&bucket, &format!("AWSLogs/{}/CloudTrail/", p.account))
+        .await;
     update(true).await.unwrap();
     control("/_trailsim/deliver");
     control("/_trailsim/digest");

@@ -4,9 +4,7 @@
 
 mod support;
 
-use flate2::read::GzDecoder;
 use serde_json::{Value, json};
-use std::io::Read;
 use support::{Principal, aws, post, principal, principal_in};
 
 fn control(path: &str) {
@@ -20,43 +18,12 @@ fn cli_json(p: &Principal, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
-async fn keys(p: &Principal, bucket: &str) -> Vec<String> {
-    let out = p
-        .s3()
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
-}
-
-async fn document(p: &Principal, bucket: &str, key: &str) -> Value {
-    let object = p
-        .s3()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let gz = object.body.collect().await.unwrap().into_bytes();
-    let mut text = String::new();
-    GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 /// Every record of the files under `prefix`.
 async fn records_under(p: &Principal, bucket: &str, prefix: &str) -> Vec<Value> {
     let mut all = Vec::new();
-    for key in keys(p, bucket).await {
-        if key.starts_with(prefix) {
-            let file = document(p, bucket, &key).await;
-            all.extend(file["Records"].as_array().unwrap().iter().cloned());
-        }
+    for key in p.keys(bucket, prefix).await {
+        let file = p.delivered_json(bucket, &key).await;
+        all.extend(file["Records"].as_array().unwrap().iter().cloned());
     }
     all
 }
@@ -176,7 +143,7 @@ async fn an_organization_trail_delivers_each_members_events_under_the_org_id() {
     );
 
     // Nothing outside the organization's folders, and nothing of the outsider.
-    let all = keys(&management, &bucket).await;
+    let all = management.keys(&bucket, "").await;
     assert!(
         all.iter()
             .all(|k| k.starts_with(&format!("AWSLogs/{org_id}/"))),
@@ -195,7 +162,7 @@ async fn an_organization_trail_delivers_each_members_events_under_the_org_id() {
     assert!(digest_key.contains(&format!(
         "{member_id}_CloudTrail-Digest_us-east-1_org_us-east-1_"
     )));
-    let digest = document(&management, &bucket, digest_key).await;
+    let digest = management.delivered_json(&bucket, digest_key).await;
     assert_eq!(digest["awsAccountId"], member_id.as_str());
     let listed: Vec<&str> = digest["logFiles"]
         .as_array()

@@ -104,6 +104,43 @@ impl Principal {
         )
     }
 
+    /// Every object key under `prefix` in `bucket`, sorted (digest keys end in their end
+    /// time, so this is also chronological).
+    pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let out = self
+            .s3()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// A delivered (gzipped) log or digest file, uncompressed, as JSON.
+    pub async fn delivered_json(&self, bucket: &str, key: &str) -> Value {
+        let object = self
+            .s3()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let gz = object.body.collect().await.unwrap().into_bytes();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     /// The records LookupEvents returns for `event_name`, parsed.
     /// Paced at two calls per second: trailsim enforces LookupEvents' real limit.
     pub async fn lookup(&self, event_name: &str) -> Vec<(aws_sdk_cloudtrail::types::Event, Value)> {
