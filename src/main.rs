@@ -50,15 +50,47 @@ enum Command {
         #[arg(long, env = "TRAILWARDEN_CONFIG")]
         config: PathBuf,
     },
+    /// Validate a trail's digest and log files once: signatures, links between digests,
+    /// log file hashes, missing and unlisted files, chain restarts. Exit 0 when all is valid,
+    /// 1 on any invalid, missing or unverifiable item, 2 when the trail cannot be read.
+    ValidateLogs {
+        /// Trail name or ARN.
+        #[arg(long)]
+        trail: String,
+        /// Start of the range (RFC 3339 with any offset, or a date).
+        #[arg(long, value_parser = trailwarden::validate_logs::parse_time_arg)]
+        start_time: chrono::DateTime<chrono::Utc>,
+        /// End of the range; default now.
+        #[arg(long, value_parser = trailwarden::validate_logs::parse_time_arg)]
+        end_time: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this account's chains (organization trails).
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Region the trail is looked up in; default: the config's first region, or AWS_REGION.
+        #[arg(long)]
+        region: Option<String>,
+        /// Objects read at a time.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// A daemon configuration to take AWS settings (endpoint, profile) from; optional.
+        #[arg(long, env = "TRAILWARDEN_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::ValidateLogs { .. } = cli.command {
+        return validate_logs(cli);
+    }
     let (path, default_level) = match &cli.command {
         Command::Run { config } => (config.clone(), "info"),
         Command::Check { config, .. } | Command::ValidateConfig { config } => {
             (config.clone(), "warn")
         }
+        Command::ValidateLogs { .. } => unreachable!("handled above"),
     };
     let config = match Config::load(&path) {
         Ok(c) => c,
@@ -90,6 +122,7 @@ fn main() -> ExitCode {
             let code = runtime().block_on(check::check(&config, format));
             ExitCode::from(code as u8)
         }
+        Command::ValidateLogs { .. } => unreachable!("handled above"),
         Command::Run { .. } => match runtime().block_on(trailwarden::daemon::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -99,6 +132,51 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn validate_logs(cli: Cli) -> ExitCode {
+    let Command::ValidateLogs {
+        trail,
+        start_time,
+        end_time,
+        account_id,
+        region,
+        concurrency,
+        format,
+        config,
+    } = cli.command
+    else {
+        unreachable!("called for validate-logs only")
+    };
+    let mut settings = match &config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c.daemon.aws,
+            Err(errors) => {
+                report(path, &errors);
+                return ExitCode::from(2);
+            }
+        },
+        None => trailwarden::config::AwsSettings::default(),
+    };
+    if let Some(r) = region.or_else(|| {
+        config
+            .is_none()
+            .then(|| std::env::var("AWS_REGION").ok())
+            .flatten()
+    }) {
+        settings.regions = vec![r];
+    }
+    init_logging(cli.log_format, "warn");
+    let args = trailwarden::validate_logs::Args {
+        trail,
+        start: start_time,
+        end: end_time.unwrap_or_else(chrono::Utc::now),
+        account: account_id,
+        json: matches!(format, Format::Json),
+        concurrency,
+    };
+    let code = runtime().block_on(trailwarden::validate_logs::command(&settings, args));
+    ExitCode::from(code as u8)
 }
 
 fn report(path: &Path, errors: &[ConfigError]) {

@@ -58,13 +58,42 @@ pub async fn lookup_write_events(
     limiter: &RateLimiter,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    mut page: impl FnMut(Vec<LookedUp>),
+    page: impl FnMut(Vec<LookedUp>),
 ) -> Result<u32, Unavailable> {
     let writes = LookupAttribute::builder()
         .attribute_key(LookupAttributeKey::ReadOnly)
         .attribute_value("false")
         .build()
         .expect("key and value are set");
+    lookup(client, limiter, writes, start, end, page).await
+}
+
+/// Every event named `name` from `start` to `end`, through `limiter`.
+pub async fn lookup_by_name(
+    client: &aws_sdk_cloudtrail::Client,
+    limiter: &RateLimiter,
+    name: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<LookedUp>, Unavailable> {
+    let attribute = LookupAttribute::builder()
+        .attribute_key(LookupAttributeKey::EventName)
+        .attribute_value(name)
+        .build()
+        .expect("key and value are set");
+    let mut all = Vec::new();
+    lookup(client, limiter, attribute, start, end, |p| all.extend(p)).await?;
+    Ok(all)
+}
+
+async fn lookup(
+    client: &aws_sdk_cloudtrail::Client,
+    limiter: &RateLimiter,
+    attribute: LookupAttribute,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    mut page: impl FnMut(Vec<LookedUp>),
+) -> Result<u32, Unavailable> {
     let mut token: Option<String> = None;
     let mut calls = 0;
     loop {
@@ -75,7 +104,7 @@ pub async fn lookup_write_events(
             calls += 1;
             let sent = client
                 .lookup_events()
-                .lookup_attributes(writes.clone())
+                .lookup_attributes(attribute.clone())
                 .start_time(to_smithy(start))
                 .end_time(to_smithy(end))
                 .max_results(50)

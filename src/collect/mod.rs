@@ -7,8 +7,11 @@
 pub mod account;
 pub mod aws;
 pub mod bucket;
+pub mod chain;
 pub mod events;
 pub mod key;
+pub mod objects;
+pub mod public_keys;
 pub mod recorder;
 pub mod trails;
 

@@ -1,0 +1,175 @@
+//! S3 objects of a trail's bucket: listing (page by page, from a marker, so memory stays
+//! constant however big the bucket), folder discovery, and reading one object with its
+//! metadata. ListObjectsV2, GetObject, GetBucketLocation.
+
+use super::aws::{Aws, error_code, unavailable};
+use crate::posture::Unavailable;
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub key: String,
+    pub etag: String,
+    pub last_modified: Option<DateTime<Utc>>,
+    pub size: i64,
+}
+
+/// The bucket's region (S3 answers for a bucket only in its own region).
+pub async fn bucket_region(
+    aws: &Aws,
+    any_region: &str,
+    bucket: &str,
+) -> Result<String, Unavailable> {
+    let out = aws
+        .region(any_region)
+        .s3
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| unavailable("GetBucketLocation", &e))?;
+    Ok(match out.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(r) => r.to_string(),
+    })
+}
+
+/// Lists `prefix` in key order after `start_after`, handing each page (up to 1000 keys) to
+/// `page` as it arrives; `page` returns false to stop early. Returns the number listed.
+pub async fn list(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    mut page: impl FnMut(Vec<Listed>) -> bool,
+) -> Result<u64, Unavailable> {
+    let s3 = aws.region(region).s3;
+    let mut token: Option<String> = None;
+    let mut count = 0;
+    loop {
+        let mut req = s3.list_objects_v2().bucket(bucket).prefix(prefix);
+        req = match &token {
+            Some(t) => req.continuation_token(t),
+            None => req.set_start_after(start_after.map(str::to_string)),
+        };
+        let out = req
+            .send()
+            .await
+            .map_err(|e| unavailable("ListObjectsV2", &e))?;
+        let objects: Vec<Listed> = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_string(),
+                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    last_modified: o.last_modified().and_then(super::to_utc),
+                    size: o.size().unwrap_or(0),
+                })
+            })
+            .collect();
+        count += objects.len() as u64;
+        if !page(objects) {
+            return Ok(count);
+        }
+        match out.next_continuation_token() {
+            Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => return Ok(count),
+        }
+    }
+}
+
+/// The immediate sub-folders of `prefix` (names without the prefix and trailing `/`).
+pub async fn folders(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, Unavailable> {
+    let s3 = aws.region(region).s3;
+    let mut token: Option<String> = None;
+    let mut names = Vec::new();
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| unavailable("ListObjectsV2", &e))?;
+        for p in out.common_prefixes() {
+            if let Some(name) = p
+                .prefix()
+                .and_then(|p| p.strip_prefix(prefix))
+                .map(|p| p.trim_end_matches('/'))
+            {
+                names.push(name.to_string());
+            }
+        }
+        match out.next_continuation_token() {
+            Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => return Ok(names),
+        }
+    }
+}
+
+/// What reading an object gave.
+#[derive(Debug)]
+pub enum Read {
+    /// The body as stored (gzip for CloudTrail objects) and the user metadata, keys
+    /// lowercased (SDKs disagree on their case).
+    Object {
+        body: bytes::Bytes,
+        metadata: HashMap<String, String>,
+    },
+    NotFound,
+    /// AccessDenied, a KMS error, a network failure after retries.
+    Unreadable(String),
+}
+
+pub async fn get(aws: &Aws, region: &str, bucket: &str, key: &str) -> Read {
+    let s3 = aws.region(region).s3;
+    let out = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(e) => return read_error(&e),
+    };
+    let metadata = out
+        .metadata()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    match out.body.collect().await {
+        Ok(data) => Read::Object {
+            body: data.into_bytes(),
+            metadata,
+        },
+        Err(e) => Read::Unreadable(format!("reading the body of {key}: {e}")),
+    }
+}
+
+fn read_error(e: &SdkError<GetObjectError, HttpResponse>) -> Read {
+    let status = match e {
+        SdkError::ServiceError(s) => s.raw().status().as_u16(),
+        _ => 0,
+    };
+    let not_found = matches!(e, SdkError::ServiceError(s) if s.err().is_no_such_key())
+        || error_code(e) == Some("NoSuchKey")
+        || status == 404;
+    if not_found {
+        Read::NotFound
+    } else {
+        Read::Unreadable(unavailable("GetObject", e).reason)
+    }
+}

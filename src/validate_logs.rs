@@ -1,0 +1,505 @@
+//! `trailwarden validate-logs`: one-shot validation of a trail's digests and log files in a
+//! time range, with the result classes of `aws cloudtrail validate-logs` plus the ones it
+//! misses (every missing digest, broken links, log files in no digest, unexplained chain
+//! restarts, unverifiable items that do not stop the run). Reads several objects at a time.
+
+use crate::collect::aws::Aws;
+use crate::collect::{chain as fetch, events, objects, public_keys, trails};
+use crate::integrity::chain::{self, ChainReport, ChainScope, Transition};
+use crate::integrity::layout::{self, AccountRoot};
+use crate::integrity::verdict::{Class, Item, Kind};
+use crate::posture::Trail;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One chain: a trail's digests for one account and delivering region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChainId {
+    pub root: AccountRoot,
+    pub region: String,
+}
+
+/// The chains of `trail` in its bucket: every account folder (an organization's members
+/// too) and every region that has digests.
+pub async fn discover_chains(
+    aws: &Aws,
+    bucket_region: &str,
+    trail: &Trail,
+) -> Result<Vec<ChainId>, String> {
+    let bucket = trail
+        .s3_bucket_name
+        .as_deref()
+        .ok_or("the trail has no bucket")?;
+    let prefix = trail.s3_key_prefix.as_deref();
+    let logs_root = AccountRoot::logs_root(prefix);
+    let mut roots = Vec::new();
+    let top = objects::folders(aws, bucket_region, bucket, &logs_root)
+        .await
+        .map_err(|e| e.reason)?;
+    for name in top {
+        if layout::is_account_id(&name) {
+            roots.push(AccountRoot {
+                prefix: prefix.map(|p| p.trim_matches('/').to_string()),
+                org: None,
+                account: name,
+            });
+        } else if layout::is_org_id(&name) {
+            let members =
+                objects::folders(aws, bucket_region, bucket, &format!("{logs_root}{name}/"))
+                    .await
+                    .map_err(|e| e.reason)?;
+            roots.extend(
+                members
+                    .into_iter()
+                    .filter(|m| layout::is_account_id(m))
+                    .map(|m| AccountRoot {
+                        prefix: prefix.map(|p| p.trim_matches('/').to_string()),
+                        org: Some(name.clone()),
+                        account: m,
+                    }),
+            );
+        }
+    }
+    let mut chains = Vec::new();
+    for root in roots {
+        let folder = format!("{}CloudTrail-Digest/", root.path());
+        for region in objects::folders(aws, bucket_region, bucket, &folder)
+            .await
+            .map_err(|e| e.reason)?
+        {
+            chains.push(ChainId {
+                root: root.clone(),
+                region,
+            });
+        }
+    }
+    Ok(chains)
+}
+
+/// Digest keys of `trail` in `chain` whose end time is in `[from, to]`, ascending.
+pub async fn digest_keys(
+    aws: &Aws,
+    bucket_region: &str,
+    bucket: &str,
+    trail: &Trail,
+    chain: &ChainId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<String>, String> {
+    let folder = chain.root.digests(&chain.region);
+    let mut keys = Vec::new();
+    objects::list(
+        aws,
+        bucket_region,
+        bucket,
+        &folder,
+        Some(&layout::start_after_for(&folder, from)),
+        |page| {
+            for o in page {
+                if let Some(k) = layout::parse_digest_key(&o.key)
+                    && !k.backfill
+                    && k.trail == trail.name
+                    && k.home_region == trail.home_region
+                    && k.end >= from
+                {
+                    if k.end > to {
+                        return false;
+                    }
+                    keys.push(o.key);
+                }
+            }
+            true
+        },
+    )
+    .await
+    .map_err(|e| e.reason)?;
+    Ok(keys)
+}
+
+/// Log keys of `chain` delivered in `[from, to]`, with their delivery time.
+pub async fn log_keys(
+    aws: &Aws,
+    bucket_region: &str,
+    bucket: &str,
+    chain: &ChainId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, DateTime<Utc>)>, String> {
+    let folder = chain.root.logs(&chain.region);
+    let mut keys = Vec::new();
+    objects::list(
+        aws,
+        bucket_region,
+        bucket,
+        &folder,
+        Some(&layout::start_after_for(&folder, from)),
+        |page| {
+            for o in page {
+                if let Some(k) = layout::parse_log_key(&o.key)
+                    && k.delivered >= from
+                {
+                    if k.delivered > to {
+                        return false;
+                    }
+                    keys.push((o.key, k.delivered));
+                }
+            }
+            true
+        },
+    )
+    .await
+    .map_err(|e| e.reason)?;
+    Ok(keys)
+}
+
+/// StopLogging, StartLogging and UpdateTrail calls on `trail` (from event history, which
+/// keeps 90 days): what explains a chain restart.
+pub async fn transitions(
+    aws: &Aws,
+    trail: &Trail,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Transition>, String> {
+    let mut out = Vec::new();
+    let client = aws.region(&trail.home_region).cloudtrail;
+    // Event history allows 2 LookupEvents calls per second per account and region.
+    let limiter = events::RateLimiter::per_second(2);
+    for name in ["StopLogging", "StartLogging", "UpdateTrail", "CreateTrail"] {
+        let found = events::lookup_by_name(&client, &limiter, name, from, to)
+            .await
+            .map_err(|e| e.reason)?;
+        for record in found
+            .iter()
+            .filter_map(|e| e.record.as_deref())
+            .filter_map(|r| crate::record::Record::parse(r).ok())
+        {
+            let target = record.raw["requestParameters"]["name"]
+                .as_str()
+                .unwrap_or("");
+            if (target == trail.name || target == trail.arn) && !record.failed() {
+                out.push(Transition {
+                    time: record.event_time,
+                    event_name: record.event_name.clone(),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|t| t.time);
+    Ok(out)
+}
+
+/// The verdicts on one chain.
+#[derive(Debug, Serialize)]
+pub struct ChainResult {
+    pub account: String,
+    pub region: String,
+    pub items: Vec<Item>,
+}
+
+/// Validates every chain of `trail` for digests ending in `[start, end + 1h]` (log files
+/// delivered by `end` can be listed in the next hour's digest).
+pub async fn validate(
+    aws: &Aws,
+    trail: &Trail,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    account: Option<&str>,
+    concurrency: usize,
+) -> Result<Vec<ChainResult>, String> {
+    let bucket = trail
+        .s3_bucket_name
+        .clone()
+        .ok_or_else(|| format!("trail {} has no S3 bucket", trail.name))?;
+    let bucket_region = objects::bucket_region(aws, &trail.home_region, &bucket)
+        .await
+        .map_err(|e| e.reason)?;
+    let transitions = transitions(
+        aws,
+        trail,
+        start - Duration::days(1),
+        end + Duration::hours(1),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read event history: no chain restart can be explained");
+        Vec::new()
+    });
+    let mut results = Vec::new();
+    for chain_id in discover_chains(aws, &bucket_region, trail).await? {
+        if account.is_some_and(|a| a != chain_id.root.account) {
+            continue;
+        }
+        let keys = digest_keys(
+            aws,
+            &bucket_region,
+            &bucket,
+            trail,
+            &chain_id,
+            start,
+            end + Duration::hours(1),
+        )
+        .await?;
+        if keys.is_empty() {
+            continue;
+        }
+        let (public, rejected) =
+            public_keys::public_keys(aws, &chain_id.region, start, end + Duration::hours(2))
+                .await
+                .map_err(|e| e.reason)?;
+        for r in rejected {
+            tracing::warn!(region = %chain_id.region, "public key rejected: {r}");
+        }
+        let scope = ChainScope {
+            bucket: bucket.clone(),
+            account: chain_id.root.account.clone(),
+            region: chain_id.region.clone(),
+        };
+        let report = judge_range(
+            aws,
+            &bucket_region,
+            &scope,
+            &keys,
+            &public,
+            &transitions,
+            concurrency,
+        )
+        .await;
+        let mut items = report.items;
+        if let Some(covered) = report.covered {
+            let logs = log_keys(
+                aws,
+                &bucket_region,
+                &bucket,
+                &chain_id,
+                covered.0 - Duration::minutes(1),
+                covered.1,
+            )
+            .await?;
+            items.extend(chain::unlisted_logs(
+                logs.iter().map(|(k, t)| (k.as_str(), *t)),
+                &report.listed_logs,
+                covered,
+            ));
+        }
+        results.push(ChainResult {
+            account: chain_id.root.account,
+            region: chain_id.region,
+            items,
+        });
+    }
+    Ok(results)
+}
+
+/// Reads the digests of `keys` and every log file they list, and judges them.
+pub async fn judge_range(
+    aws: &Aws,
+    bucket_region: &str,
+    scope: &ChainScope,
+    keys: &[String],
+    public: &crate::integrity::digest::PublicKeys,
+    transitions: &[Transition],
+    concurrency: usize,
+) -> ChainReport {
+    let digests = fetch::fetch_digests(aws, bucket_region, &scope.bucket, keys, concurrency).await;
+    let listed: Vec<String> = digests
+        .iter()
+        .filter_map(|d| match &d.fetched {
+            chain::Fetched::Object { bytes, .. } => {
+                crate::integrity::digest::DigestDoc::parse(bytes).ok()
+            }
+            _ => None,
+        })
+        .flat_map(|doc| doc.log_files.into_iter())
+        .filter(|f| f.s3_bucket == scope.bucket)
+        .map(|f| f.s3_object)
+        .collect();
+    let logs = fetch::hash_logs(aws, bucket_region, &scope.bucket, listed, concurrency).await;
+    chain::judge(scope, None, &digests, public, &logs, transitions)
+}
+
+/// Counts per class over all chains.
+pub fn summary(results: &[ChainResult]) -> BTreeMap<&'static str, u64> {
+    let mut counts = BTreeMap::new();
+    for item in results.iter().flat_map(|c| &c.items) {
+        *counts.entry(item.class.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
+pub fn any_failure(results: &[ChainResult]) -> bool {
+    results.iter().flat_map(|c| &c.items).any(Item::failed)
+}
+
+/// The text report: the CLI's line format (tab-separated kind, location, status), gaps, and
+/// a summary.
+pub fn text(
+    trail: &Trail,
+    bucket: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    results: &[ChainResult],
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Validating log files for trail {} between {} and {}\n",
+        trail.arn,
+        start.to_rfc3339(),
+        end.to_rfc3339()
+    );
+    let (mut digests, mut digests_ok, mut logs, mut logs_ok) = (0, 0, 0, 0);
+    for c in results {
+        for i in &c.items {
+            let what = match i.class {
+                Class::ValidDigest => "Digest file",
+                Class::ValidLog => "Log file",
+                Class::ExplainedRestart | Class::Failure(Kind::UnexplainedRestart) => {
+                    "Chain restart"
+                }
+                Class::Failure(k) if k.is_digest() => "Digest file",
+                Class::Failure(Kind::Unverifiable) if i.object.contains("/CloudTrail-Digest/") => {
+                    "Digest file"
+                }
+                Class::Failure(_) => "Log file",
+            };
+            let is_digest = what == "Digest file";
+            if is_digest {
+                digests += 1;
+                digests_ok += u32::from(i.class == Class::ValidDigest);
+            } else if what == "Log file" {
+                logs += 1;
+                logs_ok += u32::from(i.class == Class::ValidLog);
+            }
+            let status = match i.class {
+                Class::ValidDigest | Class::ValidLog => "valid".to_string(),
+                Class::ExplainedRestart => format!(
+                    "explained: {} (no digests between {} and {})",
+                    i.detail,
+                    fmt_time(i.time),
+                    fmt_time(i.until)
+                ),
+                Class::Failure(k @ Kind::UnexplainedRestart) => format!(
+                    "INVALID ({}): {} (between {} and {})",
+                    k.as_str(),
+                    i.detail,
+                    fmt_time(i.time),
+                    fmt_time(i.until)
+                ),
+                Class::Failure(k) => format!("INVALID ({}): {}", k.as_str(), i.detail),
+            };
+            let _ = writeln!(
+                out,
+                "{what}\ts3://{bucket}/{}\t{status}\t{}\t[{} {}]",
+                i.object,
+                fmt_time(i.time),
+                c.account,
+                c.region
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nResults requested for {} to {}\n{digests_ok}/{digests} digest files valid\n{logs_ok}/{logs} log files valid",
+        start.to_rfc3339(),
+        end.to_rfc3339()
+    );
+    for (class, n) in summary(results) {
+        let _ = writeln!(out, "{class}: {n}");
+    }
+    out
+}
+
+fn fmt_time(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "-".to_string(), |t| t.to_rfc3339())
+}
+
+/// Finds `name_or_arn` among the trails visible from `region`.
+pub async fn find_trail(aws: &Aws, region: &str, name_or_arn: &str) -> Result<Trail, String> {
+    let listing = trails::list_trails(aws, &[region.to_string()]).await;
+    let list = listing.trails.map_err(|e| e.reason)?;
+    list.into_iter()
+        .find(|t| t.name == name_or_arn || t.arn == name_or_arn)
+        .ok_or_else(|| format!("no trail named {name_or_arn} in {region}"))
+}
+
+/// Arguments of the subcommand.
+pub struct Args {
+    pub trail: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub account: Option<String>,
+    pub json: bool,
+    pub concurrency: usize,
+}
+
+/// Runs the subcommand: 0 all valid, 1 an invalid, missing or unverifiable item, 2 when the
+/// trail or its bucket cannot be read at all.
+pub async fn command(settings: &crate::config::AwsSettings, args: Args) -> i32 {
+    let metrics = crate::publish::metrics::Metrics::new();
+    let aws = Aws::connect(settings, metrics.aws_api_calls.clone()).await;
+    let region = &settings.regions[0];
+    let trail = match find_trail(&aws, region, &args.trail).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("trailwarden validate-logs: {e}");
+            return 2;
+        }
+    };
+    let results = match validate(
+        &aws,
+        &trail,
+        args.start,
+        args.end,
+        args.account.as_deref(),
+        args.concurrency,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("trailwarden validate-logs: trail {}: {e}", trail.name);
+            return 2;
+        }
+    };
+    let bucket = trail.s3_bucket_name.clone().unwrap_or_default();
+    if args.json {
+        let doc = serde_json::json!({
+            "trail": trail.arn,
+            "bucket": bucket,
+            "start": args.start,
+            "end": args.end,
+            "valid": !any_failure(&results),
+            "summary": summary(&results),
+            "chains": results,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializable")
+        );
+    } else {
+        print!("{}", text(&trail, &bucket, args.start, args.end, &results));
+    }
+    if results.is_empty() {
+        eprintln!("trailwarden validate-logs: no digests found in range");
+        return 1;
+    }
+    i32::from(any_failure(&results))
+}
+
+/// `2026-11-20T10:00:00Z`, with any offset (converted, not relabelled), or a date.
+pub fn parse_time_arg(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(t.and_utc());
+    }
+    Err(format!(
+        "{s:?} is not an RFC 3339 time (2026-11-20T10:00:00Z) or a date (2026-11-20)"
+    ))
+}
