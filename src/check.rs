@@ -4,10 +4,64 @@
 use crate::collect::{self, aws::Aws};
 use crate::config::Config;
 use crate::evaluate::{self, Finding, Status, document::TrailDocument};
+use crate::posture::{Fetched, TrailEvidence, Unavailable};
 use crate::publish::metrics::Metrics;
 use crate::publish::status;
+use crate::state::StateStore;
+use crate::watch::bucket::{Inputs, read_trail_bucket};
 use chrono::Utc;
 use serde_json::json;
+use std::collections::BTreeMap;
+
+fn reads_bucket(check: &crate::config::Check) -> bool {
+    use crate::config::Check;
+    matches!(
+        check,
+        Check::DeliveryFreshness { .. } | Check::LogCoverage { .. } | Check::DigestIntegrity { .. }
+    )
+}
+
+/// One pass of the bucket poller over each trail's bucket, with a fresh state store that is
+/// removed afterwards: `check` remembers nothing between runs.
+async fn read_buckets(
+    config: &Config,
+    aws: &Aws,
+    snapshot: &crate::posture::Snapshot,
+    now: chrono::DateTime<Utc>,
+) -> BTreeMap<String, Fetched<TrailEvidence>> {
+    let mut evidence = BTreeMap::new();
+    let Ok(states) = &snapshot.trails else {
+        return evidence;
+    };
+    let dir = std::env::temp_dir().join(format!("trailwarden-check-{}", std::process::id()));
+    let store = match StateStore::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            for s in states {
+                evidence.insert(
+                    s.trail.arn.clone(),
+                    Err(Unavailable::new(format!("scratch state store: {e}"))),
+                );
+            }
+            return evidence;
+        }
+    };
+    let inputs = Inputs {
+        aws,
+        store: &store,
+        settings: &config.daemon.bucket,
+        detections: None,
+        now,
+    };
+    let account = snapshot.account.as_ref().ok().map(String::as_str);
+    for state in states.iter().filter(|s| s.trail.s3_bucket_name.is_some()) {
+        let read = read_trail_bucket(&inputs, state, account).await;
+        evidence.insert(state.trail.arn.clone(), read.map(|pass| pass.evidence));
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    evidence
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -28,8 +82,16 @@ pub async fn check(config: &Config, format: Format) -> i32 {
         .unwrap_or_default();
     let account = trails.account.as_ref().ok().cloned();
     let posture = collect::collect_posture(&aws, regions, account.as_deref(), &trail_list).await;
-    let snapshot = trails.snapshot(regions, Some(posture));
+    let mut snapshot = trails.snapshot(regions, Some(posture));
     let now = Utc::now();
+    if config
+        .policies
+        .policies
+        .iter()
+        .any(|p| reads_bucket(&p.check))
+    {
+        snapshot.evidence = Some(read_buckets(config, &aws, &snapshot, now).await);
+    }
     let findings = evaluate::evaluate(&config.policies, &snapshot, now);
     match format {
         Format::Text => print!("{}", render_text(&findings, &trails, account.as_deref())),

@@ -50,6 +50,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             config.detections.clone(),
             config.daemon.event_history.clone(),
         ),
+        config.daemon.bucket.clone(),
         store,
         published.clone(),
     ));
@@ -86,6 +87,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             w.poll_events().await
         })?;
         scheduler.add(events).await?;
+        let bucket = poll_job(&config.daemon.schedule.bucket.0, &watch, |w| async move {
+            w.poll_bucket().await
+        })?;
+        scheduler.add(bucket).await?;
         let p = published.clone();
         scheduler
             .add(Job::new("*/5 * * * * *", move |_, _| {
@@ -103,6 +108,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             w.poll_trails().await;
             w.poll_posture().await;
             w.poll_events().await;
+            w.poll_bucket().await;
         });
     }
     tokio::spawn(reload_on_sighup(
@@ -184,6 +190,7 @@ async fn reload_on_sighup(
                         || d.0.schedule.trails != d.1.schedule.trails
                         || d.0.schedule.posture != d.1.schedule.posture
                         || d.0.schedule.events != d.1.schedule.events
+                        || d.0.schedule.bucket != d.1.schedule.bucket
                         || d.0.state_dir != d.1.state_dir
                     {
                         tracing::warn!(

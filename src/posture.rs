@@ -259,6 +259,38 @@ pub struct Snapshot {
     pub trail_listing_errors: BTreeMap<String, Unavailable>,
     /// `None` until the posture poller has run once.
     pub posture: Option<Posture>,
+    /// What the bucket poller found, by trail ARN; `None` until it has run once.
+    pub evidence: Option<BTreeMap<String, Fetched<TrailEvidence>>>,
+}
+
+/// What a trail's bucket shows: per account folder and delivering region, the log files'
+/// coverage, and the integrity verdicts found recently.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct TrailEvidence {
+    pub regions: Vec<RegionEvidence>,
+    /// Failures and explained restarts found within the stored window, newest first.
+    pub verdicts: Vec<crate::state::StoredItem>,
+    /// Digests of this trail were found (validation is producing evidence).
+    pub digests_seen: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct RegionEvidence {
+    pub account: String,
+    pub region: String,
+    pub coverage: crate::integrity::coverage::Coverage,
+    /// Start of the oldest digest chain when it is a starting digest: nothing came before.
+    pub origin: Option<DateTime<Utc>>,
+    /// End of the last digest validated.
+    pub validated_until: Option<DateTime<Utc>>,
+}
+
+impl TrailEvidence {
+    pub fn region(&self, account: &str, region: &str) -> Option<&RegionEvidence> {
+        self.regions
+            .iter()
+            .find(|r| r.account == account && r.region == region)
+    }
 }
 
 impl Snapshot {
@@ -290,6 +322,19 @@ impl Snapshot {
             None => Err(Unavailable::new(format!(
                 "KMS key {id} has not been collected yet"
             ))),
+        }
+    }
+
+    /// The bucket evidence of a trail, or why there is none.
+    pub fn evidence_of(&self, trail: &Trail) -> Fetched<&TrailEvidence> {
+        let all = self
+            .evidence
+            .as_ref()
+            .ok_or_else(|| Unavailable::new("the trail's bucket has not been read yet"))?;
+        match all.get(&trail.arn) {
+            Some(Ok(e)) => Ok(e),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Unavailable::new("the trail's bucket has not been read yet")),
         }
     }
 

@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 use support::lab::finding;
-use support::{Account, manifest_dir, moto, python_env};
+use support::{Account, manifest_dir, python_env};
 
 fn demo_world(action: &str, endpoint: &str) {
     let out = Command::new(python_env().join("bin/python"))
@@ -23,7 +23,8 @@ fn demo_world(action: &str, endpoint: &str) {
 
 #[test]
 fn the_demo_world_passes_then_fails_after_stop_logging() {
-    let endpoint = moto().endpoint.clone();
+    // As scripts/demo.sh runs it: through trailsim, which delivers log files and digests.
+    let endpoint = support::trailsim().to_string();
     // The demo uses moto's default account, which no other test touches.
     let account = Account {
         id: "123456789012".into(),
@@ -33,6 +34,8 @@ fn the_demo_world_passes_then_fails_after_stop_logging() {
         session_token: String::new(),
     };
     demo_world("seed", &endpoint);
+    support::trailsim_control("/_trailsim/deliver", &serde_json::json!({}));
+    support::trailsim_control("/_trailsim/digest", &serde_json::json!({}));
     let dir = tempfile::tempdir().unwrap();
     let shipped = std::fs::read_to_string(manifest_dir().join("config/demo.yaml")).unwrap();
     assert!(shipped.contains("endpoint_url: http://127.0.0.1:4566"));

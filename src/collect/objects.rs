@@ -40,8 +40,47 @@ pub async fn bucket_region(
     })
 }
 
-/// Lists `prefix` in key order after `start_after`, handing each page (up to 1000 keys) to
-/// `page` as it arrives; `page` returns false to stop early. Returns the number listed.
+/// One page (up to 1000 keys) of `prefix` in key order: after `start_after` on the first
+/// call, then from the continuation token. Returns the page and the next token.
+pub async fn list_page(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    token: Option<String>,
+) -> Result<(Vec<Listed>, Option<String>), Unavailable> {
+    let s3 = aws.region(region).s3;
+    let mut req = s3.list_objects_v2().bucket(bucket).prefix(prefix);
+    req = match token {
+        Some(t) => req.continuation_token(t),
+        None => req.set_start_after(start_after.map(str::to_string)),
+    };
+    let out = req
+        .send()
+        .await
+        .map_err(|e| unavailable("ListObjectsV2", &e))?;
+    let objects = out
+        .contents()
+        .iter()
+        .filter_map(|o| {
+            Some(Listed {
+                key: o.key()?.to_string(),
+                etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                last_modified: o.last_modified().and_then(super::to_utc),
+                size: o.size().unwrap_or(0),
+            })
+        })
+        .collect();
+    let next = match out.next_continuation_token() {
+        Some(t) if out.is_truncated() == Some(true) => Some(t.to_string()),
+        _ => None,
+    };
+    Ok((objects, next))
+}
+
+/// Lists `prefix` in key order after `start_after`, handing each page to `page` as it
+/// arrives; `page` returns false to stop early. Returns the number listed.
 pub async fn list(
     aws: &Aws,
     region: &str,
@@ -50,38 +89,17 @@ pub async fn list(
     start_after: Option<&str>,
     mut page: impl FnMut(Vec<Listed>) -> bool,
 ) -> Result<u64, Unavailable> {
-    let s3 = aws.region(region).s3;
     let mut token: Option<String> = None;
     let mut count = 0;
     loop {
-        let mut req = s3.list_objects_v2().bucket(bucket).prefix(prefix);
-        req = match &token {
-            Some(t) => req.continuation_token(t),
-            None => req.set_start_after(start_after.map(str::to_string)),
-        };
-        let out = req
-            .send()
-            .await
-            .map_err(|e| unavailable("ListObjectsV2", &e))?;
-        let objects: Vec<Listed> = out
-            .contents()
-            .iter()
-            .filter_map(|o| {
-                Some(Listed {
-                    key: o.key()?.to_string(),
-                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
-                    last_modified: o.last_modified().and_then(super::to_utc),
-                    size: o.size().unwrap_or(0),
-                })
-            })
-            .collect();
+        let (objects, next) = list_page(aws, region, bucket, prefix, start_after, token).await?;
         count += objects.len() as u64;
         if !page(objects) {
             return Ok(count);
         }
-        match out.next_continuation_token() {
-            Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
-            _ => return Ok(count),
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(count),
         }
     }
 }

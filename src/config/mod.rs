@@ -39,6 +39,42 @@ pub struct DaemonFile {
     pub detections: Option<OneOrMany>,
     #[serde(default)]
     pub event_history: EventHistorySettings,
+    #[serde(default)]
+    pub bucket: BucketSettings,
+}
+
+/// How the bucket poller reads the trails' buckets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    /// On the first poll, log files delivered this far back are read and digests this far
+    /// back validated; older objects only count for coverage.
+    #[serde(default = "default_initial_window")]
+    pub initial_window: HumanDuration,
+    /// Objects read at a time.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How often the whole bucket is listed again (deleted log files show only then);
+    /// polls in between list only new keys.
+    #[serde(default = "default_rescan")]
+    pub rescan: HumanDuration,
+}
+
+impl Default for BucketSettings {
+    fn default() -> Self {
+        BucketSettings {
+            initial_window: default_initial_window(),
+            concurrency: default_concurrency(),
+            rescan: default_rescan(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_rescan() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(6 * 3600))
 }
 
 /// A path, or a list of paths.
@@ -139,6 +175,10 @@ pub struct Schedule {
     /// Event history (LookupEvents) against the detections.
     #[serde(default = "default_events_schedule")]
     pub events: CronSchedule,
+    /// The trails' buckets: new log files (read and run through the detections), delivery,
+    /// coverage, digest validation.
+    #[serde(default = "default_bucket_schedule")]
+    pub bucket: CronSchedule,
 }
 
 impl Default for Schedule {
@@ -147,6 +187,7 @@ impl Default for Schedule {
             trails: default_trails_schedule(),
             posture: default_posture_schedule(),
             events: default_events_schedule(),
+            bucket: default_bucket_schedule(),
         }
     }
 }
@@ -245,6 +286,9 @@ fn default_posture_schedule() -> CronSchedule {
 }
 fn default_events_schedule() -> CronSchedule {
     CronSchedule("0 * * * * *".to_string())
+}
+fn default_bucket_schedule() -> CronSchedule {
+    CronSchedule("30 */5 * * * *".to_string())
 }
 fn default_initial_window() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(86_400))

@@ -72,6 +72,22 @@ pub enum Check {
         /// Default retention the bucket must apply, in days, if set.
         min_retention_days: Option<u64>,
     },
+    /// The newest log file in the bucket, per region, is younger than `max_age`: delivery
+    /// works, whatever `IsLogging` says.
+    DeliveryFreshness {
+        max_age: std::time::Duration,
+    },
+    /// The bucket holds log files continuously from now back `min_days` (or to the trail's
+    /// first digest chain when younger), per region, with no hole longer than `tolerance`.
+    LogCoverage {
+        min_days: u64,
+        tolerance: std::time::Duration,
+    },
+    /// Digests found in the last `window` verify: signatures, links, log hashes, nothing
+    /// missing, no unexplained restart.
+    DigestIntegrity {
+        window: std::time::Duration,
+    },
     Custom {
         condition: Condition,
     },
@@ -91,6 +107,9 @@ impl Check {
             Check::CloudWatchLogs => "cloudwatch_logs",
             Check::BucketAccessLogging => "bucket_access_logging",
             Check::ObjectLock { .. } => "object_lock",
+            Check::DeliveryFreshness { .. } => "delivery_freshness",
+            Check::LogCoverage { .. } => "log_coverage",
+            Check::DigestIntegrity { .. } => "digest_integrity",
             Check::Custom { .. } => "custom",
         }
     }
@@ -198,6 +217,12 @@ struct RawPolicy {
     min_retention_days: Option<u64>,
     #[serde(default)]
     condition: Option<Condition>,
+    #[serde(default)]
+    max_age: Option<super::yaml::HumanDuration>,
+    #[serde(default)]
+    tolerance: Option<super::yaml::HumanDuration>,
+    #[serde(default)]
+    window: Option<super::yaml::HumanDuration>,
 }
 
 fn yes() -> bool {
@@ -227,6 +252,9 @@ enum CheckName {
     CloudWatchLogs,
     BucketAccessLogging,
     ObjectLock,
+    DeliveryFreshness,
+    LogCoverage,
+    DigestIntegrity,
     Custom,
 }
 
@@ -270,6 +298,9 @@ fn build_policy(raw: RawPolicy) -> Result<Option<Policy>, String> {
         ("min_noncurrent_days", raw.min_noncurrent_days.is_some()),
         ("min_retention_days", raw.min_retention_days.is_some()),
         ("condition", raw.condition.is_some()),
+        ("max_age", raw.max_age.is_some()),
+        ("tolerance", raw.tolerance.is_some()),
+        ("window", raw.window.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
@@ -304,6 +335,31 @@ fn build_policy(raw: RawPolicy) -> Result<Option<Policy>, String> {
                 min_retention_days: raw.min_retention_days,
             },
             &["min_retention_days"],
+        ),
+        CheckName::DeliveryFreshness => (
+            Check::DeliveryFreshness {
+                max_age: raw
+                    .max_age
+                    .map_or(std::time::Duration::from_secs(30 * 60), |d| d.0),
+            },
+            &["max_age"],
+        ),
+        CheckName::LogCoverage => (
+            Check::LogCoverage {
+                min_days: raw.min_days.unwrap_or(MIN_RETENTION_DAYS),
+                tolerance: raw
+                    .tolerance
+                    .map_or(std::time::Duration::from_secs(6 * 3600), |d| d.0),
+            },
+            &["min_days", "tolerance"],
+        ),
+        CheckName::DigestIntegrity => (
+            Check::DigestIntegrity {
+                window: raw
+                    .window
+                    .map_or(std::time::Duration::from_secs(7 * 86_400), |d| d.0),
+            },
+            &["window"],
         ),
         CheckName::Custom => match raw.condition {
             Some(condition) => (Check::Custom { condition }, &["condition"]),

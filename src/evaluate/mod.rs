@@ -3,10 +3,13 @@
 
 pub mod condition;
 pub mod config_recording;
+pub mod coverage;
 pub mod custom;
+pub mod delivery;
 pub mod detection;
 pub mod document;
 pub mod finding;
+pub mod integrity;
 pub mod logging;
 pub mod management_events;
 pub mod optional;
@@ -95,6 +98,10 @@ pub fn evaluate(policies: &PolicySet, snapshot: &Snapshot, now: DateTime<Utc>) -
     findings
 }
 
+fn duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 fn check_trail(
     policy: &Policy,
     state: &TrailState,
@@ -132,6 +139,34 @@ fn check_trail(
         Check::BucketAccessLogging => optional::bucket_access_logging(snapshot.bucket_of(trail)),
         Check::ObjectLock { min_retention_days } => {
             optional::object_lock(snapshot.bucket_of(trail), *min_retention_days)
+        }
+        Check::DeliveryFreshness { max_age } => {
+            let evidence = snapshot.evidence_of(trail)?;
+            delivery::delivery_freshness(
+                trail,
+                evidence,
+                &snapshot.regions,
+                duration(*max_age),
+                now,
+            )
+        }
+        Check::LogCoverage {
+            min_days,
+            tolerance,
+        } => {
+            let evidence = snapshot.evidence_of(trail)?;
+            coverage::log_coverage(
+                trail,
+                evidence,
+                &snapshot.regions,
+                *min_days,
+                duration(*tolerance),
+                now,
+            )
+        }
+        Check::DigestIntegrity { window } => {
+            let evidence = snapshot.evidence_of(trail)?;
+            integrity::digest_integrity(trail, evidence, duration(*window), now)
         }
         Check::Custom { condition } => {
             custom::custom(condition, &TrailDocument::build(state, snapshot), now)

@@ -105,5 +105,6 @@ pub fn lab_snapshot() -> Snapshot {
         trails: Ok(vec![logging_trail()]),
         trail_listing_errors: Default::default(),
         posture: Some(posture),
+        evidence: None,
     }
 }

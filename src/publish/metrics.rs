@@ -31,6 +31,13 @@ pub struct Metrics {
     pub events_duplicate: IntCounterVec,
     pub events_unparseable: IntCounterVec,
     pub event_checkpoint: GaugeVec,
+    pub latest_log: GaugeVec,
+    pub oldest_log: GaugeVec,
+    pub coverage_gap: GaugeVec,
+    pub digest_failures: IntCounterVec,
+    pub logs_validated: IntCounterVec,
+    pub log_records: IntCounterVec,
+    pub log_records_unparseable: prometheus::IntCounter,
     /// Label sets published last time, to remove the ones that vanish.
     published: Mutex<Published>,
 }
@@ -111,7 +118,51 @@ impl Metrics {
             "Unix time up to which event history has been read completely, per region.",
             &["region"],
         );
+        let latest_log = float_gauge(
+            "trailwarden_trail_latest_log_timestamp_seconds",
+            "Unix time of the newest log file in the trail's bucket, per account folder and delivering region.",
+            &["account", "region", "trail"],
+        );
+        let oldest_log = float_gauge(
+            "trailwarden_trail_oldest_log_timestamp_seconds",
+            "Unix time of the oldest log file in the trail's bucket, per account folder and delivering region.",
+            &["account", "region", "trail"],
+        );
+        let coverage_gap = float_gauge(
+            "trailwarden_log_coverage_gap_seconds",
+            "Longest stretch without log files within the coverage policy's window (missing head included); 0 when continuous.",
+            &["account", "region", "trail"],
+        );
+        let log_records_unparseable = prometheus::IntCounter::new(
+            "trailwarden_log_records_unparseable_total",
+            "Records (or whole log files) in the bucket that could not be read; each is logged with its object.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(log_records_unparseable.clone()))
+            .expect("unique metric");
         Metrics {
+            latest_log,
+            oldest_log,
+            coverage_gap,
+            log_records_unparseable,
+            digest_failures: counter_vec(
+                &r,
+                "trailwarden_digest_validation_failures_total",
+                "Digest validation failures found, each counted once, by kind (missing_digest, invalid_signature, invalid_format, broken_link, missing_log, modified_log, unlisted_log, unexplained_restart, unverifiable).",
+                &["account", "region", "trail", "kind"],
+            ),
+            logs_validated: counter_vec(
+                &r,
+                "trailwarden_log_files_validated_total",
+                "Log files whose SHA-256 matched their digest.",
+                &["account", "region", "trail"],
+            ),
+            log_records: counter_vec(
+                &r,
+                "trailwarden_log_records_processed_total",
+                "Records read from log files in the trails' buckets (each file read once), by account folder and delivering region.",
+                &["account", "region"],
+            ),
             tamper_events: counter_vec(
                 &r,
                 "trailwarden_tamper_events_total",

@@ -16,6 +16,9 @@ pub struct StatusDocument {
     pub findings: Vec<FindingEntry>,
     /// Tamper detections from event history (newest first).
     pub events: Vec<serde_json::Value>,
+    /// What each trail's bucket shows: per region newest and oldest log, holes, digest
+    /// validation progress, and integrity verdicts (newest first).
+    pub buckets: Vec<serde_json::Value>,
     pub pollers: Vec<PollerEntry>,
 }
 
@@ -80,6 +83,7 @@ impl StatusDocument {
             trails: Vec::new(),
             findings: Vec::new(),
             events: Vec::new(),
+            buckets: Vec::new(),
             pollers: Vec::new(),
         }
     }

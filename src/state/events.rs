@@ -55,7 +55,7 @@ pub struct EventPollResult {
 }
 
 impl StateStore {
-    fn db_error(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+    pub(super) fn db_error(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         |source| StateError::Db {
             path: self.path.clone(),
             source,

@@ -5,7 +5,9 @@
 //! status (`since` in `/status`), and the event history checkpoints, seen event ids and recent
 //! detections (`events.rs`).
 
+mod bucket;
 mod events;
+pub use bucket::{FolderState, LogFileRow, StoredItem};
 pub use events::{EventPollResult, StoredDetection};
 
 use crate::evaluate::{Finding, Status};
@@ -14,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// A finding that has not been evaluated for this long (a deleted trail, a removed policy) is
 /// forgotten. Shorter gaps (a region that failed to list for a while) keep its history.
@@ -80,6 +82,9 @@ impl StateStore {
         }
         if version < 2 {
             conn.execute_batch(events::SCHEMA_V2).map_err(db)?;
+        }
+        if version < 3 {
+            conn.execute_batch(bucket::SCHEMA_V3).map_err(db)?;
         }
         Ok(StateStore {
             path: path.clone(),

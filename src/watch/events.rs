@@ -75,6 +75,14 @@ impl Watch {
             .expect("detections lock poisoned") = Arc::new(detections);
     }
 
+    pub(super) fn detections(&self) -> Arc<DetectionSet> {
+        self.events
+            .detections
+            .read()
+            .expect("detections lock poisoned")
+            .clone()
+    }
+
     /// One run of the event history poller over every region.
     pub async fn poll_events(&self) {
         let Ok(_running) = self.events.running.try_lock() else {
@@ -115,7 +123,7 @@ impl Watch {
     }
 
     /// The account and the watched resources, from the latest trail and posture polls.
-    fn watched(&self) -> Option<(String, Watched)> {
+    pub(super) fn watched(&self) -> Option<(String, Watched)> {
         let latest = self.latest.lock().expect("latest lock poisoned");
         let trails = latest.trails.as_ref()?;
         let account = trails.account.clone().ok()?;
@@ -217,7 +225,7 @@ impl Watch {
         (hits, error)
     }
 
-    fn publish_hits(&self, hits: &[Hit]) {
+    pub(super) fn publish_hits(&self, hits: &[Hit]) {
         let m = &self.published.metrics;
         for h in hits {
             m.tamper_events

@@ -5,6 +5,8 @@
 //! and counted. One poller's failures never stop another. The event history poller lives in
 //! `events.rs`.
 
+pub mod bucket;
+mod bucket_poller;
 mod events;
 
 use crate::collect::{self, TrailsResult, aws::Aws, aws::reason_class};
@@ -23,11 +25,13 @@ use std::time::Instant;
 pub const TRAILS: &str = "trails";
 pub const POSTURE: &str = "posture";
 pub const EVENTS: &str = "events";
+pub const BUCKET: &str = "bucket";
 
 #[derive(Default)]
 struct Latest {
     trails: Option<TrailsResult>,
     posture: Option<Posture>,
+    evidence: Option<BTreeMap<String, Fetched<crate::posture::TrailEvidence>>>,
 }
 
 pub struct Watch {
@@ -42,6 +46,8 @@ pub struct Watch {
     pollers: Mutex<BTreeMap<&'static str, PollerEntry>>,
     trails_running: tokio::sync::Mutex<()>,
     posture_running: tokio::sync::Mutex<()>,
+    bucket_running: tokio::sync::Mutex<()>,
+    bucket_settings: crate::config::BucketSettings,
     events: events::EventWatch,
 }
 
@@ -51,10 +57,11 @@ impl Watch {
         regions: Vec<String>,
         policies: PolicySet,
         (detections, settings): (DetectionSet, EventHistorySettings),
+        bucket_settings: crate::config::BucketSettings,
         store: StateStore,
         published: Arc<Published>,
     ) -> Watch {
-        let mut names = vec![TRAILS, POSTURE];
+        let mut names = vec![TRAILS, POSTURE, BUCKET];
         if !detections.detections.is_empty() {
             names.push(EVENTS);
         }
@@ -73,6 +80,8 @@ impl Watch {
             pollers: Mutex::new(pollers),
             trails_running: tokio::sync::Mutex::new(()),
             posture_running: tokio::sync::Mutex::new(()),
+            bucket_running: tokio::sync::Mutex::new(()),
+            bucket_settings,
             events: events::EventWatch::new(detections, settings),
         }
         .with_stored_detections()
@@ -165,10 +174,9 @@ impl Watch {
             let (Some(trails), Some(posture)) = (&latest.trails, &latest.posture) else {
                 return;
             };
-            (
-                trails.snapshot(&self.regions, Some(posture.clone())),
-                status::trail_summaries(trails),
-            )
+            let mut snapshot = trails.snapshot(&self.regions, Some(posture.clone()));
+            snapshot.evidence = latest.evidence.clone();
+            (snapshot, status::trail_summaries(trails))
         };
         let policies = self
             .policies
@@ -349,6 +357,7 @@ impl TrailsResult {
             trails: self.trails.clone(),
             trail_listing_errors: self.listing_errors.clone(),
             posture,
+            evidence: None,
         }
     }
 }
