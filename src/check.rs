@@ -52,6 +52,8 @@ async fn read_buckets(
         settings: &config.daemon.bucket,
         detections: None,
         now,
+        hole_tolerance: chrono::Duration::from_std(config.policies.coverage_params().1)
+            .unwrap_or(chrono::Duration::hours(6)),
     };
     let account = snapshot.account.as_ref().ok().map(String::as_str);
     for state in states.iter().filter(|s| s.trail.s3_bucket_name.is_some()) {

@@ -142,6 +142,22 @@ pub struct PolicySet {
     pub policies: Vec<Policy>,
 }
 
+impl PolicySet {
+    /// The coverage policy's window in days and hole tolerance; the defaults without one.
+    pub fn coverage_params(&self) -> (u64, std::time::Duration) {
+        self.policies
+            .iter()
+            .find_map(|p| match p.check {
+                Check::LogCoverage {
+                    min_days,
+                    tolerance,
+                } => Some((min_days, tolerance)),
+                _ => None,
+            })
+            .unwrap_or((MIN_RETENTION_DAYS, std::time::Duration::from_secs(6 * 3600)))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {

@@ -28,7 +28,7 @@ pub fn delivery_freshness(
     for region in expected_regions(trail, monitored) {
         match evidence
             .region(&trail.account, &region)
-            .and_then(|r| r.coverage.newest)
+            .and_then(|r| r.coverage.newest_delivery())
         {
             None => stale.push(format!("{region}: no log file in the bucket")),
             Some(t) if now - t > max_age => stale.push(format!(

@@ -15,9 +15,27 @@ pub struct Coverage {
     /// (last delivery before, first delivery after), oldest first.
     pub holes: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     pub files: u64,
+    /// Latest write time (S3 LastModified) seen: to the second, where key names carry only
+    /// the minute.
+    #[serde(default)]
+    pub last_write: Option<DateTime<Utc>>,
 }
 
 impl Coverage {
+    /// When the newest log file arrived, as precisely as known.
+    pub fn newest_delivery(&self) -> Option<DateTime<Utc>> {
+        match (self.newest, self.last_write) {
+            (Some(n), Some(w)) => Some(n.max(w)),
+            (n, w) => n.or(w),
+        }
+    }
+
+    pub fn written(&mut self, at: DateTime<Utc>) {
+        if self.last_write.is_none_or(|w| at > w) {
+            self.last_write = Some(at);
+        }
+    }
+
     /// Adds a delivery time. Times come in key order; one out of order only moves the ends.
     pub fn add(&mut self, delivered: DateTime<Utc>, tolerance: Duration) {
         self.files += 1;
@@ -81,7 +99,7 @@ pub fn gaps(
         Some(_) => {}
     }
     for &(a, b) in &c.holes {
-        if b > required_from {
+        if b > required_from && b - a > tolerance {
             uncovered.push((a.max(required_from), b));
         }
     }

@@ -52,6 +52,9 @@ pub struct Inputs<'a> {
     /// Detections to run log records through, with the watched resources.
     pub detections: Option<(&'a DetectionSet, &'a Watched)>,
     pub now: DateTime<Utc>,
+    /// Gaps between deliveries longer than this are kept as holes (the coverage policy's
+    /// tolerance).
+    pub hole_tolerance: Duration,
 }
 
 /// What one pass over one trail's bucket found.
@@ -289,8 +292,7 @@ async fn read_log_folder(
     let rescan = Duration::from_std(inputs.settings.rescan.0).unwrap_or(Duration::hours(6));
     let window = Duration::from_std(inputs.settings.initial_window.0).unwrap_or(Duration::days(1));
     let full = saved.scanned_at.is_none_or(|t| inputs.now - t >= rescan);
-    // A tolerance small enough for any policy: holes are judged against the policy's own.
-    let tolerance = Duration::minutes(30);
+    let tolerance = inputs.hole_tolerance;
     let mut coverage = if full {
         Coverage::default()
     } else {
@@ -318,6 +320,9 @@ async fn read_log_folder(
                 continue;
             };
             coverage.add(k.delivered, tolerance);
+            if let Some(at) = o.last_modified {
+                coverage.written(at);
+            }
             let unread = read_after.as_deref().is_none_or(|c| o.key.as_str() > c);
             if unread && k.delivered >= inputs.now - window {
                 to_read.push((o, k.delivered));

@@ -3,7 +3,6 @@
 
 use super::bucket::{Inputs, TrailPass, read_trail_bucket};
 use super::{BUCKET, Watch};
-use crate::config::Check;
 use crate::integrity::coverage::gaps;
 use crate::integrity::verdict::Kind;
 use crate::posture::{TrailEvidence, TrailState};
@@ -38,6 +37,7 @@ impl Watch {
                 _ => None,
             },
             now: Utc::now(),
+            hole_tolerance: self.coverage_params().1,
         };
         let mut evidence = BTreeMap::new();
         let mut errors = Vec::new();
@@ -82,7 +82,7 @@ impl Watch {
         let now = Utc::now();
         for r in &pass.evidence.regions {
             let labels = [r.account.as_str(), r.region.as_str(), trail];
-            if let Some(t) = r.coverage.newest {
+            if let Some(t) = r.coverage.newest_delivery() {
                 m.latest_log
                     .with_label_values(&labels)
                     .set(t.timestamp() as f64);
@@ -131,21 +131,15 @@ impl Watch {
 
     /// The coverage policy's window and tolerance (the defaults without one).
     fn coverage_params(&self) -> (i64, Duration) {
-        let policies = self.policies.read().expect("policies lock poisoned");
-        policies
+        let (days, tolerance) = self
             .policies
-            .iter()
-            .find_map(|p| match p.check {
-                Check::LogCoverage {
-                    min_days,
-                    tolerance,
-                } => Some((
-                    min_days as i64,
-                    Duration::from_std(tolerance).unwrap_or(Duration::hours(6)),
-                )),
-                _ => None,
-            })
-            .unwrap_or((90, Duration::hours(6)))
+            .read()
+            .expect("policies lock poisoned")
+            .coverage_params();
+        (
+            days as i64,
+            Duration::from_std(tolerance).unwrap_or(Duration::hours(6)),
+        )
     }
 }
 
@@ -162,7 +156,7 @@ fn bucket_entry(
             "regions": ev.regions.iter().map(|r| serde_json::json!({
                 "account": r.account,
                 "region": r.region,
-                "newest_log": r.coverage.newest,
+                "newest_log": r.coverage.newest_delivery(),
                 "oldest_log": r.coverage.oldest,
                 "log_files": r.coverage.files,
                 "holes": r.coverage.holes.iter().map(|(a, b)| serde_json::json!({"start": a, "end": b})).collect::<Vec<_>>(),

@@ -1,0 +1,363 @@
+//! The bucket poller in the daemon, against trailsim's deliveries: continuous digest
+//! validation (a log file modified after it was read is still caught), tamper events found in
+//! log files, a stale delivery once the bucket policy denies CloudTrail, and a two-day hole in
+//! 100 days of history.
+//!
+//! trailsim's clock is global, so the tests here take turns (one lock).
+
+mod support;
+
+use aws_sdk_s3::primitives::ByteStream;
+use flate2::read::GzDecoder;
+use serde_json::{Value, json};
+use std::io::Read;
+use support::lab::{Lab, Options, finding};
+use support::{Daemon, metric_value, trailsim, trailsim_control};
+
+static CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn deliver_and_sign() -> (Value, Value) {
+    (
+        trailsim_control("/_trailsim/deliver", &json!({})),
+        trailsim_control("/_trailsim/digest", &json!({})),
+    )
+}
+
+/// A daemon on `lab` whose bucket poller runs every 2 s (trails hourly, events never after
+/// the first run), with `policies` replacing the bucket policies' parameters.
+fn start(lab: &Lab, fresh_for: &str, log: &str) -> Daemon {
+    let port = support::free_port();
+    let config = lab.write_events_config(
+        port,
+        trailsim(),
+        "0 0 * * * *",
+        "bucket:\n  concurrency: 4\n",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "events: \"*/2 * * * * *\"",
+        "events: \"0 0 * * * *\"\n  bucket: \"*/2 * * * * *\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let policies = lab.dir.path().join("policies.yaml");
+    let text = std::fs::read_to_string(&policies)
+        .unwrap()
+        .replace("max_age: 30m", &format!("max_age: {fresh_for}"))
+        .replace("tolerance: 6h", "tolerance: 30h");
+    std::fs::write(&policies, text).unwrap();
+    let mut d = Daemon::start(&lab.account, &config, port, lab.dir.path().join(log));
+    d.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
+    d
+}
+
+fn bucket_polls(m: &str) -> f64 {
+    metric_value(
+        m,
+        "trailwarden_poll_duration_seconds_count",
+        &[("poller", "bucket")],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Waits for two more bucket polls (one may have started before the change).
+fn next_polls(d: &mut Daemon) {
+    let from = bucket_polls(&d.metrics());
+    d.wait_until("two more bucket polls", |d| {
+        bucket_polls(&d.metrics()) >= from + 2.0
+    });
+}
+
+fn policy(d: &Daemon, id: &str) -> Value {
+    let status = d.status();
+    status["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["policy"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {id} finding in {status:#}"))
+}
+
+fn failures(m: &str, kind: &str) -> f64 {
+    metric_value(
+        m,
+        "trailwarden_digest_validation_failures_total",
+        &[("kind", kind)],
+    )
+    .unwrap_or(-1.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_validate_continuously_and_log_files_feed_the_detections() {
+    let _turn = CLOCK.lock().await;
+    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    for h in [3, 2, 1] {
+        trailsim_control("/_trailsim/clock", &json!({"offset_seconds": -h * 3600}));
+        lab.cloudtrail().describe_trails().send().await.unwrap();
+        deliver_and_sign();
+    }
+    trailsim_control("/_trailsim/clock", &json!({"offset_seconds": 0}));
+    let mut d = start(&lab, "30m", "bucket.log");
+    next_polls(&mut d);
+    let m = d.metrics();
+    let labels = [
+        ("account", lab.account.id.as_str()),
+        ("region", "us-east-1"),
+        ("trail", "lab"),
+    ];
+    let validated = metric_value(&m, "trailwarden_log_files_validated_total", &labels).unwrap();
+    assert!(validated >= 3.0, "{m}");
+    for kind in [
+        "missing_digest",
+        "modified_log",
+        "broken_link",
+        "unexplained_restart",
+    ] {
+        assert_eq!(failures(&m, kind), 0.0, "{kind} starts at 0:\n{m}");
+    }
+    let newest = metric_value(
+        &m,
+        "trailwarden_trail_latest_log_timestamp_seconds",
+        &labels,
+    )
+    .unwrap();
+    assert!(chrono::Utc::now().timestamp() as f64 - newest < 3.0 * 3600.0 + 600.0);
+    assert!(
+        metric_value(&m, "trailwarden_log_records_processed_total", &labels[..2]).unwrap() >= 3.0
+    );
+    assert_eq!(
+        policy(&d, "log-integrity")["status"],
+        "pass",
+        "{}",
+        d.log_text()
+    );
+
+    // StopLogging reaches the daemon through the log file only (event history is not
+    // polled again): counted, with its actor in /status.
+    lab.stop_logging().await;
+    let (delivered, _) = deliver_and_sign();
+    let key = delivered["delivered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["bucket"] == lab.bucket.as_str())
+        .find_map(|e| e["key"].as_str().filter(|k| k.contains("/us-east-1/")))
+        .unwrap()
+        .to_string();
+    d.wait_until("StopLogging counted from the log file", |d| {
+        support::event_watch::tamper(&d.metrics(), "cloudtrail_stop_logging", "success") == 1.0
+    });
+    let status = d.status();
+    let event = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_name"] == "StopLogging")
+        .unwrap();
+    assert!(
+        event["actor"]
+            .as_str()
+            .unwrap()
+            .contains("trailwarden-test"),
+        "{event:#}"
+    );
+
+    // A log file modified after the daemon read it, before its digest: still caught, since
+    // the hash is only trusted while the object's ETag is unchanged.
+    lab.cloudtrail()
+        .start_logging()
+        .name(&lab.trail_name)
+        .send()
+        .await
+        .unwrap();
+    trailsim_control("/_trailsim/deliver", &json!({}));
+    let fresh = newest_key(&lab).await;
+    assert_ne!(fresh, key);
+    next_polls(&mut d);
+    let o = lab
+        .s3()
+        .get_object()
+        .bucket(&lab.bucket)
+        .key(&fresh)
+        .send()
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    GzDecoder::new(&o.body.collect().await.unwrap().into_bytes()[..])
+        .read_to_string(&mut raw)
+        .unwrap();
+    let forged = trailsim::delivery::gzip(raw.replace("StartLogging", "StartLoggin9").as_bytes());
+    lab.s3()
+        .put_object()
+        .bucket(&lab.bucket)
+        .key(&fresh)
+        .body(ByteStream::from(forged))
+        .send()
+        .await
+        .unwrap();
+    trailsim_control("/_trailsim/digest", &json!({}));
+    d.wait_until("the modified log file reported", |d| {
+        failures(&d.metrics(), "modified_log") == 1.0
+    });
+    let f = policy(&d, "log-integrity");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["message"].as_str().unwrap().contains("modified_log"),
+        "{f:#}"
+    );
+    let status = d.status();
+    let items = status["buckets"][0]["integrity"].as_array().unwrap();
+    let item = items.iter().find(|i| i["class"] == "modified_log").unwrap();
+    assert_eq!(item["object"], fresh.as_str());
+    assert!(item["time"].is_string(), "{item:#}");
+    // The stop and start in between made a new chain: explained, not a failure.
+    assert!(
+        items.iter().any(|i| i["class"] == "explained_restart"),
+        "{items:#?}"
+    );
+    assert_eq!(failures(&d.metrics(), "unexplained_restart"), 0.0);
+}
+
+/// The newest log key of the lab's us-east-1 folder.
+async fn newest_key(lab: &Lab) -> String {
+    let out = lab
+        .s3()
+        .list_objects_v2()
+        .bucket(&lab.bucket)
+        .prefix(format!("AWSLogs/{}/CloudTrail/us-east-1/", lab.account.id))
+        .send()
+        .await
+        .unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .max()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delivery_goes_stale_when_the_bucket_policy_denies_cloudtrail() {
+    let _turn = CLOCK.lock().await;
+    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    deliver_and_sign();
+    let mut d = start(&lab, "20s", "stale.log");
+    next_polls(&mut d);
+    assert_eq!(policy(&d, "log-delivery-fresh")["status"], "pass");
+    let deny = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+        "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{}/*", lab.bucket)}]});
+    lab.s3()
+        .put_bucket_policy()
+        .bucket(&lab.bucket)
+        .policy(deny.to_string())
+        .send()
+        .await
+        .unwrap();
+    let labels = [
+        ("account", lab.account.id.as_str()),
+        ("region", "us-east-1"),
+        ("trail", "lab"),
+    ];
+    let before = metric_value(
+        &d.metrics(),
+        "trailwarden_trail_latest_log_timestamp_seconds",
+        &labels,
+    )
+    .unwrap();
+    // Activity goes on, deliveries fail; the trail still says it is logging.
+    d.wait_until("the newest log file older than max_age", |d| {
+        let _ = trailsim_control("/_trailsim/deliver", &json!({}));
+        policy(d, "log-delivery-fresh")["status"] == "fail"
+    });
+    let f = policy(&d, "log-delivery-fresh");
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("us-east-1: newest log file delivered"),
+        "{message}"
+    );
+    assert_eq!(d.status()["trails"][0]["is_logging"], true);
+    let after = metric_value(
+        &d.metrics(),
+        "trailwarden_trail_latest_log_timestamp_seconds",
+        &labels,
+    )
+    .unwrap();
+    assert_eq!(before, after, "nothing new arrived");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_day_hole_in_a_hundred_days_of_history() {
+    let _turn = CLOCK.lock().await;
+    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    let now = chrono::Utc::now();
+    // One log file a day for 100 days, none on days 40 and 41 (counted back from today).
+    for day in (0..=100i64).rev().filter(|d| !(40..42).contains(d)) {
+        let at = now - chrono::Duration::days(day);
+        let key = trailsim::delivery::log_key(
+            None,
+            None,
+            &lab.account.id,
+            "us-east-1",
+            at,
+            &trailsim::delivery::unique16(),
+        );
+        let body = trailsim::delivery::gzip(&trailsim::delivery::log_json(&[]));
+        lab.s3()
+            .put_object()
+            .bucket(&lab.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut d = start(&lab, "30h", "coverage.log");
+    next_polls(&mut d);
+    let f = policy(&d, "log-coverage");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains("uncovered:"), "{message}");
+    let hole_start = (now - chrono::Duration::days(42)).date_naive().to_string();
+    let hole_end = (now - chrono::Duration::days(39)).date_naive().to_string();
+    assert!(
+        message.contains(&hole_start) && message.contains(&hole_end),
+        "{message}"
+    );
+    let status = d.status();
+    let region = status["buckets"][0]["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == "us-east-1")
+        .unwrap()
+        .clone();
+    let holes = region["holes"].as_array().unwrap();
+    assert_eq!(holes.len(), 1, "{region:#}");
+    assert!(holes[0]["start"].as_str().unwrap().starts_with(&hole_start));
+    assert!(holes[0]["end"].as_str().unwrap().starts_with(&hole_end));
+    assert!(
+        region["oldest_log"]
+            .as_str()
+            .unwrap()
+            .starts_with(&(now - chrono::Duration::days(100)).date_naive().to_string())
+    );
+    let m = d.metrics();
+    let labels = [
+        ("account", lab.account.id.as_str()),
+        ("region", "us-east-1"),
+        ("trail", "lab"),
+    ];
+    let gap = metric_value(&m, "trailwarden_log_coverage_gap_seconds", &labels).unwrap();
+    assert!(
+        (gap - 3.0 * 86_400.0).abs() < 120.0,
+        "a three-day stretch between files: {gap}"
+    );
+    let oldest = metric_value(
+        &m,
+        "trailwarden_trail_oldest_log_timestamp_seconds",
+        &labels,
+    )
+    .unwrap();
+    assert!((now.timestamp() as f64 - oldest - 100.0 * 86_400.0).abs() < 120.0);
+    let _ = finding;
+}
