@@ -511,3 +511,243 @@ fn key_at(key: &str, end: DateTime<Utc>) -> String {
         end.format("%Y%m%dT%H%M%SZ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::digest::{PublicKey, hex};
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    struct Forge {
+        pair: RsaKeyPair,
+        keys: PublicKeys,
+        fingerprint: String,
+    }
+
+    fn forge() -> Forge {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let der = pair.public_key().as_ref().to_vec();
+        let fingerprint = hex(&<md5::Md5 as md5::Digest>::digest(&der));
+        let mut keys = PublicKeys::default();
+        keys.insert(PublicKey::new(&der, &fingerprint, None, None).unwrap());
+        Forge {
+            pair,
+            keys,
+            fingerprint,
+        }
+    }
+
+    const ROOT: &str = "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2026/11/24/";
+
+    fn end(i: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 5).unwrap() + Duration::hours(i)
+    }
+
+    fn key(i: i64) -> String {
+        format!(
+            "{ROOT}123456789012_CloudTrail-Digest_us-east-1_my_trail_us-east-1_{}.json.gz",
+            end(i).format("%Y%m%dT%H%M%SZ")
+        )
+    }
+
+    /// A chain of `n` hourly digests, each listing one log file; `restart_at` starts a new
+    /// chain there.
+    fn chain(f: &Forge, n: i64, restart_at: Option<i64>) -> Vec<ListedDigest> {
+        let mut out = Vec::new();
+        let mut prev: Option<(String, String, String)> = None;
+        for i in 0..n {
+            if Some(i) == restart_at {
+                prev = None;
+            }
+            let doc = json!({
+                "awsAccountId": "123456789012",
+                "digestStartTime": end(i - 1).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "digestEndTime": end(i).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "digestS3Bucket": "b", "digestS3Object": key(i),
+                "digestPublicKeyFingerprint": f.fingerprint,
+                "digestSignatureAlgorithm": "SHA256withRSA",
+                "previousDigestS3Bucket": prev.as_ref().map(|_| "b"),
+                "previousDigestS3Object": prev.as_ref().map(|p| &p.0),
+                "previousDigestHashValue": prev.as_ref().map(|p| &p.1),
+                "previousDigestHashAlgorithm": prev.as_ref().map(|_| "SHA-256"),
+                "previousDigestSignature": prev.as_ref().map(|p| &p.2),
+                "logFiles": [{"s3Bucket": "b", "s3Object": format!("log{i}"), "hashValue": sha256_hex(format!("log{i}").as_bytes()), "hashAlgorithm": "SHA-256"}],
+            });
+            let bytes = doc.to_string().into_bytes();
+            let parsed = DigestDoc::parse(&bytes).unwrap();
+            let sha = sha256_hex(&bytes);
+            let mut sig = vec![0; f.pair.public_modulus_len()];
+            f.pair
+                .sign(
+                    &RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    data_to_sign(&parsed, &sha).as_bytes(),
+                    &mut sig,
+                )
+                .unwrap();
+            prev = Some((key(i), sha, hex(&sig)));
+            out.push(ListedDigest {
+                key: key(i),
+                fetched: Fetched::Object {
+                    bytes,
+                    signature: Some(hex(&sig)),
+                },
+            });
+        }
+        out
+    }
+
+    fn logs(n: i64) -> HashMap<String, LogState> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("log{i}"),
+                    LogState::Hash(sha256_hex(format!("log{i}").as_bytes())),
+                )
+            })
+            .collect()
+    }
+
+    fn scope() -> ChainScope {
+        ChainScope {
+            bucket: "b".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn classes(r: &ChainReport) -> Vec<(&str, &str)> {
+        r.items
+            .iter()
+            .map(|i| (i.class.as_str(), i.object.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_chain_is_valid_and_resumes_from_its_anchor() {
+        let f = forge();
+        let c = chain(&f, 4, None);
+        let r = judge(&scope(), None, &c[..2], &f.keys, &logs(4), &[]);
+        assert!(r.items.iter().all(|i| !i.failed()), "{:?}", classes(&r));
+        // The next run starts after the anchor and checks the link to it.
+        let later = judge(&scope(), r.anchor.as_ref(), &c[2..], &f.keys, &logs(4), &[]);
+        assert!(
+            later.items.iter().all(|i| !i.failed()),
+            "{:?}",
+            classes(&later)
+        );
+        assert_eq!(later.anchor.unwrap().key, key(3));
+        // An anchor that is not what the next digest links to: a broken link.
+        let mut wrong = r.anchor.clone().unwrap();
+        wrong.sha256 = "00".repeat(32);
+        let broken = judge(&scope(), Some(&wrong), &c[2..], &f.keys, &logs(4), &[]);
+        assert_eq!(classes(&broken)[0], ("broken_link", key(2).as_str()));
+    }
+
+    #[test]
+    fn missing_digests_named_by_links_and_by_cadence() {
+        let f = forge();
+        let mut c = chain(&f, 6, None);
+        c.remove(4);
+        c.remove(3);
+        let r = judge(&scope(), None, &c, &f.keys, &logs(6), &[]);
+        let missing: Vec<_> = r
+            .items
+            .iter()
+            .filter(|i| i.class == Class::Failure(Kind::MissingDigest))
+            .collect();
+        assert_eq!(missing.len(), 2, "{:?}", classes(&r));
+        assert_eq!(missing[0].object, key(4));
+        // The one nothing links to any more: its key estimated from the cadence.
+        assert_eq!(missing[1].object, key(3));
+        assert_eq!(missing[1].time, Some(end(3)));
+    }
+
+    #[test]
+    fn restarts_explained_by_start_logging_or_not() {
+        let f = forge();
+        let c = chain(&f, 3, Some(2));
+        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[]);
+        assert!(classes(&r).contains(&("unexplained_restart", key(2).as_str())));
+        let start = Transition {
+            time: end(1) + Duration::minutes(20),
+            event_name: "StartLogging".into(),
+        };
+        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[start]);
+        let restart = r
+            .items
+            .iter()
+            .find(|i| i.class == Class::ExplainedRestart)
+            .unwrap();
+        assert!(
+            restart.detail.contains("StartLogging"),
+            "{}",
+            restart.detail
+        );
+        assert_eq!(restart.time, Some(end(1)));
+    }
+
+    #[test]
+    fn log_files_modified_missing_unreadable_and_unlisted() {
+        let f = forge();
+        let c = chain(&f, 3, None);
+        let mut l = logs(3);
+        l.insert("log0".into(), LogState::Hash("ff".repeat(32)));
+        l.insert("log1".into(), LogState::NotFound);
+        l.insert("log2".into(), LogState::Unreadable("AccessDenied".into()));
+        let r = judge(&scope(), None, &c, &f.keys, &l, &[]);
+        let got = classes(&r);
+        assert!(got.contains(&("modified_log", "log0")), "{got:?}");
+        assert!(got.contains(&("missing_log", "log1")));
+        assert!(got.contains(&("unverifiable", "log2")));
+        let covered = r.covered.unwrap();
+        let stray = [("stray", end(1)), ("later", end(3))];
+        let unlisted = unlisted_logs(stray.iter().map(|(k, t)| (*k, *t)), &r.listed_logs, covered);
+        assert_eq!(
+            unlisted.len(),
+            1,
+            "after the last digest it is only pending"
+        );
+        assert_eq!(unlisted[0].object, "stray");
+    }
+
+    #[test]
+    fn tampered_moved_and_unknown_key_digests() {
+        let f = forge();
+        let mut c = chain(&f, 3, None);
+        if let Fetched::Object { bytes, .. } = &mut c[1].fetched {
+            *bytes = String::from_utf8(bytes.clone())
+                .unwrap()
+                .replace("log1", "logX")
+                .into_bytes();
+        }
+        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[]);
+        let got = classes(&r);
+        assert!(
+            got.contains(&("invalid_signature", key(1).as_str())),
+            "{got:?}"
+        );
+        assert!(got.contains(&("broken_link", key(2).as_str())), "{got:?}");
+        let other = forge();
+        let r = judge(
+            &scope(),
+            None,
+            &chain(&f, 1, None),
+            &other.keys,
+            &logs(1),
+            &[],
+        );
+        assert!(
+            r.items[0].detail.contains("public key not found"),
+            "{:?}",
+            r.items[0]
+        );
+        let mut moved = chain(&f, 1, None);
+        moved[0].key = key(7);
+        let r = judge(&scope(), None, &moved, &f.keys, &logs(1), &[]);
+        assert!(r.items[0].detail.contains("moved"), "{:?}", r.items[0]);
+    }
+}
