@@ -105,6 +105,31 @@ pub fn lab_snapshot() -> Snapshot {
         trails: Ok(vec![logging_trail()]),
         trail_listing_errors: Default::default(),
         posture: Some(posture),
-        evidence: None,
+        evidence: Some(
+            [(logging_trail().trail.arn, Ok(healthy_bucket()))]
+                .into_iter()
+                .collect(),
+        ),
+    }
+}
+
+/// A year of log files every 5 minutes, the last one 5 minutes ago, digests verified.
+pub fn healthy_bucket() -> crate::posture::TrailEvidence {
+    let mut region = crate::posture::RegionEvidence {
+        account: "111122223333".into(),
+        region: "us-east-1".into(),
+        ..Default::default()
+    };
+    let now = lab_now();
+    let mut t = now - chrono::Duration::days(365);
+    while t <= now - chrono::Duration::minutes(5) {
+        region.coverage.add(t, chrono::Duration::hours(1));
+        t += chrono::Duration::minutes(5);
+    }
+    region.validated_until = Some(now - chrono::Duration::minutes(30));
+    crate::posture::TrailEvidence {
+        regions: vec![region],
+        verdicts: Vec::new(),
+        digests_seen: true,
     }
 }
