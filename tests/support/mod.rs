@@ -5,6 +5,7 @@
 
 pub mod event_watch;
 pub mod lab;
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
