@@ -31,36 +31,9 @@ pub async fn discover_chains(
         .s3_bucket_name
         .as_deref()
         .ok_or("the trail has no bucket")?;
-    let prefix = trail.s3_key_prefix.as_deref();
-    let logs_root = AccountRoot::logs_root(prefix);
-    let mut roots = Vec::new();
-    let top = objects::folders(aws, bucket_region, bucket, &logs_root)
+    let roots = objects::account_roots(aws, bucket_region, bucket, trail.s3_key_prefix.as_deref())
         .await
         .map_err(|e| e.reason)?;
-    for name in top {
-        if layout::is_account_id(&name) {
-            roots.push(AccountRoot {
-                prefix: prefix.map(|p| p.trim_matches('/').to_string()),
-                org: None,
-                account: name,
-            });
-        } else if layout::is_org_id(&name) {
-            let members =
-                objects::folders(aws, bucket_region, bucket, &format!("{logs_root}{name}/"))
-                    .await
-                    .map_err(|e| e.reason)?;
-            roots.extend(
-                members
-                    .into_iter()
-                    .filter(|m| layout::is_account_id(m))
-                    .map(|m| AccountRoot {
-                        prefix: prefix.map(|p| p.trim_matches('/').to_string()),
-                        org: Some(name.clone()),
-                        account: m,
-                    }),
-            );
-        }
-    }
     let mut chains = Vec::new();
     for root in roots {
         let folder = format!("{}CloudTrail-Digest/", root.path());
@@ -88,33 +61,14 @@ pub async fn digest_keys(
     to: DateTime<Utc>,
 ) -> Result<Vec<String>, String> {
     let folder = chain.root.digests(&chain.region);
-    let mut keys = Vec::new();
-    objects::list(
-        aws,
-        bucket_region,
-        bucket,
-        &folder,
-        Some(&layout::start_after_for(&folder, from)),
-        |page| {
-            for o in page {
-                if let Some(k) = layout::parse_digest_key(&o.key)
-                    && !k.backfill
-                    && k.trail == trail.name
-                    && k.home_region == trail.home_region
-                    && k.end >= from
-                {
-                    if k.end > to {
-                        return false;
-                    }
-                    keys.push(o.key);
-                }
-            }
-            true
-        },
-    )
+    let found = objects::keys_between(aws, bucket_region, bucket, &folder, from, to, |key| {
+        layout::parse_digest_key(key)
+            .filter(|k| !k.backfill && k.trail == trail.name && k.home_region == trail.home_region)
+            .map(|k| k.end)
+    })
     .await
     .map_err(|e| e.reason)?;
-    Ok(keys)
+    Ok(found.into_iter().map(|(o, _)| o.key).collect())
 }
 
 /// Log keys of `chain` delivered in `[from, to]`, with their delivery time.
@@ -127,30 +81,12 @@ pub async fn log_keys(
     to: DateTime<Utc>,
 ) -> Result<Vec<(String, DateTime<Utc>)>, String> {
     let folder = chain.root.logs(&chain.region);
-    let mut keys = Vec::new();
-    objects::list(
-        aws,
-        bucket_region,
-        bucket,
-        &folder,
-        Some(&layout::start_after_for(&folder, from)),
-        |page| {
-            for o in page {
-                if let Some(k) = layout::parse_log_key(&o.key)
-                    && k.delivered >= from
-                {
-                    if k.delivered > to {
-                        return false;
-                    }
-                    keys.push((o.key, k.delivered));
-                }
-            }
-            true
-        },
-    )
+    let found = objects::keys_between(aws, bucket_region, bucket, &folder, from, to, |key| {
+        layout::parse_log_key(key).map(|k| k.delivered)
+    })
     .await
     .map_err(|e| e.reason)?;
-    Ok(keys)
+    Ok(found.into_iter().map(|(o, t)| (o.key, t)).collect())
 }
 
 /// StopLogging, StartLogging and UpdateTrail calls on `trail` (from event history, which

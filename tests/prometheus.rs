@@ -33,9 +33,12 @@ fn dashboards() -> Vec<PathBuf> {
     files
 }
 
+/// `(where, text)` pairs.
+type Located = Vec<(String, String)>;
+
 /// The PromQL the alert rules and dashboards run, and everything else they say (descriptions,
 /// annotations), each as `(where, text)`.
-fn queries_and_prose() -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn queries_and_prose() -> (Located, Located) {
     let mut queries = Vec::new();
     let mut prose = Vec::new();
     let rules: serde_yaml::Value =

@@ -3,6 +3,7 @@
 //! metadata. ListObjectsV2, GetObject, GetBucketLocation.
 
 use super::aws::{Aws, error_code, unavailable};
+use crate::integrity::layout::{self, AccountRoot};
 use crate::posture::Unavailable;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -104,6 +105,35 @@ pub async fn list(
     }
 }
 
+/// Objects of a CloudTrail date folder (`…/{region}/`) whose time, as `time_of` reads it from
+/// the key (`None`: not wanted), is in `[from, to]`; listing stops past `to`.
+pub async fn keys_between(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    folder: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    time_of: impl Fn(&str) -> Option<DateTime<Utc>>,
+) -> Result<Vec<(Listed, DateTime<Utc>)>, Unavailable> {
+    let mut found = Vec::new();
+    let start_after = layout::start_after_for(folder, from);
+    list(aws, region, bucket, folder, Some(&start_after), |page| {
+        for o in page {
+            let Some(t) = time_of(&o.key) else { continue };
+            if t > to {
+                return false;
+            }
+            if t >= from {
+                found.push((o, t));
+            }
+        }
+        true
+    })
+    .await?;
+    Ok(found)
+}
+
 /// The immediate sub-folders of `prefix` (names without the prefix and trailing `/`).
 pub async fn folders(
     aws: &Aws,
@@ -138,6 +168,40 @@ pub async fn folders(
             _ => return Ok(names),
         }
     }
+}
+
+/// The account folders under `{P}AWSLogs/`: accounts, and an organization's members.
+pub async fn account_roots(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> Result<Vec<AccountRoot>, Unavailable> {
+    let logs_root = AccountRoot::logs_root(prefix);
+    let prefix = prefix
+        .map(|p| p.trim_matches('/').to_string())
+        .filter(|p| !p.is_empty());
+    let mut roots = Vec::new();
+    for name in folders(aws, region, bucket, &logs_root).await? {
+        if layout::is_account_id(&name) {
+            roots.push(AccountRoot {
+                prefix: prefix.clone(),
+                org: None,
+                account: name,
+            });
+        } else if layout::is_org_id(&name) {
+            for member in folders(aws, region, bucket, &format!("{logs_root}{name}/")).await? {
+                if layout::is_account_id(&member) {
+                    roots.push(AccountRoot {
+                        prefix: prefix.clone(),
+                        org: Some(name.clone()),
+                        account: member,
+                    });
+                }
+            }
+        }
+    }
+    Ok(roots)
 }
 
 /// What reading an object gave.

@@ -110,7 +110,8 @@ pub async fn read_trail_bucket(
         )));
     }
     let region = objects::bucket_region(inputs.aws, &trail.home_region, bucket).await?;
-    let roots = discover_roots(inputs.aws, &region, bucket, trail.s3_key_prefix.as_deref()).await?;
+    let roots =
+        objects::account_roots(inputs.aws, &region, bucket, trail.s3_key_prefix.as_deref()).await?;
     let mut pass = TrailPass::default();
     let mut transitions = inputs
         .store
@@ -230,42 +231,6 @@ fn region_entry<'a>(
         ..Default::default()
     });
     e.regions.last_mut().expect("just pushed")
-}
-
-/// The account folders under `{P}AWSLogs/`: accounts, and an organization's members.
-pub async fn discover_roots(
-    aws: &Aws,
-    region: &str,
-    bucket: &str,
-    prefix: Option<&str>,
-) -> Result<Vec<AccountRoot>, Unavailable> {
-    let logs_root = AccountRoot::logs_root(prefix);
-    let prefix = prefix
-        .map(|p| p.trim_matches('/').to_string())
-        .filter(|p| !p.is_empty());
-    let mut roots = Vec::new();
-    for name in objects::folders(aws, region, bucket, &logs_root).await? {
-        if layout::is_account_id(&name) {
-            roots.push(AccountRoot {
-                prefix: prefix.clone(),
-                org: None,
-                account: name,
-            });
-        } else if layout::is_org_id(&name) {
-            for member in
-                objects::folders(aws, region, bucket, &format!("{logs_root}{name}/")).await?
-            {
-                if layout::is_account_id(&member) {
-                    roots.push(AccountRoot {
-                        prefix: prefix.clone(),
-                        org: Some(name.clone()),
-                        account: member,
-                    });
-                }
-            }
-        }
-    }
-    Ok(roots)
 }
 
 /// Lists a log folder from its cursor (all of it when a rescan is due), reads the new log
@@ -587,26 +552,17 @@ async fn validate_folder(
     let mut current: HashMap<String, (String, DateTime<Utc>)> = HashMap::new();
     if let (Some(from), Some(to)) = (from, to) {
         let log_folder = root.logs(&scope.region);
-        let from = from - Duration::hours(1);
-        objects::list(
+        let found = objects::keys_between(
             inputs.aws,
             region,
             &scope.bucket,
             &log_folder,
-            Some(&layout::start_after_for(&log_folder, from)),
-            |page| {
-                for o in page {
-                    if let Some(k) = layout::parse_log_key(&o.key) {
-                        if k.delivered > to + Duration::minutes(1) {
-                            return false;
-                        }
-                        current.insert(o.key, (o.etag, k.delivered));
-                    }
-                }
-                true
-            },
+            from - Duration::hours(1),
+            to + Duration::minutes(1),
+            |key| layout::parse_log_key(key).map(|k| k.delivered),
         )
         .await?;
+        current.extend(found.into_iter().map(|(o, t)| (o.key, (o.etag, t))));
     }
     let listed: Vec<String> = docs
         .iter()
