@@ -20,6 +20,11 @@ use std::time::Instant;
 /// How many detections `/status` lists.
 const STATUS_EVENTS: usize = 100;
 
+/// How long processed event ids are remembered at least: longer than the bucket poller's
+/// default first-pass window, so an event seen in event history is not counted again when
+/// its log file is read.
+const SEEN_MEMORY: chrono::Duration = chrono::Duration::days(3);
+
 /// LookupEvents' limit per account and region.
 const LOOKUPS_PER_SECOND: u32 = 2;
 
@@ -207,8 +212,11 @@ impl Watch {
             Ok(calls) if error.is_none() => {
                 tracing::debug!(region, calls, %start, "event history read");
                 result.checkpoint = Some(now);
-                // Older than the next query's start, an event cannot come back.
-                result.forget_before = Some(now - overlap - chrono::Duration::hours(1));
+                // Older than the next query's start, an event cannot come back from event
+                // history; but the bucket poller may still read it from a log file (its
+                // first pass reads a day back): ids are kept SEEN_MEMORY at least.
+                result.forget_before =
+                    Some(now - (overlap + chrono::Duration::hours(1)).max(SEEN_MEMORY));
             }
             Ok(_) => {}
             Err(e) => error = Some(e),
