@@ -2,15 +2,46 @@
 //! bytes (what its digest lists) and its records, handed out one at a time. Pure.
 //!
 //! The gzip stream is inflated once into a buffer (hashed as it goes), then records are
-//! parsed one by one from it: the file is never held as a tree of all its records, and the
-//! parser reads a slice, several times faster than serde_json's byte-at-a-time reader.
+//! handed out one by one as borrowed text with their source and name: most records match no
+//! detection, and building a JSON tree for each (most of the cost) is left to those that do
+//! ([`LogRecord::record`]). The parser reads the buffer as `str`, checked as UTF-8 once.
 
 use crate::record::{Record, RecordError};
 use aws_lc_rs::digest::{Context, SHA256};
 use flate2::bufread::GzDecoder;
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
+
+/// One record of a log file, not parsed yet beyond what picks the records worth parsing.
+#[derive(Debug)]
+pub struct LogRecord<'a> {
+    pub event_source: Cow<'a, str>,
+    pub event_name: Cow<'a, str>,
+    pub text: &'a RawValue,
+}
+
+impl LogRecord<'_> {
+    /// The whole record.
+    pub fn record(&self) -> Result<Record, RecordError> {
+        Record::parse(self.text.get())
+    }
+}
+
+/// The fields read from every record.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, rename = "eventSource")]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "eventName")]
+    event_name: Option<Cow<'a, str>>,
+}
+
+/// What is wrong with a record, by its position in the file.
+pub type RecordFault = (usize, RecordError);
 
 /// Uncompressed log files larger than this are refused rather than read into memory.
 pub const MAX_UNCOMPRESSED: usize = 512 * 1024 * 1024;
@@ -62,14 +93,15 @@ pub fn inflate(body: &[u8], buf: &mut Vec<u8>) -> Result<(String, bool), String>
 
 /// Hashes and parses a log file, calling `each` for every record (or the error that made
 /// it unreadable, with its position). An error here is about the whole file: not gzip,
-/// not JSON, no `Records` array.
+/// not UTF-8 JSON, no `Records` array.
 pub fn read(
     body: &[u8],
     buf: &mut Vec<u8>,
-    mut each: impl FnMut(Result<Record, (usize, RecordError)>),
+    mut each: impl FnMut(Result<LogRecord<'_>, RecordFault>),
 ) -> Result<LogFileSummary, String> {
     let (sha256, trailing_data) = inflate(body, buf)?;
-    let records = parse_records(buf, &mut each)?;
+    let text = std::str::from_utf8(buf).map_err(|e| format!("not a CloudTrail log file: {e}"))?;
+    let records = parse_records(text, &mut each)?;
     Ok(LogFileSummary {
         sha256,
         trailing_data,
@@ -78,11 +110,11 @@ pub fn read(
 }
 
 /// Parses `{"Records": [...]}` one record at a time.
-pub fn parse_records(
-    json: &[u8],
-    each: &mut dyn FnMut(Result<Record, (usize, RecordError)>),
+pub fn parse_records<'a>(
+    json: &'a str,
+    each: &mut dyn FnMut(Result<LogRecord<'a>, RecordFault>),
 ) -> Result<u64, String> {
-    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut de = serde_json::Deserializer::from_str(json);
     let count = de
         .deserialize_map(FileVisitor { each })
         .map_err(|e| format!("not a CloudTrail log file: {e}"))?;
@@ -91,18 +123,20 @@ pub fn parse_records(
     count.ok_or_else(|| "not a CloudTrail log file: no Records array".to_string())
 }
 
-struct FileVisitor<'f> {
-    each: &'f mut dyn FnMut(Result<Record, (usize, RecordError)>),
+type Each<'f, 'a> = &'f mut dyn FnMut(Result<LogRecord<'a>, RecordFault>);
+
+struct FileVisitor<'f, 'a> {
+    each: Each<'f, 'a>,
 }
 
-impl<'de> Visitor<'de> for FileVisitor<'_> {
+impl<'a> Visitor<'a> for FileVisitor<'_, 'a> {
     type Value = Option<u64>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with a Records array")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
         let mut count = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key::<Cow<'a, str>>()? {
             if key == "Records" {
                 count = Some(map.next_value_seed(RecordsSeed {
                     each: &mut *self.each,
@@ -115,30 +149,45 @@ impl<'de> Visitor<'de> for FileVisitor<'_> {
     }
 }
 
-struct RecordsSeed<'f> {
-    each: &'f mut dyn FnMut(Result<Record, (usize, RecordError)>),
+struct RecordsSeed<'f, 'a> {
+    each: Each<'f, 'a>,
 }
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+impl<'a> DeserializeSeed<'a> for RecordsSeed<'_, 'a> {
     type Value = u64;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<u64, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for RecordsSeed<'_> {
+impl<'a> Visitor<'a> for RecordsSeed<'_, 'a> {
     type Value = u64;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of records")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<u64, A::Error> {
         let mut n = 0u64;
-        while let Some(value) = seq.next_element::<serde_json::Value>()? {
-            (self.each)(Record::from_value(value).map_err(|e| (n as usize, e)));
+        while let Some(text) = seq.next_element::<&'a RawValue>()? {
+            (self.each)(head(text).map_err(|e| (n as usize, e)));
             n += 1;
         }
         Ok(n)
     }
+}
+
+fn head(text: &RawValue) -> Result<LogRecord<'_>, RecordError> {
+    let h: Head = serde_json::from_str(text.get()).map_err(|e| {
+        if text.get().trim_start().starts_with('{') {
+            RecordError::NotJson(e.to_string())
+        } else {
+            RecordError::NotAnObject
+        }
+    })?;
+    Ok(LogRecord {
+        event_source: h.event_source.ok_or(RecordError::Missing("eventSource"))?,
+        event_name: h.event_name.ok_or(RecordError::Missing("eventName"))?,
+        text,
+    })
 }
 
 #[cfg(test)]
@@ -163,9 +212,12 @@ mod tests {
         let mut buf = Vec::new();
         let mut names = Vec::new();
         let mut bad = Vec::new();
-        let s = read(&gzip(FILE.as_bytes()), &mut buf, |r| match r {
-            Ok(r) => names.push(r.event_name),
-            Err((i, e)) => bad.push((i, e.to_string())),
+        let s = read(&gzip(FILE.as_bytes()), &mut buf, |r| {
+            match r.map(|r| r.record()) {
+                Ok(Ok(r)) => names.push(r.event_name),
+                Ok(Err(e)) => bad.push((9, e.to_string())),
+                Err((i, e)) => bad.push((i, e.to_string())),
+            }
         })
         .unwrap();
         assert_eq!(s.records, 2);
@@ -175,7 +227,27 @@ mod tests {
         );
         assert!(!s.trailing_data);
         assert_eq!(names, ["StopLogging"]);
-        assert_eq!(bad, [(1, "no eventTime".to_string())]);
+        // The second has a source and a name (enough to be skipped cheaply), but is not a
+        // whole record when asked for one.
+        assert_eq!(bad, [(9, "no eventTime".to_string())]);
+        let mut faults = Vec::new();
+        read(
+            &gzip(br#"{"Records":[{"eventName":"X"}, 3]}"#),
+            &mut buf,
+            |r| {
+                if let Err((i, e)) = r {
+                    faults.push((i, e.to_string()));
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            faults,
+            [
+                (0, "no eventSource".to_string()),
+                (1, "not a JSON object".to_string())
+            ]
+        );
     }
 
     #[test]

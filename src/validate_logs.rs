@@ -11,7 +11,7 @@ use crate::integrity::verdict::{Class, Item, Kind};
 use crate::posture::Trail;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One chain: a trail's digests for one account and delivering region.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -150,17 +150,8 @@ pub async fn validate(
     let bucket_region = objects::bucket_region(aws, &trail.home_region, &bucket)
         .await
         .map_err(|e| e.reason)?;
-    let transitions = transitions(
-        aws,
-        trail,
-        start - Duration::days(1),
-        end + Duration::hours(1),
-    )
-    .await
-    .unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read event history: no chain restart can be explained");
-        Vec::new()
-    });
+    // Read only when a chain restarts: event history allows 2 calls a second.
+    let mut history: Option<Vec<Transition>> = None;
     let mut results = Vec::new();
     for chain_id in discover_chains(aws, &bucket_region, trail).await? {
         if account.is_some_and(|a| a != chain_id.root.account) {
@@ -191,16 +182,28 @@ pub async fn validate(
             account: chain_id.root.account.clone(),
             region: chain_id.region.clone(),
         };
-        let report = judge_range(
-            aws,
-            &bucket_region,
-            &scope,
-            &keys,
-            &public,
-            &transitions,
-            concurrency,
-        )
-        .await;
+        let (digests, logs) = read_range(aws, &bucket_region, &scope, &keys, concurrency).await;
+        let mut report = chain::judge(&scope, None, &digests, &public, &logs, &[]);
+        let restarts = |r: &ChainReport| {
+            r.items.iter().any(|i| {
+                matches!(
+                    i.class,
+                    Class::ExplainedRestart | Class::Failure(Kind::UnexplainedRestart)
+                )
+            })
+        };
+        if restarts(&report) {
+            if history.is_none() {
+                let from = start - Duration::days(1);
+                let read = transitions(aws, trail, from, end + Duration::hours(1)).await;
+                history = Some(read.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read event history: no chain restart can be explained");
+                    Vec::new()
+                }));
+            }
+            let known = history.as_deref().unwrap_or_default();
+            report = chain::judge(&scope, None, &digests, &public, &logs, known);
+        }
         let mut items = report.items;
         if let Some(covered) = report.covered {
             let logs = log_keys(
@@ -227,31 +230,37 @@ pub async fn validate(
     Ok(results)
 }
 
-/// Reads the digests of `keys` and every log file they list, and judges them.
-pub async fn judge_range(
+/// Reads the digests of `keys` and every log file they list: a digest's log files are
+/// requested as soon as it arrives, with the other digests still coming.
+pub async fn read_range(
     aws: &Aws,
     bucket_region: &str,
     scope: &ChainScope,
     keys: &[String],
-    public: &crate::integrity::digest::PublicKeys,
-    transitions: &[Transition],
     concurrency: usize,
-) -> ChainReport {
-    let digests = fetch::fetch_digests(aws, bucket_region, &scope.bucket, keys, concurrency).await;
-    let listed: Vec<String> = digests
-        .iter()
-        .filter_map(|d| match &d.fetched {
-            chain::Fetched::Object { bytes, .. } => {
-                crate::integrity::digest::DigestDoc::parse(bytes).ok()
-            }
-            _ => None,
-        })
-        .flat_map(|doc| doc.log_files.into_iter())
-        .filter(|f| f.s3_bucket == scope.bucket)
-        .map(|f| f.s3_object)
-        .collect();
-    let logs = fetch::hash_logs(aws, bucket_region, &scope.bucket, listed, concurrency).await;
-    chain::judge(scope, None, &digests, public, &logs, transitions)
+) -> (Vec<chain::ListedDigest>, HashMap<String, chain::LogState>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let digests = async {
+        let digests = fetch::fetch_digests_with(
+            aws,
+            bucket_region,
+            &scope.bucket,
+            keys,
+            concurrency,
+            |doc| {
+                for f in doc.log_files.iter().filter(|f| f.s3_bucket == scope.bucket) {
+                    let _ = tx.send(f.s3_object.clone());
+                }
+            },
+        )
+        .await;
+        drop(tx);
+        digests
+    };
+    let listed =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|k| (k, rx)) });
+    let logs = fetch::hash_logs(aws, bucket_region, &scope.bucket, listed, concurrency);
+    tokio::join!(digests, logs)
 }
 
 /// Counts per class over all chains.

@@ -5,25 +5,27 @@
 use super::aws::Aws;
 use super::objects::{self, Read};
 use crate::integrity::chain::{Fetched, ListedDigest, LogState};
-use crate::integrity::digest::uncompressed;
-use futures_util::stream::{self, StreamExt};
+use crate::integrity::digest::{DigestDoc, uncompressed};
+use futures_util::stream::{self, Stream, StreamExt};
 use std::collections::HashMap;
 
-/// Calls `each` with every object of `keys` as it is read, `concurrency` reads at a time.
+/// Calls `each` with every object of `keys` (an iterator: `stream::iter`, or keys still
+/// coming) as it is read, `concurrency` reads at a time.
 pub async fn for_each_object(
     aws: &Aws,
     region: &str,
     bucket: &str,
-    keys: impl IntoIterator<Item = String>,
+    keys: impl Stream<Item = String>,
     concurrency: usize,
     mut each: impl FnMut(String, Read),
 ) {
-    let mut reads = stream::iter(keys)
+    let reads = keys
         .map(|key| async move {
             let read = objects::get(aws, region, bucket, &key).await;
             (key, read)
         })
         .buffer_unordered(concurrency.max(1));
+    let mut reads = std::pin::pin!(reads);
     while let Some((key, read)) = reads.next().await {
         each(key, read);
     }
@@ -37,21 +39,38 @@ pub async fn fetch_digests(
     keys: &[String],
     concurrency: usize,
 ) -> Vec<ListedDigest> {
+    fetch_digests_with(aws, region, bucket, keys, concurrency, |_| {}).await
+}
+
+/// [`fetch_digests`], showing each digest that parses to `arrived` as it comes.
+pub async fn fetch_digests_with(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    keys: &[String],
+    concurrency: usize,
+    arrived: impl Fn(&DigestDoc),
+) -> Vec<ListedDigest> {
     let mut by_key: HashMap<String, Fetched> = HashMap::with_capacity(keys.len());
     for_each_object(
         aws,
         region,
         bucket,
-        keys.to_vec(),
+        stream::iter(keys.to_vec()),
         concurrency,
         |key, read| {
             let fetched = match read {
                 Read::Object { body, metadata } => match uncompressed(&body) {
                     // Trailing bytes after a digest's gzip member are ignored, as the CLI does.
-                    Ok((bytes, _)) => Fetched::Object {
-                        bytes,
-                        signature: metadata.get("signature").cloned(),
-                    },
+                    Ok((bytes, _)) => {
+                        if let Ok(doc) = DigestDoc::parse(&bytes) {
+                            arrived(&doc);
+                        }
+                        Fetched::Object {
+                            bytes,
+                            signature: metadata.get("signature").cloned(),
+                        }
+                    }
                     Err(e) => Fetched::Object {
                         // Unparseable bytes: judged as an invalid format.
                         bytes: e.into_bytes(),
@@ -78,7 +97,7 @@ pub async fn hash_logs(
     aws: &Aws,
     region: &str,
     bucket: &str,
-    keys: impl IntoIterator<Item = String>,
+    keys: impl Stream<Item = String>,
     concurrency: usize,
 ) -> HashMap<String, LogState> {
     let mut states = HashMap::new();

@@ -147,6 +147,15 @@ impl Document for RecordDocument<'_> {
     }
 }
 
+/// Whether some detection looks at records of this source and name: the others need not
+/// be parsed at all.
+pub fn wants(detections: &DetectionSet, source: &str, name: &str) -> bool {
+    detections
+        .detections
+        .iter()
+        .any(|d| d.source == source && d.events.0.iter().any(|e| e == name))
+}
+
 /// Every detection `record` matches.
 pub fn detect(
     detections: &DetectionSet,

@@ -18,7 +18,7 @@ use crate::collect::chain as fetch;
 use crate::collect::objects::{self, Listed, Read};
 use crate::collect::public_keys;
 use crate::config::{BucketSettings, DetectionSet};
-use crate::evaluate::detection::{Hit, Watched, detect};
+use crate::evaluate::detection::{Hit, Watched, detect, wants};
 use crate::integrity::chain::{self, Anchor, ChainScope, LogState, Transition};
 use crate::integrity::coverage::Coverage;
 use crate::integrity::digest::DigestDoc;
@@ -359,7 +359,7 @@ async fn read_logs(
     let mut buf = Vec::new();
     let mut records = 0u64;
     let mut unreadable = 0u64;
-    let keys = files.into_iter().map(|(o, _)| o.key);
+    let keys = futures_util::stream::iter(files.into_iter().map(|(o, _)| o.key));
     fetch::for_each_object(
         inputs.aws,
         region,
@@ -372,30 +372,44 @@ async fn read_logs(
                 // Gone or unreadable since the listing: its digest check will say which.
                 return;
             };
-            let summary = crate::logfile::read(&body, &mut buf, |r| match r {
-                Ok(record) => {
-                    records += 1;
-                    if record.event_source == "cloudtrail.amazonaws.com"
-                        && TRANSITIONS.contains(&record.event_name.as_str())
-                        && !record.failed()
-                        && let Some(name) = record.raw["requestParameters"]["name"].as_str()
-                    {
-                        transitions.push((
-                            name.to_string(),
-                            record.event_time,
-                            record.event_name.clone(),
-                        ));
-                    }
-                    if let Some((detections, watched)) = inputs.detections {
-                        hits.extend(detect(detections, &record, watched, inputs.now));
-                    }
-                }
+            let summary = crate::logfile::read(&body, &mut buf, |r| {
+            let r = match r {
+                Ok(r) => r,
                 Err((i, e)) => {
                     unreadable += 1;
                     tracing::warn!(object = %key, record = i, error = %e, "unreadable log record");
+                    return;
                 }
-            });
-            match summary {
+            };
+            records += 1;
+            let transition = r.event_source == "cloudtrail.amazonaws.com"
+                && TRANSITIONS.contains(&r.event_name.as_ref());
+            let wanted = inputs
+                .detections
+                .is_some_and(|(d, _)| wants(d, &r.event_source, &r.event_name));
+            // Most records match nothing: only these are parsed whole.
+            if !(transition || wanted) {
+                return;
+            }
+            let record = match r.record() {
+                Ok(record) => record,
+                Err(e) => {
+                    unreadable += 1;
+                    tracing::warn!(object = %key, event_name = %r.event_name, error = %e, "unreadable log record");
+                    return;
+                }
+            };
+            if transition
+                && !record.failed()
+                && let Some(name) = record.raw["requestParameters"]["name"].as_str()
+            {
+                transitions.push((name.to_string(), record.event_time, record.event_name.clone()));
+            }
+            if let Some((detections, watched)) = inputs.detections {
+                hits.extend(detect(detections, &record, watched, inputs.now));
+            }
+        });
+        match summary {
                 Ok(s) => rows.push(LogFileRow {
                     object: format!("{bucket}/{key}"),
                     etag,
@@ -600,7 +614,7 @@ async fn validate_folder(
             inputs.aws,
             region,
             &scope.bucket,
-            to_read,
+            futures_util::stream::iter(to_read),
             inputs.settings.concurrency,
         )
         .await,
