@@ -10,7 +10,7 @@
 #   DELIVERIES [4]        log deliveries per hour (one log file each)
 #   CALLS [5]             API calls recorded before each delivery
 #   RUNS [3]              timed runs of each command (hyperfine if installed, else medians)
-#   CONCURRENCY [16 4 32 1]  --concurrency values timed for trailwarden (the first one is
+#   CONCURRENCY [64 16]    --concurrency values timed for trailwarden (the first one is
 #                         the one compared with the CLI)
 #   LATENCY_MS [0 30 100] latency added to every request by a delaying proxy in front of
 #                         trailsim, one round of timings per value; 0: trailsim over moto as is
@@ -27,7 +27,7 @@ HOURS=${HOURS:-48}
 DELIVERIES=${DELIVERIES:-4}
 CALLS=${CALLS:-5}
 RUNS=${RUNS:-3}
-CONCURRENCY=${CONCURRENCY:-16 4 32 1}
+CONCURRENCY=${CONCURRENCY:-64 16}
 LATENCY_MS=${LATENCY_MS:-0 30 100}
 PORT=${PORT:-0}
 # The versions the test bed pins (testbed/src/lib.rs).

@@ -70,7 +70,7 @@ enum Command {
         #[arg(long)]
         region: Option<String>,
         /// Objects read at a time.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 64)]
         concurrency: usize,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,

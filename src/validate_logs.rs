@@ -157,23 +157,25 @@ pub async fn validate(
         if account.is_some_and(|a| a != chain_id.root.account) {
             continue;
         }
-        let keys = digest_keys(
-            aws,
-            &bucket_region,
-            &bucket,
-            trail,
-            &chain_id,
-            start,
-            end + Duration::hours(1),
-        )
-        .await?;
+        // Round trips that do not depend on each other go together: on real S3 each costs
+        // tens of milliseconds.
+        let (keys, public) = tokio::join!(
+            digest_keys(
+                aws,
+                &bucket_region,
+                &bucket,
+                trail,
+                &chain_id,
+                start,
+                end + Duration::hours(1),
+            ),
+            public_keys::public_keys(aws, &chain_id.region, start, end + Duration::hours(2)),
+        );
+        let keys = keys?;
         if keys.is_empty() {
             continue;
         }
-        let (public, rejected) =
-            public_keys::public_keys(aws, &chain_id.region, start, end + Duration::hours(2))
-                .await
-                .map_err(|e| e.reason)?;
+        let (public, rejected) = public.map_err(|e| e.reason)?;
         for r in rejected {
             tracing::warn!(region = %chain_id.region, "public key rejected: {r}");
         }
@@ -182,7 +184,20 @@ pub async fn validate(
             account: chain_id.root.account.clone(),
             region: chain_id.region.clone(),
         };
-        let (digests, logs) = read_range(aws, &bucket_region, &scope, &keys, concurrency).await;
+        // The log folder over every interval these digests can cover (a digest starts up to
+        // its interval before its end), for log files in no digest.
+        let ((digests, logs), in_bucket) = tokio::join!(
+            read_range(aws, &bucket_region, &scope, &keys, concurrency),
+            log_keys(
+                aws,
+                &bucket_region,
+                &bucket,
+                &chain_id,
+                start - Duration::hours(2),
+                end + Duration::hours(1) + Duration::minutes(1),
+            ),
+        );
+        let in_bucket = in_bucket?;
         let mut report = chain::judge(&scope, None, &digests, &public, &logs, &[]);
         let restarts = |r: &ChainReport| {
             r.items.iter().any(|i| {
@@ -206,17 +221,8 @@ pub async fn validate(
         }
         let mut items = report.items;
         if let Some(covered) = report.covered {
-            let logs = log_keys(
-                aws,
-                &bucket_region,
-                &bucket,
-                &chain_id,
-                covered.0 - Duration::minutes(1),
-                covered.1,
-            )
-            .await?;
             items.extend(chain::unlisted_logs(
-                logs.iter().map(|(k, t)| (k.as_str(), *t)),
+                in_bucket.iter().map(|(k, t)| (k.as_str(), *t)),
                 &report.listed_logs,
                 covered,
             ));
