@@ -135,14 +135,7 @@ async fn digests_validate_continuously_and_log_files_feed_the_detections() {
     // polled again): counted, with its actor in /status.
     lab.stop_logging().await;
     let (delivered, _) = deliver_and_sign();
-    let key = delivered["delivered"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["bucket"] == lab.bucket.as_str())
-        .find_map(|e| e["key"].as_str().filter(|k| k.contains("/us-east-1/")))
-        .unwrap()
-        .to_string();
+    let key = delivered_key(&lab, &delivered);
     d.wait_until("StopLogging counted from the log file", |d| {
         support::event_watch::tamper(&d.metrics(), "cloudtrail_stop_logging", "success") == 1.0
     });
@@ -169,8 +162,7 @@ async fn digests_validate_continuously_and_log_files_feed_the_detections() {
         .send()
         .await
         .unwrap();
-    trailsim_control("/_trailsim/deliver", &json!({}));
-    let fresh = newest_key(&lab).await;
+    let fresh = delivered_key(&lab, &trailsim_control("/_trailsim/deliver", &json!({})));
     assert_ne!(fresh, key);
     next_polls(&mut d);
     let o = lab
@@ -217,21 +209,16 @@ async fn digests_validate_continuously_and_log_files_feed_the_detections() {
     assert_eq!(failures(&d.metrics(), "unexplained_restart"), 0.0);
 }
 
-/// The newest log key of the lab's us-east-1 folder.
-async fn newest_key(lab: &Lab) -> String {
-    let out = lab
-        .s3()
-        .list_objects_v2()
-        .bucket(&lab.bucket)
-        .prefix(format!("AWSLogs/{}/CloudTrail/us-east-1/", lab.account.id))
-        .send()
-        .await
-        .unwrap();
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key())
-        .max()
+/// The us-east-1 log file a delivery wrote for the lab (keys of one minute differ only in
+/// their random suffix, so "the newest" must come from the delivery itself).
+fn delivered_key(lab: &Lab, answer: &Value) -> String {
+    answer["delivered"]
+        .as_array()
         .unwrap()
+        .iter()
+        .filter(|e| e["bucket"] == lab.bucket.as_str())
+        .find_map(|e| e["key"].as_str().filter(|k| k.contains("/us-east-1/")))
+        .unwrap_or_else(|| panic!("no us-east-1 log file for the lab in {answer:#}"))
         .to_string()
 }
 
