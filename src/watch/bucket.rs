@@ -113,6 +113,25 @@ pub async fn read_trail_bucket(
     let roots =
         objects::account_roots(inputs.aws, &region, bucket, trail.s3_key_prefix.as_deref()).await?;
     let mut pass = TrailPass::default();
+    for root in &roots {
+        for r in &region_folders(inputs.aws, &region, bucket, root, "CloudTrail").await? {
+            let coverage = match read_log_folder(inputs, &region, bucket, root, r, &mut pass).await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    pass.errors.push(e);
+                    continue;
+                }
+            };
+            pass.evidence.regions.push(RegionEvidence {
+                account: root.account.clone(),
+                region: r.clone(),
+                coverage,
+                ..Default::default()
+            });
+        }
+    }
+    // Read after the log files: transitions they held count for this pass's digests.
     let mut transitions = inputs
         .store
         .transitions(&[trail.name.as_str(), trail.arn.as_str()])
@@ -131,48 +150,9 @@ pub async fn read_trail_bucket(
             }
         }
     }
-    for root in &roots {
-        let log_regions = objects::folders(
-            inputs.aws,
-            &region,
-            bucket,
-            &format!("{}CloudTrail/", root.path()),
-        )
-        .await?;
-        for r in &log_regions {
-            let coverage = match read_log_folder(inputs, &region, bucket, root, r, &mut pass).await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    pass.errors.push(e);
-                    continue;
-                }
-            };
-            pass.evidence.regions.push(RegionEvidence {
-                account: root.account.clone(),
-                region: r.clone(),
-                coverage,
-                ..Default::default()
-            });
-        }
-    }
-    // Transitions just read from the logs count for this pass's digests.
-    transitions.extend(
-        inputs
-            .store
-            .transitions(&[trail.name.as_str(), trail.arn.as_str()])
-            .map_err(store_failure)?,
-    );
     transitions.sort_by_key(|t| t.time);
     for root in &roots {
-        let digest_regions = objects::folders(
-            inputs.aws,
-            &region,
-            bucket,
-            &format!("{}CloudTrail-Digest/", root.path()),
-        )
-        .await?;
-        for r in &digest_regions {
+        for r in &region_folders(inputs.aws, &region, bucket, root, "CloudTrail-Digest").await? {
             let scope = ChainScope {
                 bucket: bucket.to_string(),
                 account: root.account.clone(),
@@ -211,6 +191,17 @@ pub async fn read_trail_bucket(
         pass.errors.push(store_failure(e));
     }
     Ok(pass)
+}
+
+/// The region folders of `root`'s `CloudTrail` or `CloudTrail-Digest` folder.
+async fn region_folders(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    root: &AccountRoot,
+    kind: &str,
+) -> Result<Vec<String>, Unavailable> {
+    objects::folders(aws, region, bucket, &format!("{}{kind}/", root.path())).await
 }
 
 fn region_entry<'a>(
