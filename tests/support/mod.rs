@@ -30,6 +30,9 @@ pub fn trailsim() -> &'static str {
                     upstream,
                     throttle: true,
                     visibility_delay: Duration::ZERO,
+                    // Tests write to moto directly too.
+                    s3_read_cache: false,
+                    latency: Duration::ZERO,
                 });
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(format!("http://{}", listener.local_addr().unwrap()))

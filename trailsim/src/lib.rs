@@ -16,6 +16,7 @@ pub mod faults;
 pub mod history;
 pub mod identity;
 pub mod limiter;
+pub mod read_cache;
 pub mod record;
 pub mod server;
 pub mod upstream;

@@ -18,13 +18,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,12 @@ pub struct Options {
     pub throttle: bool,
     /// How long an event stays out of LookupEvents after it happened.
     pub visibility_delay: Duration,
+    /// Answer repeated S3 reads from memory ([`crate::read_cache`]); only when every write
+    /// goes through trailsim.
+    pub s3_read_cache: bool,
+    /// How long every AWS request waits before it is answered: a network round trip (S3 and
+    /// CloudTrail endpoints are tens of milliseconds away, loopback none).
+    pub latency: Duration,
 }
 
 pub struct Sim {
@@ -54,6 +60,8 @@ pub struct Sim {
     pub(crate) clock_offset_ms: AtomicI64,
     pub(crate) throttle: AtomicBool,
     pub(crate) visibility_delay: Duration,
+    /// [`Options::latency`], in microseconds; settable through the control API.
+    pub(crate) latency_us: AtomicU64,
 }
 
 impl Sim {
@@ -64,6 +72,9 @@ impl Sim {
             upstream: Upstream {
                 base: options.upstream.trim_end_matches('/').to_string(),
                 client,
+                cache: options
+                    .s3_read_cache
+                    .then(|| Arc::new(crate::read_cache::ReadCache::default())),
             },
             identities: Mutex::default(),
             deliveries: Mutex::default(),
@@ -76,6 +87,7 @@ impl Sim {
             clock_offset_ms: AtomicI64::new(0),
             throttle: AtomicBool::new(options.throttle),
             visibility_delay: options.visibility_delay,
+            latency_us: AtomicU64::new(options.latency.as_micros().try_into().unwrap_or(u64::MAX)),
         })
     }
 
@@ -112,6 +124,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_trailsim/faults", post(add_fault).delete(clear_faults))
         .route("/_trailsim/clock", post(set_clock))
         .route("/_trailsim/throttle", post(set_throttle))
+        .route("/_trailsim/latency", post(set_latency))
         .route("/_trailsim/deliver", post(deliver_now))
         .route("/_trailsim/digest", post(digest_now))
         .route("/_trailsim/health", get(|| async { "ok\n" }))
@@ -124,6 +137,10 @@ async fn aws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let latency = sim.latency_us.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_micros(latency)).await;
+    }
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -213,8 +230,15 @@ async fn aws(
         }
     }
 
-    let forwarded = forward(&sim, &parts.method, &parts.uri, &parts.headers, body).await;
-    let (status, headers, mut answer) = match forwarded {
+    let forwarded = sim
+        .upstream
+        .pass(&parts.method, &parts.uri, &parts.headers, body)
+        .await;
+    let crate::read_cache::Answer {
+        status,
+        headers,
+        body: mut answer,
+    } = match forwarded {
         Ok(r) => r,
         Err(e) => {
             return (
@@ -333,32 +357,6 @@ fn lookup_events(sim: &Sim, call: &Call, source_ip: &str, user_agent: &str) -> R
     response
 }
 
-async fn forward(
-    sim: &Sim,
-    method: &axum::http::Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, HeaderMap, Bytes), String> {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut builder = hyper::Request::builder()
-        .method(method.clone())
-        .uri(format!("{}{path}", sim.upstream.base));
-    for (name, value) in headers {
-        builder = builder.header(name, value);
-    }
-    let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let response = sim
-        .upstream
-        .client
-        .request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((parts.status, parts.headers, bytes))
-}
-
 fn throttling_code(service: &str) -> &'static str {
     match service {
         "s3" => "SlowDown",
@@ -442,14 +440,15 @@ async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     *sim.deliveries.lock().expect("deliveries lock") = Deliveries::default();
     *sim.digests.lock().expect("digests lock") = Default::default();
     let uri: axum::http::Uri = "/moto-api/reset".parse().expect("valid uri");
-    match forward(
-        &sim,
-        &axum::http::Method::POST,
-        &uri,
-        &HeaderMap::new(),
-        Bytes::new(),
-    )
-    .await
+    match sim
+        .upstream
+        .pass(
+            &axum::http::Method::POST,
+            &uri,
+            &HeaderMap::new(),
+            Bytes::new(),
+        )
+        .await
     {
         Ok(_) => Json(json!({"reset": true})).into_response(),
         Err(e) => (StatusCode::BAD_GATEWAY, format!("moto reset failed: {e}")).into_response(),
@@ -536,6 +535,19 @@ async fn digest_now(State(sim): State<Arc<Sim>>) -> Json<Value> {
 /// Runs a delivery now and reports what went where.
 async fn deliver_now(State(sim): State<Arc<Sim>>) -> Json<Value> {
     Json(delivery::run(&sim).await)
+}
+
+/// `{"milliseconds": 30}`: every AWS request from now on waits that long (0: none).
+async fn set_latency(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
+    let Some(ms) = body["milliseconds"]
+        .as_f64()
+        .filter(|ms| (0.0..=60_000.0).contains(ms))
+    else {
+        return bad_request("expected {\"milliseconds\": 0 to 60000}");
+    };
+    sim.latency_us
+        .store((ms * 1000.0) as u64, Ordering::Relaxed);
+    Json(json!({"latency_ms": ms})).into_response()
 }
 
 async fn set_throttle(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {

@@ -2,16 +2,21 @@
 //! signatures, but tells accounts apart by the access key in the credential scope: each call
 //! carries a key moto maps to the account it acts for.
 
+use crate::read_cache::{self, ReadCache};
+use axum::http::{HeaderMap, Method, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Upstream {
     pub base: String,
     pub client: Client<HttpConnector, Full<Bytes>>,
+    /// S3 reads answered from memory (`--s3-read-cache`); every write through here empties it.
+    pub cache: Option<Arc<ReadCache>>,
 }
 
 /// An answer from moto: status and body.
@@ -29,11 +34,11 @@ impl Upstream {
     }
 
     async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Answer, String> {
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let writes = ReadCache::may_change_reads(request.method(), request.headers());
+        self.forget_if(writes);
+        let response = self.client.request(request).await;
+        self.forget_if(writes);
+        let response = response.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
@@ -42,6 +47,57 @@ impl Upstream {
             .map_err(|e| e.to_string())?
             .to_bytes();
         Ok(Answer { status, body })
+    }
+
+    fn forget_if(&self, writes: bool) {
+        if let (true, Some(cache)) = (writes, &self.cache) {
+            cache.forget();
+        }
+    }
+
+    /// A client's request passed to moto as it came; with the read cache, a repeated S3 read
+    /// is answered from memory.
+    pub async fn pass(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<read_cache::Answer, String> {
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| Some((cache, ReadCache::key(method, uri, headers)?)));
+        if let Some((cache, key)) = &cached {
+            if let Some(answer) = cache.get(key) {
+                return Ok(answer);
+            }
+            tracing::debug!(key, "s3 read cache: miss");
+        }
+        let generation = cached.as_ref().map(|(cache, _)| cache.generation());
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut builder = hyper::Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let writes = ReadCache::may_change_reads(method, headers);
+        self.forget_if(writes);
+        let response = self.client.request(request).await;
+        self.forget_if(writes);
+        let (parts, body) = response.map_err(|e| e.to_string())?.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let answer = read_cache::Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        };
+        if let (Some((cache, key)), Some(generation)) = (cached, generation) {
+            cache.keep(key, generation, answer.clone());
+        }
+        Ok(answer)
     }
 
     /// A CloudTrail JSON call (`DescribeTrails`, ...) as `key`'s account in `region`.

@@ -1,5 +1,6 @@
-//! trailsim as a user runs it by hand: it starts its own moto, honours `--no-throttle` and
-//! `--visibility-delay`, and takes its moto down with it on SIGTERM.
+//! trailsim as a user runs it by hand: it starts its own moto, honours `--no-throttle`,
+//! `--visibility-delay`, `--s3-read-cache` and `--latency-ms`, and takes its moto down with it
+//! on SIGTERM.
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
@@ -33,17 +34,9 @@ fn start(args: &[&str]) -> (std::process::Child, String, String) {
     (child, urls[0].clone(), urls[1].clone())
 }
 
-fn answers(url: &str) -> bool {
-    let addr = url.trim_start_matches("http://");
-    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).is_ok()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn by_hand_with_its_own_moto_no_throttle_and_a_visibility_delay() {
-    let (mut trailsim, endpoint, moto) = start(&["--no-throttle", "--visibility-delay", "3"]);
-    assert!(answers(&moto));
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
+async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
             "AKIAIOSFODNN7EXAMPLE",
@@ -55,12 +48,28 @@ async fn by_hand_with_its_own_moto_no_throttle_and_a_visibility_delay() {
         // No retries: a throttled call would fail the test.
         .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
         .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
+        .await
+}
+
+fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(true)
             .build(),
-    );
+    )
+}
+
+fn answers(url: &str) -> bool {
+    let addr = url.trim_start_matches("http://");
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_hand_with_its_own_moto_no_throttle_and_a_visibility_delay() {
+    let (mut trailsim, endpoint, moto) = start(&["--no-throttle", "--visibility-delay", "3"]);
+    assert!(answers(&moto));
+    let sdk = sdk(&endpoint).await;
+    let s3 = s3(&sdk);
     s3.create_bucket()
         .bucket("standalone-bucket")
         .send()
@@ -104,4 +113,96 @@ async fn by_hand_with_its_own_moto_no_throttle_and_a_visibility_delay() {
         assert!(Instant::now() < deadline, "moto outlived trailsim");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// What an object reads as through `s3`, or the error code.
+async fn read(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    match s3.get_object().bucket("cached").key(key).send().await {
+        Ok(out) => String::from_utf8(out.body.collect().await.unwrap().to_vec()).unwrap(),
+        Err(e) => e
+            .into_service_error()
+            .meta()
+            .code()
+            .unwrap_or("?")
+            .to_string(),
+    }
+}
+
+async fn write(s3: &aws_sdk_s3::Client, key: &str, text: &'static str) {
+    s3.put_object()
+        .bucket("cached")
+        .key(key)
+        .body(text.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_read_cache_answers_repeated_reads_until_a_write_through_trailsim() {
+    let (mut trailsim, endpoint, moto) = start(&["--s3-read-cache", "--latency-ms", "250"]);
+    let through = s3(&sdk(&endpoint).await);
+    let direct = s3(&sdk(&moto).await);
+
+    // Every request waits the latency given at start, and as set through the control API.
+    let started = Instant::now();
+    through
+        .create_bucket()
+        .bucket("cached")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    let set = control_post(&endpoint, "/_trailsim/latency", r#"{"milliseconds": 0}"#);
+    assert!(set.contains("200 OK"), "{set}");
+
+    write(&through, "log.json", "first").await;
+    assert_eq!(read(&through, "log.json").await, "first");
+    // A write that bypasses trailsim is not seen: the read is answered from memory (why the
+    // cache is off by default and tests that write to moto directly leave it off).
+    write(&direct, "log.json", "changed behind trailsim").await;
+    assert_eq!(read(&through, "log.json").await, "first");
+    // A write through trailsim empties the cache: reads see moto again, as on S3.
+    write(&through, "other.json", "x").await;
+    assert_eq!(read(&through, "log.json").await, "changed behind trailsim");
+    write(&through, "log.json", "second").await;
+    assert_eq!(read(&through, "log.json").await, "second");
+    through
+        .delete_object()
+        .bucket("cached")
+        .key("log.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read(&through, "log.json").await, "NoSuchKey");
+    // Errors are not kept: once the object exists again it is read.
+    write(&direct, "log.json", "back").await;
+    assert_eq!(read(&through, "log.json").await, "back");
+
+    let stopped = Command::new("kill")
+        .arg(trailsim.id().to_string())
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    trailsim.wait().unwrap();
+}
+
+/// A POST with a JSON body over a plain socket; the raw answer.
+fn control_post(endpoint: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw
 }
