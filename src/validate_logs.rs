@@ -20,27 +20,68 @@ pub struct ChainId {
     pub region: String,
 }
 
-/// The chains of `trail` in its bucket: every account folder (an organization's members
-/// too) and every region that has digests.
-pub async fn discover_chains(
-    aws: &Aws,
-    bucket_region: &str,
-    trail: &Trail,
-) -> Result<Vec<ChainId>, String> {
+/// The bucket's region and the chains of `trail` in it: every account folder (an
+/// organization's members too) and every region that has digests.
+///
+/// On S3 each round trip costs tens of milliseconds, so the ones that do not depend on each
+/// other go together: the bucket's region is asked while the folders are listed from the
+/// trail's home region (where its bucket usually is; listed again if not), and the trail
+/// owner's digest folder is listed with the account folders.
+pub async fn locate_chains(aws: &Aws, trail: &Trail) -> Result<(String, Vec<ChainId>), String> {
     let bucket = trail
         .s3_bucket_name
         .as_deref()
         .ok_or("the trail has no bucket")?;
-    let roots = objects::account_roots(aws, bucket_region, bucket, trail.s3_key_prefix.as_deref())
-        .await
-        .map_err(|e| e.reason)?;
-    let mut chains = Vec::new();
-    for root in roots {
+    let home = trail.home_region.as_str();
+    let (region, guessed) = tokio::join!(
+        objects::bucket_region(aws, home, bucket),
+        discover_chains(aws, home, bucket, trail),
+    );
+    let region = region.map_err(|e| e.reason)?;
+    let chains = if region == home {
+        guessed?
+    } else {
+        discover_chains(aws, &region, bucket, trail).await?
+    };
+    Ok((region, chains))
+}
+
+async fn discover_chains(
+    aws: &Aws,
+    bucket_region: &str,
+    bucket: &str,
+    trail: &Trail,
+) -> Result<Vec<ChainId>, String> {
+    let prefix = trail.s3_key_prefix.as_deref();
+    let digest_regions = |root: &AccountRoot| {
         let folder = format!("{}CloudTrail-Digest/", root.path());
-        for region in objects::folders(aws, bucket_region, bucket, &folder)
-            .await
-            .map_err(|e| e.reason)?
-        {
+        async move { objects::folders(aws, bucket_region, bucket, &folder).await }
+    };
+    // An organization trail's owner folder sits under the organization id, unknown here.
+    let owner = (!trail.is_organization_trail).then(|| AccountRoot {
+        prefix: prefix
+            .map(|p| p.trim_matches('/').to_string())
+            .filter(|p| !p.is_empty()),
+        org: None,
+        account: trail.account.clone(),
+    });
+    let (roots, owner_regions) = tokio::join!(
+        objects::account_roots(aws, bucket_region, bucket, prefix),
+        async {
+            match &owner {
+                Some(root) => Some(digest_regions(root).await),
+                None => None,
+            }
+        },
+    );
+    let mut owner_regions = owner_regions;
+    let mut chains = Vec::new();
+    for root in roots.map_err(|e| e.reason)? {
+        let regions = match owner_regions.take_if(|_| owner.as_ref() == Some(&root)) {
+            Some(listed) => listed,
+            None => digest_regions(&root).await,
+        };
+        for region in regions.map_err(|e| e.reason)? {
             chains.push(ChainId {
                 root: root.clone(),
                 region,
@@ -147,13 +188,11 @@ pub async fn validate(
         .s3_bucket_name
         .clone()
         .ok_or_else(|| format!("trail {} has no S3 bucket", trail.name))?;
-    let bucket_region = objects::bucket_region(aws, &trail.home_region, &bucket)
-        .await
-        .map_err(|e| e.reason)?;
+    let (bucket_region, chains) = locate_chains(aws, trail).await?;
     // Read only when a chain restarts: event history allows 2 calls a second.
     let mut history: Option<Vec<Transition>> = None;
     let mut results = Vec::new();
-    for chain_id in discover_chains(aws, &bucket_region, trail).await? {
+    for chain_id in chains {
         if account.is_some_and(|a| a != chain_id.root.account) {
             continue;
         }

@@ -17,7 +17,21 @@ static CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A lab trail with `hours` hourly digests in the past, each listing one log file.
 async fn chain(hours: i64) -> (Lab, Vec<String>, Vec<String>) {
+    chain_under(hours, None).await
+}
+
+/// [`chain`], the trail delivering under `prefix` (its S3KeyPrefix) when given.
+async fn chain_under(hours: i64, prefix: Option<&str>) -> (Lab, Vec<String>, Vec<String>) {
     let lab = Lab::build_at(trailsim(), Options::default()).await;
+    if let Some(prefix) = prefix {
+        lab.cloudtrail()
+            .update_trail()
+            .name(&lab.trail_arn)
+            .s3_key_prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+    }
     let mut digests = Vec::new();
     let mut logs = Vec::new();
     for i in 0..hours {
@@ -187,22 +201,42 @@ async fn delete(lab: &Lab, key: &str) {
 async fn an_untouched_chain_is_valid_for_both() {
     let _turn = CLOCK.lock().await;
     let (lab, digests, logs) = chain(4).await;
-    let (code, report) = ours(&lab, 4);
+    all_valid_for_both(&lab, &digests, &logs, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_under_a_key_prefix_is_valid_for_both() {
+    let _turn = CLOCK.lock().await;
+    let (lab, digests, logs) = chain_under(3, Some("audit/trails")).await;
+    assert!(
+        digests.len() == 3
+            && digests
+                .iter()
+                .chain(&logs)
+                .all(|k| k.starts_with("audit/trails/AWSLogs/")),
+        "{digests:?} {logs:?}"
+    );
+    all_valid_for_both(&lab, &digests, &logs, 3);
+}
+
+fn all_valid_for_both(lab: &Lab, digests: &[String], logs: &[String], hours: i64) {
+    let (code, report) = ours(lab, hours);
     assert_eq!(code, 0, "{report:#}");
     let items = items(&report);
-    for d in &digests {
+    assert_eq!(items.len(), digests.len() + logs.len(), "{report:#}");
+    for d in digests {
         assert_eq!(class_of(&items, d), ["valid_digest"], "{d}");
     }
-    for l in &logs {
+    for l in logs {
         assert_eq!(class_of(&items, l), ["valid_log"], "{l}");
     }
-    let (cli_code, text) = cli(&lab, 4);
+    let (cli_code, text) = cli(lab, hours);
     assert_eq!(cli_code, 0, "{text}");
     assert!(
         text.contains(&format!("{0}/{0} digest files valid", digests.len())),
         "{text}"
     );
-    for k in digests.iter().chain(&logs) {
+    for k in digests.iter().chain(logs) {
         assert_eq!(
             cli_status(&text, k).as_deref(),
             Some("valid"),
