@@ -12,8 +12,10 @@
 #   RUNS [3]              timed runs of each command (hyperfine if installed, else medians)
 #   CONCURRENCY [64 16]    --concurrency values timed for trailwarden (the first one is
 #                         the one compared with the CLI)
-#   LATENCY_MS [0 30 100] latency added to every request by a delaying proxy in front of
-#                         trailsim, one round of timings per value; 0: trailsim over moto as is
+#   LATENCY_MS [0 30 100] milliseconds every request waits in trailsim before it is answered
+#                         (POST /_trailsim/latency), one round of timings per value
+#   S3_READ_CACHE [unset] 1: trailsim answers repeated S3 reads from memory, side by side as
+#                         S3 does (--s3-read-cache); moto alone answers one request at a time
 #   SKIP_BUILD [unset]    use the binaries already in target/release
 #   PORT [0]              trailsim's port (0: a free one)
 #   HOLD [unset]          at the end, keep trailsim running and write the environment to
@@ -57,10 +59,9 @@ TW=$PWD/target/release/trailwarden
 
 work=$(mktemp -d)
 sim=
-proxy=
 cleanup() {
   set +e
-  for p in $proxy $sim; do kill "$p" 2>/dev/null; done
+  [ -n "$sim" ] && kill "$sim" 2>/dev/null
   wait 2>/dev/null
   rm -rf "$work"
 }
@@ -68,7 +69,7 @@ trap cleanup EXIT
 
 # trailsim starts moto itself; no timed deliveries or digests, only the ones asked for.
 target/release/trailsim --listen "127.0.0.1:$PORT" --moto-server target/pyenv/bin/moto_server \
-  --delivery-interval 1000000 --digest-interval 1000000 >"$work/trailsim.log" 2>&1 &
+  --delivery-interval 1000000 --digest-interval 1000000 ${S3_READ_CACHE:+--s3-read-cache} >"$work/trailsim.log" 2>&1 &
 sim=$!
 for _ in $(seq 150); do
   ENDPOINT=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/trailsim.log" | head -1 || true)
@@ -182,56 +183,14 @@ PY
   exit 1
 }
 
-# The timings, in one run, for each latency: 0 is trailsim over moto as is; otherwise both
-# clients go through a proxy that holds every request LATENCY ms before passing it on (what a
-# network round trip to S3 costs; trailsim's own latency fault does not reach object reads,
-# which it forwards without identifying them).
+# The timings, in one run, for each latency: every request both clients make waits that long
+# in trailsim before it is answered, as a network round trip to S3 would make it (0: loopback).
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
-cat >"$work/delay.py" <<'PY'
-"""TCP proxy: bytes from the client reach the server `ms` later (order kept); answers pass at once."""
-import asyncio, sys, time
-listen, upstream, ms = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]) / 1000
-host, port = upstream.rsplit("/", 1)[-1].split(":")
-
-async def delayed(reader, writer):
-    queue = asyncio.Queue()
-    async def read():
-        while data := await reader.read(65536):
-            queue.put_nowait((time.monotonic() + ms, data))
-        queue.put_nowait((0, b""))
-    asyncio.ensure_future(read())
-    while True:
-        at, data = await queue.get()
-        if not data:
-            break
-        await asyncio.sleep(max(0, at - time.monotonic()))
-        writer.write(data)
-        await writer.drain()
-    writer.write_eof() if writer.can_write_eof() else None
-
-async def plain(reader, writer):
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
-
-async def handle(cr, cw):
-    try:
-        sr, sw = await asyncio.open_connection(host, int(port))
-        await asyncio.gather(delayed(cr, sw), plain(sr, cw))
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        cw.close()
-
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", listen)
-    print(f"delay proxy on http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-PY
+latency() {
+  curl -sf -X POST -H 'Content-Type: application/json' -d "{\"milliseconds\": $1}" \
+    "$ENDPOINT/_trailsim/latency" >/dev/null
+}
 cat >"$work/spans.py" <<'PY'
 import datetime, re, sys
 spans = {}
@@ -251,16 +210,8 @@ print(f"  trailwarden --concurrency {sys.argv[1]}, with RUST_LOG=debug: {s(last)
 for op, (a, b) in sorted(spans.items(), key=lambda kv: kv[1][0]):
     print(f"    {op:<18} {s(a):6.2f} .. {s(b):6.2f} s")
 PY
-proxy=
 for latency in $LATENCY_MS; do
-  [ -n "$proxy" ] && { kill "$proxy"; wait "$proxy" 2>/dev/null || true; proxy=; }
-  export AWS_ENDPOINT_URL=$ENDPOINT
-  if [ "$latency" != 0 ]; then
-    "$PY" "$work/delay.py" 0 "$ENDPOINT" "$latency" >"$work/proxy.log" 2>&1 &
-    proxy=$!
-    for _ in $(seq 50); do grep -q http "$work/proxy.log" && break; sleep 0.1; done
-    AWS_ENDPOINT_URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/proxy.log")
-  fi
+  latency "$latency"
   echo "== latency added to every request: $latency ms"
   if command -v hyperfine >/dev/null; then
     # One warm-up run only for trailwarden: the CLI is the slow one.
@@ -294,8 +245,7 @@ PY
   # Where trailwarden's time goes: the spans of its SDK calls, from its debug log.
   RUST_LOG=debug $(ours_cmd) 2>&1 >/dev/null | sed 's/\x1b\[[0-9;]*m//g' | "$PY" "$work/spans.py" "$C0"
 done
-[ -n "$proxy" ] && { kill "$proxy"; wait "$proxy" 2>/dev/null || true; proxy=; }
-export AWS_ENDPOINT_URL=$ENDPOINT
+latency 0
 
 # Where the time goes on the server side: one GetObject of a log file, timed by curl, through
 # trailsim and straight to moto (same credentials; moto does not check signatures).
