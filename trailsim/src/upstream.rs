@@ -1,4 +1,5 @@
-//! trailsim's own calls to moto (reading trails, writing log files). moto checks no
+//! trailsim's own calls to moto (reading trails, writing log files), and clients' requests
+//! passed on to it ([`Upstream::pass`], through the read cache when it is on). moto checks no
 //! signatures, but tells accounts apart by the access key in the credential scope: each call
 //! carries a key moto maps to the account it acts for.
 
