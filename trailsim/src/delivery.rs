@@ -307,9 +307,16 @@ pub fn trail_arn(name_or_arn: &str, account: &str, region: &str) -> String {
 }
 
 /// One delivery run over every account trailsim knows: returns what went where.
-pub async fn run(sim: &Sim) -> Value {
+/// One delivery of what each trail logged since the last. `late_for`: only that account's
+/// trails deliver, and their files are left out of the next digest (a backfill digest lists
+/// them later).
+pub async fn run(sim: &Sim, late_for: Option<&str>) -> Value {
     let _one_at_a_time = sim.delivering.lock().await;
-    let accounts = sim.identities.lock().expect("identities lock").accounts();
+    let late = late_for.is_some();
+    let mut accounts = sim.identities.lock().expect("identities lock").accounts();
+    if let Some(only) = late_for {
+        accounts.retain(|(account, _)| account == only);
+    }
     let mut delivered = Vec::new();
     let mut errors = Vec::new();
     for (account, key) in accounts {
@@ -381,7 +388,11 @@ pub async fn run(sim: &Sim) -> Value {
                                 oldest_event_time: times.min().map(str::to_string),
                             };
                             let mut digests = sim.digests.lock().expect("digests lock");
-                            digests.add_file(&trail.arn, member, region, file, now);
+                            if late {
+                                digests.add_late_file(&trail.arn, member, region, file, now);
+                            } else {
+                                digests.add_file(&trail.arn, member, region, file, now);
+                            }
                         }
                         delivered.push(json!({"trail": trail.arn, "bucket": trail.bucket,
                             "key": object, "records": records.len()}));

@@ -104,6 +104,20 @@ pub struct Chain {
     /// Set by a restart: the first `n` pending files belong to the old chain (its final
     /// digest), the rest to the new one.
     pub restart_at: Option<usize>,
+    /// Files delivered late (`POST /_trailsim/deliver {"late": true}`): the next digest
+    /// leaves them out, as CloudTrail's digest does when processing was delayed.
+    pub late: Vec<LogFile>,
+    /// Late files a digest left out, with that digest's interval: a backfill digest
+    /// (`POST /_trailsim/digest {"backfill": true}`) lists them.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Late log files and the interval of the digest that left them out.
+#[derive(Debug, Clone)]
+pub struct LeftOut {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub files: Vec<LogFile>,
 }
 
 /// Trail ARN, account, delivery region.
@@ -130,6 +144,21 @@ impl Digests {
         let chain = self.chains.entry(key).or_default();
         chain.start.get_or_insert(now);
         chain.files.push(file);
+    }
+
+    /// A file delivered late: in the bucket, but left out of the next digest.
+    pub fn add_late_file(
+        &mut self,
+        trail_arn: &str,
+        account: &str,
+        region: &str,
+        file: LogFile,
+        now: DateTime<Utc>,
+    ) {
+        let key = (trail_arn.into(), account.into(), region.into());
+        let chain = self.chains.entry(key).or_default();
+        chain.start.get_or_insert(now);
+        chain.late.push(file);
     }
 
     /// Logging restarted: files delivered so far go in the old chain's final digest, and
@@ -159,6 +188,12 @@ pub fn digest_key(
         end.format("%Y/%m/%d"),
         end.format("%Y%m%dT%H%M%SZ"),
     )
+}
+
+/// A backfill digest's key: the digest key of `end` with `_backfill` before `.json.gz`.
+pub fn backfill_key(digest_key: &str) -> String {
+    let stem = digest_key.strip_suffix(".json.gz").unwrap_or(digest_key);
+    format!("{stem}_backfill.json.gz")
 }
 
 pub fn utc(t: DateTime<Utc>) -> String {

@@ -1,18 +1,22 @@
 //! Writing digests: for each trail with log file validation, each of its chains gets a digest
 //! listing the log files delivered since the last one (possibly none), linked and signed. A
 //! restart (StartLogging after StopLogging) first closes the old chain with a final digest of
-//! what was delivered before it, then starts a new chain.
+//! what was delivered before it, then starts a new chain. Files delivered late are left out
+//! of the next digest; a backfill run lists them in backfill digests (`…_backfill.json.gz`,
+//! with `backfill-generation-timestamp`), each on its own, linked to nothing.
 
 use crate::delivery::{TrailInfo, describe_trails};
 use crate::digest::{
-    Chain, DigestFile, LogFile, Previous, data_to_sign, digest_key, sha256_hex, utc,
+    Chain, DigestFile, LeftOut, LogFile, Previous, backfill_key, data_to_sign, digest_key,
+    sha256_hex, utc,
 };
 use crate::server::Sim;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-pub async fn run(sim: &Sim) -> Value {
+/// Writes the digests due (`backfill`: the backfill digests due instead).
+pub async fn run(sim: &Sim, backfill: bool) -> Value {
     let _one_at_a_time = sim.delivering.lock().await;
     let accounts = sim.identities.lock().expect("identities lock").accounts();
     let mut written = Vec::new();
@@ -62,6 +66,22 @@ pub async fn run(sim: &Sim) -> Value {
                     key: &key,
                     region: &region,
                 };
+                if backfill {
+                    let (objects, error) = write_backfills(&target, &chain.left_out).await;
+                    for (object, files) in &objects {
+                        written.push(json!({"trail": trail.arn, "key": object, "log_files": files, "backfill": true}));
+                    }
+                    if let Some(e) = error {
+                        errors.push(json!({"trail": trail.arn, "region": region, "error": e}));
+                    }
+                    let mut digests = sim.digests.lock().expect("digests lock");
+                    let c = digests
+                        .chains
+                        .entry((trail.arn.clone(), member.clone(), region.clone()))
+                        .or_default();
+                    c.left_out.drain(..objects.len().min(c.left_out.len()));
+                    continue;
+                }
                 let outcome = close_and_continue(&target, &chain).await;
                 for (object, files) in &outcome.written {
                     written.push(json!({"trail": trail.arn, "key": object, "log_files": files}));
@@ -96,6 +116,8 @@ struct Outcome {
     last_end: Option<DateTime<Utc>>,
     /// The restart the run found was handled.
     restarted: bool,
+    /// Interval of the last digest written: late files are left out of it.
+    interval: Option<(DateTime<Utc>, DateTime<Utc>)>,
     error: Option<String>,
 }
 
@@ -107,6 +129,7 @@ async fn close_and_continue(t: &Target<'_>, chain: &Chain) -> Outcome {
         start: chain.start,
         last_end: chain.last_end,
         restarted: false,
+        interval: None,
         error: None,
     };
     let mut files: &[LogFile] = &chain.files;
@@ -193,6 +216,7 @@ async fn write(t: &Target<'_>, out: &mut Outcome, files: &[LogFile]) -> Result<(
         .await
         .map_err(|code| format!("{object}: {code}"))?;
     out.written.push((object.clone(), files.len()));
+    out.interval = Some((start, end));
     out.start = Some(end);
     out.last_end = Some(end);
     out.previous = Some(Previous {
@@ -222,6 +246,12 @@ fn write_back(
         .entry((trail.arn.clone(), account.to_string(), region.to_string()))
         .or_default();
     c.files.drain(..out.listed.min(c.files.len()));
+    if let Some((start, end)) = out.interval {
+        let files: Vec<LogFile> = c.late.drain(..seen.late.len().min(c.late.len())).collect();
+        if !files.is_empty() {
+            c.left_out.push(LeftOut { start, end, files });
+        }
+    }
     c.previous = out.previous;
     c.start = out.start;
     c.last_end = out.last_end;
@@ -232,4 +262,66 @@ fn write_back(
         (_, Some(now)) => Some(now.saturating_sub(out.listed)),
         (_, None) => None,
     };
+}
+
+/// Writes a backfill digest for each of `left_out`, in order, until one fails. Returns the
+/// keys written with their number of files, and the failure.
+async fn write_backfills(
+    t: &Target<'_>,
+    left_out: &[LeftOut],
+) -> (Vec<(String, usize)>, Option<String>) {
+    let mut written = Vec::new();
+    for entry in left_out {
+        let trail = t.trail;
+        let object = backfill_key(&digest_key(
+            trail.prefix.as_deref(),
+            trail.org_id(),
+            t.account,
+            t.region,
+            &trail.name,
+            &trail.home_region,
+            entry.end,
+        ));
+        let bytes = DigestFile {
+            account: t.account,
+            start: entry.start,
+            end: entry.end,
+            bucket: &trail.bucket,
+            key: &object,
+            fingerprint: &t.sim.signer.fingerprint,
+            previous: None,
+            files: &entry.files,
+        }
+        .to_bytes();
+        let message = data_to_sign(
+            &utc(entry.end),
+            &trail.bucket,
+            &object,
+            &sha256_hex(&bytes),
+            None,
+        );
+        let signature = t.sim.signer.sign(message.as_bytes());
+        let generated = utc(t.sim.now());
+        let put = t
+            .sim
+            .upstream
+            .put_object(
+                t.key,
+                &trail.home_region,
+                &trail.bucket,
+                &object,
+                crate::delivery::gzip(&bytes),
+                &[
+                    ("signature", &signature),
+                    ("signature-algorithm", "SHA256withRSA"),
+                    ("backfill-generation-timestamp", &generated),
+                ],
+            )
+            .await;
+        if let Err(code) = put {
+            return (written, Some(format!("{object}: {code}")));
+        }
+        written.push((object, entry.files.len()));
+    }
+    (written, None)
 }

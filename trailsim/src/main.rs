@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                trailsim::delivery::run(&sim).await;
+                trailsim::delivery::run(&sim, None).await;
             }
         });
     }
@@ -93,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                trailsim::digest_run::run(&sim).await;
+                trailsim::digest_run::run(&sim, false).await;
             }
         });
     }

@@ -528,13 +528,44 @@ async fn set_clock(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Resp
 
 /// `{"enabled": false}` turns LookupEvents' rate limit off.
 /// Writes digests now (after any delivery) and reports them.
-async fn digest_now(State(sim): State<Arc<Sim>>) -> Json<Value> {
-    Json(crate::digest_run::run(&sim).await)
+async fn digest_now(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    match flag(&body, "backfill") {
+        Ok(backfill) => Json(crate::digest_run::run(&sim, backfill).await).into_response(),
+        Err(e) => bad_request(e),
+    }
 }
 
 /// Runs a delivery now and reports what went where.
-async fn deliver_now(State(sim): State<Arc<Sim>>) -> Json<Value> {
-    Json(delivery::run(&sim).await)
+/// `{"late_account": ID}`: only that account's trails deliver, late.
+async fn deliver_now(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let late = match field(&body, "late_account") {
+        Ok(Value::Null) => None,
+        Ok(Value::String(account)) => Some(account),
+        Ok(other) => {
+            return bad_request(format!("late_account must be an account id, not {other}"));
+        }
+        Err(e) => return bad_request(e),
+    };
+    Json(delivery::run(&sim, late.as_deref()).await).into_response()
+}
+
+/// An optional boolean `name` of a JSON object body (no body: false).
+fn flag(body: &[u8], name: &str) -> Result<bool, String> {
+    match field(body, name)? {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(b),
+        other => Err(format!("{name} must be true or false, not {other}")),
+    }
+}
+
+/// Field `name` of a JSON object body; null when absent or when there is no body.
+fn field(body: &[u8], name: &str) -> Result<Value, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("expected a JSON object: {e}"))?;
+    Ok(value[name].take())
 }
 
 /// `{"milliseconds": 30}`: every AWS request from now on waits that long (0: none).
