@@ -5,7 +5,9 @@
 
 use crate::collect::aws::Aws;
 use crate::collect::{chain as fetch, events, objects, public_keys, trails};
+use crate::integrity::backfill;
 use crate::integrity::chain::{self, ChainReport, ChainScope, Transition};
+use crate::integrity::digest::{DigestDoc, PublicKeys};
 use crate::integrity::layout::{self, AccountRoot};
 use crate::integrity::verdict::{Class, Item, Kind};
 use crate::posture::Trail;
@@ -91,7 +93,8 @@ async fn discover_chains(
     Ok(chains)
 }
 
-/// Digest keys of `trail` in `chain` whose end time is in `[from, to]`, ascending.
+/// Digest keys of `trail` in `chain` whose end time is in `[from, to]`, ascending: the
+/// standard chain's, and the backfill digests'.
 pub async fn digest_keys(
     aws: &Aws,
     bucket_region: &str,
@@ -100,16 +103,23 @@ pub async fn digest_keys(
     chain: &ChainId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<String>, String> {
+) -> Result<(Vec<String>, Vec<String>), String> {
     let folder = chain.root.digests(&chain.region);
     let found = objects::keys_between(aws, bucket_region, bucket, &folder, from, to, |key| {
         layout::parse_digest_key(key)
-            .filter(|k| !k.backfill && k.trail == trail.name && k.home_region == trail.home_region)
+            .filter(|k| k.trail == trail.name && k.home_region == trail.home_region)
             .map(|k| k.end)
     })
     .await
     .map_err(|e| e.reason)?;
-    Ok(found.into_iter().map(|(o, _)| o.key).collect())
+    Ok(found
+        .into_iter()
+        .map(|(o, _)| o.key)
+        .partition(|key| !is_backfill(key)))
+}
+
+fn is_backfill(key: &str) -> bool {
+    layout::parse_digest_key(key).is_some_and(|k| k.backfill)
 }
 
 /// Log keys of `chain` delivered in `[from, to]`, with their delivery time.
@@ -210,11 +220,11 @@ pub async fn validate(
             ),
             public_keys::public_keys(aws, &chain_id.region, start, end + Duration::hours(2)),
         );
-        let keys = keys?;
-        if keys.is_empty() {
+        let (keys, backfill_keys) = keys?;
+        if keys.is_empty() && backfill_keys.is_empty() {
             continue;
         }
-        let (public, rejected) = public.map_err(|e| e.reason)?;
+        let (mut public, rejected) = public.map_err(|e| e.reason)?;
         for r in rejected {
             tracing::warn!(region = %chain_id.region, "public key rejected: {r}");
         }
@@ -225,8 +235,9 @@ pub async fn validate(
         };
         // The log folder over every interval these digests can cover (a digest starts up to
         // its interval before its end), for log files in no digest.
+        let every_key: Vec<String> = keys.iter().chain(&backfill_keys).cloned().collect();
         let ((digests, logs), in_bucket) = tokio::join!(
-            read_range(aws, &bucket_region, &scope, &keys, concurrency),
+            read_range(aws, &bucket_region, &scope, &every_key, concurrency),
             log_keys(
                 aws,
                 &bucket_region,
@@ -237,6 +248,13 @@ pub async fn validate(
             ),
         );
         let in_bucket = in_bucket?;
+        let (backfills, digests): (Vec<_>, Vec<_>) =
+            digests.into_iter().partition(|d| is_backfill(&d.key));
+        if let Some(extra) = backfill_public_keys(aws, &chain_id.region, &backfills, &public).await
+        {
+            public.by_fingerprint.extend(extra.by_fingerprint);
+        }
+        let backfilled = backfill::judge(&scope, &backfills, &public, &logs);
         let mut report = chain::judge(&scope, None, &digests, &public, &logs, &[]);
         let restarts = |r: &ChainReport| {
             r.items.iter().any(|i| {
@@ -259,10 +277,13 @@ pub async fn validate(
             report = chain::judge(&scope, None, &digests, &public, &logs, known);
         }
         let mut items = report.items;
+        items.extend(backfilled.items);
         if let Some(covered) = report.covered {
+            let mut listed = report.listed_logs;
+            listed.extend(backfilled.listed_logs);
             items.extend(chain::unlisted_logs(
                 in_bucket.iter().map(|(k, t)| (k.as_str(), *t)),
-                &report.listed_logs,
+                &listed,
                 covered,
             ));
         }
@@ -273,6 +294,41 @@ pub async fn validate(
         });
     }
     Ok(results)
+}
+
+/// The keys backfill digests were signed with when those read so far lack them: looked up
+/// around when the digests were generated (they may be days after their end time). `None`
+/// when nothing is missing or the lookup fails (those digests then fail on their key).
+async fn backfill_public_keys(
+    aws: &Aws,
+    region: &str,
+    backfills: &[chain::ListedDigest],
+    known: &PublicKeys,
+) -> Option<PublicKeys> {
+    let missing = backfills.iter().any(|d| match &d.fetched {
+        chain::Fetched::Object { bytes, .. } => DigestDoc::parse(bytes)
+            .is_ok_and(|doc| known.get(&doc.digest_public_key_fingerprint).is_none()),
+        _ => false,
+    });
+    if !missing {
+        return None;
+    }
+    let generated = backfill::generated(backfills);
+    let (from, to) = (generated.iter().min()?, generated.iter().max()?);
+    let found = public_keys::public_keys(
+        aws,
+        region,
+        *from - Duration::hours(1),
+        *to + Duration::hours(1),
+    )
+    .await;
+    match found {
+        Ok((keys, _)) => Some(keys),
+        Err(e) => {
+            tracing::warn!(region, error = %e.reason, "cannot look up the keys of backfill digests");
+            None
+        }
+    }
 }
 
 /// Reads the digests of `keys` and every log file they list: a digest's log files are
@@ -340,6 +396,7 @@ pub fn text(
         end.to_rfc3339()
     );
     let (mut digests, mut digests_ok, mut logs, mut logs_ok) = (0, 0, 0, 0);
+    let (mut backfills, mut backfills_ok) = (0, 0);
     for c in results {
         for i in &c.items {
             let what = match i.class {
@@ -355,7 +412,11 @@ pub fn text(
                 Class::Failure(_) => "Log file",
             };
             let is_digest = what == "Digest file";
-            if is_digest {
+            let backfill = is_digest && is_backfill(&i.object);
+            if backfill {
+                backfills += 1;
+                backfills_ok += u32::from(i.class == Class::ValidDigest);
+            } else if is_digest {
                 digests += 1;
                 digests_ok += u32::from(i.class == Class::ValidDigest);
             } else if what == "Log file" {
@@ -381,7 +442,8 @@ pub fn text(
             };
             let _ = writeln!(
                 out,
-                "{what}\ts3://{bucket}/{}\t{status}\t{}\t[{} {}]",
+                "{}{what}\ts3://{bucket}/{}\t{status}\t{}\t[{} {}]",
+                if backfill { "(backfill) " } else { "" },
                 i.object,
                 fmt_time(i.time),
                 c.account,
@@ -391,10 +453,17 @@ pub fn text(
     }
     let _ = writeln!(
         out,
-        "\nResults requested for {} to {}\n{digests_ok}/{digests} digest files valid\n{logs_ok}/{logs} log files valid",
+        "\nResults requested for {} to {}\n{digests_ok}/{digests} digest files valid",
         start.to_rfc3339(),
         end.to_rfc3339()
     );
+    if backfills > 0 {
+        let _ = writeln!(
+            out,
+            "{backfills_ok}/{backfills} backfill digest files valid"
+        );
+    }
+    let _ = writeln!(out, "{logs_ok}/{logs} log files valid");
     for (class, n) in summary(results) {
         let _ = writeln!(out, "{class}: {n}");
     }

@@ -438,3 +438,95 @@ async fn a_stop_and_start_gap_is_explained() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_log_file_listed_by_a_backfill_digest() {
+    let _turn = CLOCK.lock().await;
+    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    let mut late = Vec::new();
+    for i in 0..3i64 {
+        trailsim_control(
+            "/_trailsim/clock",
+            &json!({"offset_seconds": -(3 - i) * 3600}),
+        );
+        lab.cloudtrail().describe_trails().send().await.unwrap();
+        trailsim_control("/_trailsim/deliver", &json!({}));
+        if i == 1 {
+            // Delayed processing: in the bucket, left out of the hour's digest.
+            lab.cloudtrail().list_trails().send().await.unwrap();
+            let d = trailsim_control(
+                "/_trailsim/deliver",
+                &json!({"late_account": lab.account.id}),
+            );
+            late = keys_of(&d["delivered"], &lab.bucket);
+        }
+        trailsim_control("/_trailsim/digest", &json!({}));
+    }
+    trailsim_control("/_trailsim/clock", &json!({"offset_seconds": 0}));
+    assert_eq!(late.len(), 1, "one late log file");
+    let late = &late[0];
+
+    // Before the backfill digest arrives, the late file is in no digest: only we say so.
+    let (code, report) = ours(&lab, 3);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(class_of(&items(&report), late), ["unlisted_log"]);
+    let (cli_code, text) = cli(&lab, 3);
+    assert_eq!(cli_code, 0, "{text}");
+    assert_eq!(cli_status(&text, late), None, "{text}");
+
+    let d = trailsim_control("/_trailsim/digest", &json!({"backfill": true}));
+    let backfill = keys_of(&d["digests"], &lab.bucket);
+    assert_eq!(backfill.len(), 1, "{d}");
+    let backfill = &backfill[0];
+    let (code, report) = ours(&lab, 3);
+    assert_eq!(code, 0, "{report:#}");
+    let got = items(&report);
+    assert_eq!(class_of(&got, backfill), ["valid_digest"]);
+    assert_eq!(class_of(&got, late), ["valid_log"]);
+    let (cli_code, text) = cli(&lab, 3);
+    assert_eq!(cli_code, 0, "{text}");
+    assert!(
+        text.contains(&format!(
+            "(backfill) Digest file\ts3://{}/{backfill}\tvalid",
+            lab.bucket
+        )),
+        "{text}"
+    );
+    assert!(text.contains("1/1 backfill digest files valid"), "{text}");
+    assert_eq!(cli_status(&text, late).as_deref(), Some("valid"), "{text}");
+    let ours_text = trailwarden(Some(&lab.account))
+        .env("AWS_ENDPOINT_URL", trailsim())
+        .args([
+            "validate-logs",
+            "--trail",
+            &lab.trail_name,
+            "--start-time",
+            &start_time(3),
+        ])
+        .output()
+        .unwrap();
+    let ours_text = String::from_utf8_lossy(&ours_text.stdout);
+    assert!(
+        ours_text.contains(&format!(
+            "(backfill) Digest file\ts3://{}/{backfill}\tvalid",
+            lab.bucket
+        )) && ours_text.contains("1/1 backfill digest files valid"),
+        "{ours_text}"
+    );
+
+    // The late file is checked against the backfill digest like any other.
+    let (raw, meta) = get(&lab, late).await;
+    let changed = String::from_utf8(raw)
+        .unwrap()
+        .replace("ListTrails", "ListTrai1s");
+    put(&lab, late, changed.as_bytes(), &meta).await;
+    let (code, report) = ours(&lab, 3);
+    assert_eq!(code, 1);
+    assert_eq!(class_of(&items(&report), late), ["modified_log"]);
+    let (cli_code, text) = cli(&lab, 3);
+    assert_eq!(cli_code, 1, "{text}");
+    assert!(
+        cli_status(&text, late).is_some_and(|s| s.contains("INVALID")),
+        "{text}"
+    );
+}

@@ -69,12 +69,16 @@ pub async fn fetch_digests_with(
                         Fetched::Object {
                             bytes,
                             signature: metadata.get("signature").cloned(),
+                            backfill_generated: metadata
+                                .get("backfill-generation-timestamp")
+                                .cloned(),
                         }
                     }
                     Err(e) => Fetched::Object {
                         // Unparseable bytes: judged as an invalid format.
                         bytes: e.into_bytes(),
                         signature: metadata.get("signature").cloned(),
+                        backfill_generated: None,
                     },
                 },
                 Read::NotFound => Fetched::NotFound,

@@ -32,10 +32,12 @@ pub struct ListedDigest {
 
 #[derive(Debug, Clone)]
 pub enum Fetched {
-    /// Uncompressed bytes and the `signature` metadata, if any.
+    /// Uncompressed bytes and the `signature` and `backfill-generation-timestamp` metadata,
+    /// if any.
     Object {
         bytes: Vec<u8>,
         signature: Option<String>,
+        backfill_generated: Option<String>,
     },
     NotFound,
     /// AccessDenied, KMS, network: the item cannot be judged.
@@ -118,7 +120,9 @@ pub fn judge(
             detail,
         };
         let (bytes, signature) = match &d.fetched {
-            Fetched::Object { bytes, signature } => (bytes, signature),
+            Fetched::Object {
+                bytes, signature, ..
+            } => (bytes, signature),
             Fetched::NotFound => {
                 report
                     .items
@@ -210,7 +214,7 @@ pub fn judge(
 }
 
 /// Location, account, key, signature.
-fn check_digest(
+pub(super) fn check_digest(
     scope: &ChainScope,
     d: &ListedDigest,
     doc: &DigestDoc,
@@ -402,7 +406,7 @@ fn restart(
     }
 }
 
-fn judge_log(
+pub(super) fn judge_log(
     entry: &super::digest::LogEntry,
     bucket: &str,
     logs: &HashMap<String, LogState>,
@@ -515,30 +519,9 @@ fn key_at(key: &str, end: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrity::digest::{PublicKey, hex};
-    use aws_lc_rs::rsa::KeySize;
-    use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+    use crate::integrity::forge::{Forge, forge};
     use chrono::TimeZone;
     use serde_json::json;
-
-    struct Forge {
-        pair: RsaKeyPair,
-        keys: PublicKeys,
-        fingerprint: String,
-    }
-
-    fn forge() -> Forge {
-        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
-        let der = pair.public_key().as_ref().to_vec();
-        let fingerprint = hex(&<md5::Md5 as md5::Digest>::digest(&der));
-        let mut keys = PublicKeys::default();
-        keys.insert(PublicKey::new(&der, &fingerprint, None, None).unwrap());
-        Forge {
-            pair,
-            keys,
-            fingerprint,
-        }
-    }
 
     const ROOT: &str = "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2026/11/24/";
 
@@ -576,24 +559,14 @@ mod tests {
                 "previousDigestSignature": prev.as_ref().map(|p| &p.2),
                 "logFiles": [{"s3Bucket": "b", "s3Object": format!("log{i}"), "hashValue": sha256_hex(format!("log{i}").as_bytes()), "hashAlgorithm": "SHA-256"}],
             });
-            let bytes = doc.to_string().into_bytes();
-            let parsed = DigestDoc::parse(&bytes).unwrap();
-            let sha = sha256_hex(&bytes);
-            let mut sig = vec![0; f.pair.public_modulus_len()];
-            f.pair
-                .sign(
-                    &RSA_PKCS1_SHA256,
-                    &aws_lc_rs::rand::SystemRandom::new(),
-                    data_to_sign(&parsed, &sha).as_bytes(),
-                    &mut sig,
-                )
-                .unwrap();
-            prev = Some((key(i), sha, hex(&sig)));
+            let (bytes, sha, sig) = f.sign(&doc);
+            prev = Some((key(i), sha, sig.clone()));
             out.push(ListedDigest {
                 key: key(i),
                 fetched: Fetched::Object {
                     bytes,
-                    signature: Some(hex(&sig)),
+                    signature: Some(sig),
+                    backfill_generated: None,
                 },
             });
         }
