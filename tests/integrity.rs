@@ -69,19 +69,23 @@ fn start_time(hours: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::hours(hours + 2)).to_rfc3339()
 }
 
+/// `trailwarden validate-logs` on the lab's trail from `hours` (+2) back, text output.
+fn ours_command(lab: &Lab, hours: i64) -> std::process::Command {
+    let mut command = trailwarden(Some(&lab.account));
+    command.env("AWS_ENDPOINT_URL", trailsim()).args([
+        "validate-logs",
+        "--trail",
+        &lab.trail_name,
+        "--start-time",
+        &start_time(hours),
+    ]);
+    command
+}
+
 /// `trailwarden validate-logs --format json`: exit code and report.
 fn ours(lab: &Lab, hours: i64) -> (i32, Value) {
-    let out = trailwarden(Some(&lab.account))
-        .env("AWS_ENDPOINT_URL", trailsim())
-        .args([
-            "validate-logs",
-            "--trail",
-            &lab.trail_name,
-            "--start-time",
-            &start_time(hours),
-            "--format",
-            "json",
-        ])
+    let out = ours_command(lab, hours)
+        .args(["--format", "json"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -494,17 +498,7 @@ async fn a_late_log_file_listed_by_a_backfill_digest() {
     );
     assert!(text.contains("1/1 backfill digest files valid"), "{text}");
     assert_eq!(cli_status(&text, late).as_deref(), Some("valid"), "{text}");
-    let ours_text = trailwarden(Some(&lab.account))
-        .env("AWS_ENDPOINT_URL", trailsim())
-        .args([
-            "validate-logs",
-            "--trail",
-            &lab.trail_name,
-            "--start-time",
-            &start_time(3),
-        ])
-        .output()
-        .unwrap();
+    let ours_text = ours_command(&lab, 3).output().unwrap();
     let ours_text = String::from_utf8_lossy(&ours_text.stdout);
     assert!(
         ours_text.contains(&format!(

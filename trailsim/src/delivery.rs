@@ -388,11 +388,7 @@ pub async fn run(sim: &Sim, late_for: Option<&str>) -> Value {
                                 oldest_event_time: times.min().map(str::to_string),
                             };
                             let mut digests = sim.digests.lock().expect("digests lock");
-                            if late {
-                                digests.add_late_file(&trail.arn, member, region, file, now);
-                            } else {
-                                digests.add_file(&trail.arn, member, region, file, now);
-                            }
+                            digests.add_file(&trail.arn, member, region, file, now, late);
                         }
                         delivered.push(json!({"trail": trail.arn, "bucket": trail.bucket,
                             "key": object, "records": records.len()}));

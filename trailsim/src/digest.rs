@@ -132,6 +132,8 @@ pub struct Digests {
 }
 
 impl Digests {
+    /// A delivered file, pending for the next digest; `late`: left out of it (delayed
+    /// processing), for a backfill digest.
     pub fn add_file(
         &mut self,
         trail_arn: &str,
@@ -139,26 +141,16 @@ impl Digests {
         region: &str,
         file: LogFile,
         now: DateTime<Utc>,
+        late: bool,
     ) {
         let key = (trail_arn.into(), account.into(), region.into());
         let chain = self.chains.entry(key).or_default();
         chain.start.get_or_insert(now);
-        chain.files.push(file);
-    }
-
-    /// A file delivered late: in the bucket, but left out of the next digest.
-    pub fn add_late_file(
-        &mut self,
-        trail_arn: &str,
-        account: &str,
-        region: &str,
-        file: LogFile,
-        now: DateTime<Utc>,
-    ) {
-        let key = (trail_arn.into(), account.into(), region.into());
-        let chain = self.chains.entry(key).or_default();
-        chain.start.get_or_insert(now);
-        chain.late.push(file);
+        if late {
+            chain.late.push(file);
+        } else {
+            chain.files.push(file);
+        }
     }
 
     /// Logging restarted: files delivered so far go in the old chain's final digest, and

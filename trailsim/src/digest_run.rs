@@ -170,57 +170,15 @@ async fn write(t: &Target<'_>, out: &mut Outcome, files: &[LogFile]) -> Result<(
         end = last + chrono::Duration::seconds(1);
     }
     let start = out.start.unwrap_or(end);
-    let trail = t.trail;
-    let object = digest_key(
-        trail.prefix.as_deref(),
-        trail.org_id(),
-        t.account,
-        t.region,
-        &trail.name,
-        &trail.home_region,
-        end,
-    );
-    let bytes = DigestFile {
-        account: t.account,
-        start,
-        end,
-        bucket: &trail.bucket,
-        key: &object,
-        fingerprint: &t.sim.signer.fingerprint,
-        previous: out.previous.as_ref(),
-        files,
-    }
-    .to_bytes();
-    let sha256 = sha256_hex(&bytes);
-    let message = data_to_sign(
-        &utc(end),
-        &trail.bucket,
-        &object,
-        &sha256,
-        out.previous.as_ref().map(|p| p.signature.as_str()),
-    );
-    let signature = t.sim.signer.sign(message.as_bytes());
-    t.sim
-        .upstream
-        .put_object(
-            t.key,
-            &trail.home_region,
-            &trail.bucket,
-            &object,
-            crate::delivery::gzip(&bytes),
-            &[
-                ("signature", &signature),
-                ("signature-algorithm", "SHA256withRSA"),
-            ],
-        )
-        .await
-        .map_err(|code| format!("{object}: {code}"))?;
+    let object = t.digest_key(end);
+    let (sha256, signature) =
+        put_signed(t, &object, start, end, out.previous.as_ref(), files, None).await?;
     out.written.push((object.clone(), files.len()));
     out.interval = Some((start, end));
     out.start = Some(end);
     out.last_end = Some(end);
     out.previous = Some(Previous {
-        bucket: trail.bucket.clone(),
+        bucket: t.trail.bucket.clone(),
         key: object,
         sha256,
         signature,
@@ -272,56 +230,92 @@ async fn write_backfills(
 ) -> (Vec<(String, usize)>, Option<String>) {
     let mut written = Vec::new();
     for entry in left_out {
-        let trail = t.trail;
-        let object = backfill_key(&digest_key(
-            trail.prefix.as_deref(),
-            trail.org_id(),
-            t.account,
-            t.region,
-            &trail.name,
-            &trail.home_region,
-            entry.end,
-        ));
-        let bytes = DigestFile {
-            account: t.account,
-            start: entry.start,
-            end: entry.end,
-            bucket: &trail.bucket,
-            key: &object,
-            fingerprint: &t.sim.signer.fingerprint,
-            previous: None,
-            files: &entry.files,
-        }
-        .to_bytes();
-        let message = data_to_sign(
-            &utc(entry.end),
-            &trail.bucket,
-            &object,
-            &sha256_hex(&bytes),
-            None,
-        );
-        let signature = t.sim.signer.sign(message.as_bytes());
+        let object = backfill_key(&t.digest_key(entry.end));
         let generated = utc(t.sim.now());
-        let put = t
-            .sim
-            .upstream
-            .put_object(
-                t.key,
-                &trail.home_region,
-                &trail.bucket,
-                &object,
-                crate::delivery::gzip(&bytes),
-                &[
-                    ("signature", &signature),
-                    ("signature-algorithm", "SHA256withRSA"),
-                    ("backfill-generation-timestamp", &generated),
-                ],
-            )
-            .await;
-        if let Err(code) = put {
-            return (written, Some(format!("{object}: {code}")));
+        let put = put_signed(
+            t,
+            &object,
+            entry.start,
+            entry.end,
+            None,
+            &entry.files,
+            Some(&generated),
+        )
+        .await;
+        if let Err(e) = put {
+            return (written, Some(e));
         }
         written.push((object, entry.files.len()));
     }
     (written, None)
+}
+
+impl Target<'_> {
+    /// The key of this chain's digest ending at `end`.
+    fn digest_key(&self, end: DateTime<Utc>) -> String {
+        let trail = self.trail;
+        digest_key(
+            trail.prefix.as_deref(),
+            trail.org_id(),
+            self.account,
+            self.region,
+            &trail.name,
+            &trail.home_region,
+            end,
+        )
+    }
+}
+
+/// Writes digest `object` listing `files`, signed, with its signature metadata (and
+/// `backfill-generation-timestamp` for a backfill digest). Returns its SHA-256 and signature.
+async fn put_signed(
+    t: &Target<'_>,
+    object: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    previous: Option<&Previous>,
+    files: &[LogFile],
+    backfill_generated: Option<&str>,
+) -> Result<(String, String), String> {
+    let trail = t.trail;
+    let bytes = DigestFile {
+        account: t.account,
+        start,
+        end,
+        bucket: &trail.bucket,
+        key: object,
+        fingerprint: &t.sim.signer.fingerprint,
+        previous,
+        files,
+    }
+    .to_bytes();
+    let sha256 = sha256_hex(&bytes);
+    let message = data_to_sign(
+        &utc(end),
+        &trail.bucket,
+        object,
+        &sha256,
+        previous.map(|p| p.signature.as_str()),
+    );
+    let signature = t.sim.signer.sign(message.as_bytes());
+    let mut metadata = vec![
+        ("signature", signature.as_str()),
+        ("signature-algorithm", "SHA256withRSA"),
+    ];
+    if let Some(generated) = backfill_generated {
+        metadata.push(("backfill-generation-timestamp", generated));
+    }
+    t.sim
+        .upstream
+        .put_object(
+            t.key,
+            &trail.home_region,
+            &trail.bucket,
+            object,
+            crate::delivery::gzip(&bytes),
+            &metadata,
+        )
+        .await
+        .map_err(|code| format!("{object}: {code}"))?;
+    Ok((sha256, signature))
 }

@@ -2,6 +2,8 @@
 //! `--visibility-delay`, `--s3-read-cache` and `--latency-ms`, and takes its moto down with it
 //! on SIGTERM.
 
+mod support;
+
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_sdk_s3::config::Credentials;
@@ -157,8 +159,12 @@ async fn the_read_cache_answers_repeated_reads_until_a_write_through_trailsim() 
         "{:?}",
         started.elapsed()
     );
-    let set = control_post(&endpoint, "/_trailsim/latency", r#"{"milliseconds": 0}"#);
-    assert!(set.contains("200 OK"), "{set}");
+    let (code, set) = support::post_to(
+        &endpoint,
+        "/_trailsim/latency",
+        &serde_json::json!({"milliseconds": 0}),
+    );
+    assert_eq!(code, 200, "{set}");
 
     write(&through, "log.json", "first").await;
     assert_eq!(read(&through, "log.json").await, "first");
@@ -189,20 +195,4 @@ async fn the_read_cache_answers_repeated_reads_until_a_write_through_trailsim() 
         .unwrap();
     assert!(stopped.success());
     trailsim.wait().unwrap();
-}
-
-/// A POST with a JSON body over a plain socket; the raw answer.
-fn control_post(endpoint: &str, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = endpoint.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    raw
 }

@@ -211,11 +211,13 @@ impl Principal {
 
 /// POST a JSON body to trailsim's control API.
 pub fn post(path: &str, body: &Value) -> (u16, String) {
+    post_to(&trailsim().endpoint, path, body)
+}
+
+/// POST a JSON body to the control API of the trailsim at `endpoint`: status and body.
+pub fn post_to(endpoint: &str, path: &str, body: &Value) -> (u16, String) {
     use std::io::{Read, Write};
-    let addr = trailsim()
-        .endpoint
-        .trim_start_matches("http://")
-        .to_string();
+    let addr = endpoint.trim_start_matches("http://").to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     let text = body.to_string();
     write!(
