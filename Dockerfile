@@ -14,8 +14,8 @@ ARG RUST_VERSION=1.94.1
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
-# The whole workspace: Cargo.toml lists testbed/ and trailsim/ as members, so cargo needs
-# them to load it, even though only the trailwarden binary is built.
+# The whole workspace: Cargo.toml lists crates/core/, testbed/ and trailsim/ as members, so
+# cargo needs them to load it, even though only the trailwarden binary is built.
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

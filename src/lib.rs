@@ -4,16 +4,12 @@
 //! [`publish`] (metrics, `/status`). [`watch`] runs the pollers, [`daemon`] wires them to the
 //! scheduler and HTTP, [`check`] does one pass for the command line. See ARCHITECTURE.md.
 
+pub use trailwarden_core::{config, evaluate, integrity, logfile, posture, record};
+
 pub mod check;
 pub mod collect;
-pub mod config;
 pub mod daemon;
-pub mod evaluate;
-pub mod integrity;
-pub mod logfile;
-pub mod posture;
 pub mod publish;
-pub mod record;
 pub mod state;
 pub mod validate_logs;
 pub mod watch;

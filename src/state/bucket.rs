@@ -5,7 +5,7 @@
 //! explain chain restarts.
 
 use super::{StateError, StateStore, parse};
-use crate::integrity::verdict::Item;
+use crate::integrity::verdict::{Item, StoredItem};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -64,20 +64,6 @@ pub struct LogFileRow {
     pub sha256: Option<String>,
     pub trailing: bool,
     pub delivered: DateTime<Utc>,
-}
-
-/// An integrity verdict as stored, with its chain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoredItem {
-    pub trail: String,
-    pub account: String,
-    pub region: String,
-    pub class: String,
-    pub object: String,
-    pub time: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub detail: String,
-    pub found_at: DateTime<Utc>,
 }
 
 fn text(t: Option<DateTime<Utc>>) -> Option<String> {

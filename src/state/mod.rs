@@ -7,7 +7,8 @@
 
 mod bucket;
 mod events;
-pub use bucket::{FolderState, LogFileRow, StoredItem};
+pub use crate::integrity::verdict::StoredItem;
+pub use bucket::{FolderState, LogFileRow};
 pub use events::{EventPollResult, StoredDetection};
 
 use crate::evaluate::{Finding, Status};

@@ -109,3 +109,18 @@ impl Item {
         self.class.failure().is_some()
     }
 }
+
+/// A verdict as kept by the state store: with its chain (trail, account folder, delivering
+/// region) and when it was found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredItem {
+    pub trail: String,
+    pub account: String,
+    pub region: String,
+    pub class: String,
+    pub object: String,
+    pub time: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub detail: String,
+    pub found_at: DateTime<Utc>,
+}

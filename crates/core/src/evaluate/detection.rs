@@ -230,7 +230,7 @@ mod tests {
 
     /// The shipped default detections.
     fn defaults() -> DetectionSet {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/detections.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/detections.yaml");
         crate::config::yaml::load_file(&path).unwrap()
     }
 

@@ -245,7 +245,7 @@ mod tests {
         parse_str(Path::new("p.yaml"), yaml).unwrap()
     }
 
-    const ALL: &str = include_str!("../../config/policies.yaml");
+    const ALL: &str = include_str!("../../../../config/policies.yaml");
 
     #[test]
     fn the_lab_passes_the_shipped_policies() {

@@ -269,7 +269,7 @@ pub struct Snapshot {
 pub struct TrailEvidence {
     pub regions: Vec<RegionEvidence>,
     /// Failures and explained restarts found within the stored window, newest first.
-    pub verdicts: Vec<crate::state::StoredItem>,
+    pub verdicts: Vec<crate::integrity::verdict::StoredItem>,
     /// Digests of this trail were found (validation is producing evidence).
     pub digests_seen: bool,
 }

@@ -1,0 +1,18 @@
+//! trailwarden's pure part: everything that decides, nothing that fetches.
+//!
+//! - [`config`]: the configuration, policy and detection files (the one place YAML is read).
+//! - [`posture`]: what the collectors learned, as plain values.
+//! - [`evaluate`]: policies and detections over those values.
+//! - [`record`], [`logfile`]: CloudTrail records and log files.
+//! - [`integrity`]: digest files, key layout, chains, coverage, verdicts.
+//!
+//! No AWS SDK, no async runtime, no database, no clock reads (`now` is passed in): the daemon
+//! crate calls AWS and keeps state around these functions. A separate crate so Cargo, not
+//! review, keeps it that way; the fuzz targets build on it alone.
+
+pub mod config;
+pub mod evaluate;
+pub mod integrity;
+pub mod logfile;
+pub mod posture;
+pub mod record;
