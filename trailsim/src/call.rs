@@ -15,6 +15,17 @@ pub struct Call {
     pub access_key_id: String,
     /// `requestParameters` of the record, before responses are known.
     pub parameters: Value,
+    /// For S3 data events (object reads and writes, listings): the object, or the listing's
+    /// prefix. Data events are not management events: they are never recorded.
+    pub data: Option<DataObject>,
+}
+
+/// What an S3 data event touches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataObject {
+    pub bucket: String,
+    /// The object's key, or a listing's `prefix` (empty when none).
+    pub key: String,
 }
 
 /// The parts of a request [`identify`] reads.
@@ -31,6 +42,18 @@ pub struct Request<'a> {
 /// `None` for requests that are not signed AWS API calls (moto's own API, health checks).
 pub fn identify(r: &Request<'_>) -> Option<Call> {
     let (access_key_id, region, service) = credential_scope(r.authorization?)?;
+    if service == "s3"
+        && let Some((operation, data)) = s3_data_operation(r)
+    {
+        return Some(Call {
+            service,
+            operation,
+            region,
+            access_key_id,
+            parameters: json!({"bucketName": data.bucket, "key": data.key}),
+            data: Some(data),
+        });
+    }
     let (operation, parameters) = if service == "s3" {
         s3_operation(r)?
     } else if let Some(target) = r.target {
@@ -47,6 +70,7 @@ pub fn identify(r: &Request<'_>) -> Option<Call> {
         region,
         access_key_id,
         parameters,
+        data: None,
     })
 }
 
@@ -87,8 +111,80 @@ fn lower_camel(key: &str) -> String {
     }
 }
 
-/// S3 bucket-level operations by method and sub-resource. Object-level calls are data events,
-/// not management events: they are forwarded but not identified.
+/// S3 data events, named as the SDKs name them: object reads and writes (`GetObject`,
+/// `HeadObject`, `PutObject`, `DeleteObject`) and listings (`ListObjectsV2`, `ListObjects`).
+/// Other object sub-resources (ACLs, tags, multipart uploads) are not identified.
+fn s3_data_operation(r: &Request<'_>) -> Option<(String, DataObject)> {
+    let path = r.path.trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    if bucket.is_empty() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let query: Vec<(String, String)> = r
+        .query
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let only = |allowed: &[&str]| {
+        query
+            .iter()
+            .all(|(k, _)| allowed.contains(&k.as_str()) || k.starts_with("response-"))
+    };
+    let data = |key: String| DataObject {
+        bucket: decode(bucket),
+        key,
+    };
+    if !key.is_empty() {
+        if !only(&["versionId", "partNumber", "x-id"]) {
+            return None;
+        }
+        let operation = match r.method {
+            "GET" => "GetObject",
+            "HEAD" => "HeadObject",
+            "PUT" => "PutObject",
+            "DELETE" => "DeleteObject",
+            _ => return None,
+        };
+        return Some((operation.to_string(), data(decode(key))));
+    }
+    const LISTING: &[&str] = &[
+        "list-type",
+        "prefix",
+        "delimiter",
+        "max-keys",
+        "continuation-token",
+        "start-after",
+        "encoding-type",
+        "fetch-owner",
+        "marker",
+        "x-id",
+    ];
+    if r.method != "GET" || !only(LISTING) {
+        return None;
+    }
+    let operation = if query.iter().any(|(k, v)| k == "list-type" && v == "2") {
+        "ListObjectsV2"
+    } else {
+        "ListObjects"
+    };
+    let prefix = query
+        .iter()
+        .find(|(k, _)| k == "prefix")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    Some((operation.to_string(), data(prefix)))
+}
+
+/// S3 bucket-level operations by method and sub-resource (object-level calls and listings are
+/// [`s3_data_operation`]).
 fn s3_operation(r: &Request<'_>) -> Option<(String, Value)> {
     let path = r.path.trim_start_matches('/');
     let (bucket, key) = match path.split_once('/') {
@@ -305,9 +401,40 @@ mod tests {
             ))
             .is_none()
         );
-        // Object-level and listing calls are data events.
-        assert!(identify(&request("GET", "/logs/key.json.gz", None, &a, None, b"")).is_none());
-        assert!(identify(&request("GET", "/logs", Some("list-type=2"), &a, None, b"")).is_none());
+    }
+
+    #[test]
+    fn s3_data_events_name_their_object_or_prefix() {
+        let a = auth("s3");
+        for (method, path, query, name, key) in [
+            (
+                "GET",
+                "/logs/AWSLogs/1/a%20b.json.gz",
+                None,
+                "GetObject",
+                "AWSLogs/1/a b.json.gz",
+            ),
+            ("HEAD", "/logs/k", None, "HeadObject", "k"),
+            ("PUT", "/logs/k", Some("x-id=PutObject"), "PutObject", "k"),
+            ("DELETE", "/logs/k", None, "DeleteObject", "k"),
+            (
+                "GET",
+                "/logs",
+                Some("list-type=2&prefix=AWSLogs%2F1%2F&start-after=x"),
+                "ListObjectsV2",
+                "AWSLogs/1/",
+            ),
+            ("GET", "/logs", None, "ListObjects", ""),
+        ] {
+            let c = identify(&request(method, path, query, &a, None, b"")).unwrap();
+            assert_eq!(c.operation, name, "{method} {path}");
+            let data = c.data.expect("a data event");
+            assert_eq!((data.bucket.as_str(), data.key.as_str()), ("logs", key));
+        }
+        // Object sub-resources are not guessed at; bucket calls are not data events.
+        assert!(identify(&request("GET", "/logs/k", Some("acl"), &a, None, b"")).is_none());
+        let lifecycle = identify(&request("GET", "/logs", Some("lifecycle"), &a, None, b""));
+        assert_eq!(lifecycle.unwrap().data, None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Injected faults, per operation (or every operation), for a number of calls or a duration.
+//! Injected faults, per operation (or every operation), optionally only for S3 objects under a
+//! key prefix or for one account's calls, for a number of calls or a duration.
 
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -16,6 +17,10 @@ pub enum FaultKind {
 #[derive(Debug, Clone)]
 struct Fault {
     operation: String,
+    /// Only S3 data calls whose object key (or listing prefix) starts with this.
+    key_prefix: Option<String>,
+    /// Only calls signed by this account's credentials.
+    account: Option<String>,
     kind: FaultKind,
     remaining: Option<u32>,
     until: Option<Instant>,
@@ -28,10 +33,20 @@ pub struct Faults {
 
 impl Faults {
     /// Adds a fault from its control-API form:
-    /// `{"operation": "LookupEvents" | "*", "kind": "server_error" | "throttling" |
-    ///   "access_denied" | "latency" | "drop", "count": 3, "seconds": 10, "latency_ms": 500}`.
+    /// `{"operation": "LookupEvents" | "GetObject" | "*", "kind": "server_error" | "throttling" |
+    ///   "access_denied" | "latency" | "drop", "count": 3, "seconds": 10, "latency_ms": 500,
+    ///   "key_prefix": "AWSLogs/…/CloudTrail-Digest/", "account": "123456789012"}`.
     pub fn add(&mut self, spec: &Value, now: Instant) -> Result<(), String> {
         let operation = spec["operation"].as_str().unwrap_or("*").to_string();
+        let text = |name: &str| -> Result<Option<String>, String> {
+            match &spec[name] {
+                Value::Null => Ok(None),
+                Value::String(s) => Ok(Some(s.clone())),
+                other => Err(format!("{name} must be a string, not {other}")),
+            }
+        };
+        let key_prefix = text("key_prefix")?;
+        let account = text("account")?;
         let kind = match spec["kind"].as_str() {
             Some("server_error") => FaultKind::ServerError,
             Some("throttling") => FaultKind::Throttling,
@@ -57,6 +72,8 @@ impl Faults {
         }
         self.list.push(Fault {
             operation,
+            key_prefix,
+            account,
             kind,
             remaining,
             until,
@@ -64,14 +81,24 @@ impl Faults {
         Ok(())
     }
 
-    /// The fault to apply to this call, if any (using up one of its count).
-    pub fn take(&mut self, operation: &str, now: Instant) -> Option<FaultKind> {
+    /// The fault to apply to this call, if any (using up one of its count). `key` is the S3
+    /// object or listing prefix of a data call, `account` the caller's.
+    pub fn take(
+        &mut self,
+        operation: &str,
+        key: Option<&str>,
+        account: &str,
+        now: Instant,
+    ) -> Option<FaultKind> {
         self.list
             .retain(|f| f.remaining != Some(0) && f.until.is_none_or(|u| now < u));
-        let fault = self
-            .list
-            .iter_mut()
-            .find(|f| f.operation == "*" || f.operation == operation)?;
+        let fault = self.list.iter_mut().find(|f| {
+            (f.operation == "*" || f.operation == operation)
+                && f.key_prefix
+                    .as_deref()
+                    .is_none_or(|p| key.is_some_and(|k| k.starts_with(p)))
+                && f.account.as_deref().is_none_or(|a| a == account)
+        })?;
         if let Some(n) = fault.remaining.as_mut() {
             *n -= 1;
         }
@@ -97,15 +124,41 @@ mod tests {
             t,
         )
         .unwrap();
-        assert_eq!(f.take("DescribeTrails", t), None);
-        assert_eq!(f.take("LookupEvents", t), Some(FaultKind::Throttling));
-        assert_eq!(f.take("LookupEvents", t), Some(FaultKind::Throttling));
-        assert_eq!(f.take("LookupEvents", t), None);
+        let take = |f: &mut Faults, op: &str, t| f.take(op, None, "1", t);
+        assert_eq!(take(&mut f, "DescribeTrails", t), None);
+        assert_eq!(take(&mut f, "LookupEvents", t), Some(FaultKind::Throttling));
+        assert_eq!(take(&mut f, "LookupEvents", t), Some(FaultKind::Throttling));
+        assert_eq!(take(&mut f, "LookupEvents", t), None);
 
         f.add(&json!({"kind": "server_error", "seconds": 1.0}), t)
             .unwrap();
-        assert_eq!(f.take("Anything", t), Some(FaultKind::ServerError));
-        assert_eq!(f.take("Anything", t + Duration::from_secs(2)), None);
+        assert_eq!(take(&mut f, "Anything", t), Some(FaultKind::ServerError));
+        assert_eq!(take(&mut f, "Anything", t + Duration::from_secs(2)), None);
+    }
+
+    #[test]
+    fn faults_limited_to_a_key_prefix_or_an_account() {
+        let mut f = Faults::default();
+        let t = Instant::now();
+        f.add(
+            &json!({"operation": "GetObject", "kind": "access_denied", "seconds": 60.0,
+                    "key_prefix": "AWSLogs/1/CloudTrail-Digest/", "account": "1"}),
+            t,
+        )
+        .unwrap();
+        let digest = Some("AWSLogs/1/CloudTrail-Digest/us-east-1/d.json.gz");
+        let log = Some("AWSLogs/1/CloudTrail/us-east-1/l.json.gz");
+        assert_eq!(
+            f.take("GetObject", digest, "1", t),
+            Some(FaultKind::AccessDenied)
+        );
+        assert_eq!(f.take("GetObject", log, "1", t), None);
+        assert_eq!(f.take("GetObject", digest, "2", t), None, "another account");
+        assert_eq!(f.take("GetTrailStatus", None, "1", t), None, "no key");
+        assert!(
+            f.add(&json!({"kind": "drop", "count": 1, "key_prefix": 3}), t)
+                .is_err()
+        );
     }
 
     #[test]

@@ -177,6 +177,7 @@ mod tests {
             region: "us-east-1".into(),
             access_key_id: "AKIAEXAMPLE".into(),
             parameters,
+            data: None,
         }
     }
 

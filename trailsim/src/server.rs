@@ -163,11 +163,19 @@ async fn aws(
     let json_protocol = header("x-amz-target").is_some();
 
     if let Some(call) = &call {
-        let fault = sim
-            .faults
+        let account = sim
+            .identities
             .lock()
-            .expect("faults lock")
-            .take(&call.operation, Instant::now());
+            .expect("identities lock")
+            .of(&call.access_key_id)
+            .account_id;
+        let key = call.data.as_ref().map(|d| d.key.as_str());
+        let fault = sim.faults.lock().expect("faults lock").take(
+            &call.operation,
+            key,
+            &account,
+            Instant::now(),
+        );
         match fault {
             Some(FaultKind::Latency(d)) => tokio::time::sleep(d).await,
             Some(FaultKind::Drop) => return dropped(),
@@ -285,6 +293,8 @@ async fn aws(
     response
 }
 
+/// Records a management call in event history; returns its sequence number (0 for data
+/// events, which are not recorded).
 fn record_call(
     sim: &Sim,
     call: &Call,
@@ -294,6 +304,9 @@ fn record_call(
     source_ip: &str,
     user_agent: &str,
 ) -> u64 {
+    if call.data.is_some() {
+        return 0;
+    }
     let identity = sim
         .identities
         .lock()

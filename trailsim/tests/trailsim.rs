@@ -229,6 +229,73 @@ async fn injected_faults_answer_as_aws_then_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn faults_reach_s3_object_reads_by_key_prefix_and_account_and_are_not_recorded() {
+    let p = principal(1).await;
+    let other = principal(1).await;
+    let bucket = format!("faults-{}", p.account);
+    for who in [&p, &other] {
+        let b = format!("faults-{}", who.account);
+        who.s3().create_bucket().bucket(&b).send().await.unwrap();
+        for key in ["AWSLogs/d/digest.json.gz", "AWSLogs/l/log.json.gz"] {
+            who.s3()
+                .put_object()
+                .bucket(&b)
+                .key(key)
+                .body(b"x".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    post(
+        "/_trailsim/faults",
+        &json!({"operation": "GetObject", "kind": "access_denied", "seconds": 30.0,
+                "key_prefix": "AWSLogs/d/", "account": p.account}),
+    );
+    let get = |who: &support::Principal, b: &str, key: &str| {
+        let (s3, b, key) = (who.s3(), b.to_string(), key.to_string());
+        async move { s3.get_object().bucket(b).key(key).send().await }
+    };
+    let e = get(&p, &bucket, "AWSLogs/d/digest.json.gz")
+        .await
+        .unwrap_err();
+    assert_eq!(e.into_service_error().meta().code(), Some("AccessDenied"));
+    // Other keys, and the same key in another account's calls, are read.
+    get(&p, &bucket, "AWSLogs/l/log.json.gz").await.unwrap();
+    let theirs = format!("faults-{}", other.account);
+    get(&other, &theirs, "AWSLogs/d/digest.json.gz")
+        .await
+        .unwrap();
+    // A listing under the prefix is a data call of its own operation.
+    post(
+        "/_trailsim/faults",
+        &json!({"operation": "ListObjectsV2", "kind": "server_error", "count": 1,
+                "key_prefix": "AWSLogs/", "account": p.account}),
+    );
+    let listing = p
+        .s3()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("AWSLogs/l/")
+        .send()
+        .await;
+    assert!(listing.is_err(), "the injected 500 (SDK retries are off)");
+    post(
+        "/_trailsim/faults",
+        &json!({"operation": "GetObject", "kind": "drop", "count": 1,
+        "key_prefix": "AWSLogs/l/", "account": p.account}),
+    );
+    let dropped = match get(&p, &bucket, "AWSLogs/l/log.json.gz").await {
+        Ok(o) => o.body.collect().await.is_err(),
+        Err(_) => true,
+    };
+    assert!(dropped, "the body of a dropped read fails");
+    // Data events are not management events: none of these calls is in event history.
+    assert!(p.lookup("GetObject").await.is_empty());
+    assert!(p.lookup("ListObjectsV2").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn kms_config_sts_and_organizations_calls_are_recorded() {
     let p = principal(3).await;
     let dir = tempfile::tempdir().unwrap();
