@@ -1,13 +1,14 @@
 //! `trailwarden check`: one collection and evaluation, printed as text or JSON.
 //! Exit 0 when every policy passes, 1 when one fails, 2 when one could not be evaluated.
 
+use crate::collect::objects::ReadLimits;
 use crate::collect::{self, aws::Aws};
 use crate::config::Config;
 use crate::evaluate::{self, Finding, Status, document::TrailDocument};
 use crate::posture::{Fetched, TrailEvidence, Unavailable};
 use crate::publish::metrics::Metrics;
 use crate::publish::status;
-use crate::state::StateStore;
+use crate::state::{StateStore, Store};
 use crate::watch::bucket::{Inputs, read_trail_bucket};
 use chrono::Utc;
 use serde_json::json;
@@ -35,7 +36,7 @@ async fn read_buckets(
     };
     let dir = std::env::temp_dir().join(format!("trailwarden-check-{}", std::process::id()));
     let store = match StateStore::open(&dir) {
-        Ok(s) => s,
+        Ok(s) => Store::new(s),
         Err(e) => {
             for s in states {
                 evidence.insert(
@@ -46,14 +47,22 @@ async fn read_buckets(
             return evidence;
         }
     };
+    let b = &config.daemon.bucket;
+    let limits = ReadLimits::new(
+        b.max_object_size.0,
+        b.read_memory.0,
+        config.daemon.aws.operation_timeout.0,
+    );
     let inputs = Inputs {
         aws,
         store: &store,
-        settings: &config.daemon.bucket,
+        settings: b,
+        limits: &limits,
         detections: None,
         now,
         hole_tolerance: chrono::Duration::from_std(config.policies.coverage_params().1)
             .unwrap_or(chrono::Duration::hours(6)),
+        tick: &|| {},
     };
     let account = snapshot.account.as_ref().ok().map(String::as_str);
     for state in states.iter().filter(|s| s.trail.s3_bucket_name.is_some()) {
@@ -127,11 +136,15 @@ pub async fn check(config: &Config, format: Format) -> i32 {
     exit_code(&findings)
 }
 
-/// 1 if anything fails (a definite answer), else 2 if anything could not be evaluated.
+/// 1 if anything fails (a definite answer), else 2 if anything could not be evaluated (or
+/// is pending: not evaluable yet).
 pub fn exit_code(findings: &[Finding]) -> i32 {
     if findings.iter().any(|f| f.status == Status::Fail) {
         1
-    } else if findings.iter().any(|f| f.status == Status::Error) {
+    } else if findings
+        .iter()
+        .any(|f| matches!(f.status, Status::Error | Status::Pending))
+    {
         2
     } else {
         0
@@ -171,10 +184,11 @@ fn render_text(
     }
     let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
     out.push_str(&format!(
-        "\n{} passed, {} failed, {} could not be evaluated\n",
+        "\n{} passed, {} failed, {} could not be evaluated, {} pending\n",
         count(Status::Pass),
         count(Status::Fail),
-        count(Status::Error)
+        count(Status::Error),
+        count(Status::Pending)
     ));
     out
 }
@@ -202,6 +216,7 @@ mod tests {
         assert_eq!(exit_code(&[f(Status::Pass)]), 0);
         assert_eq!(exit_code(&[f(Status::Pass), f(Status::Error)]), 2);
         assert_eq!(exit_code(&[f(Status::Error), f(Status::Fail)]), 1);
+        assert_eq!(exit_code(&[f(Status::Pass), f(Status::Pending)]), 2);
         assert_eq!(exit_code(&[]), 0);
     }
 }

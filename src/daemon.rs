@@ -6,12 +6,13 @@ use crate::config::Config;
 use crate::publish::http::{self, Published};
 use crate::publish::metrics::Metrics;
 use crate::publish::status::StatusDocument;
-use crate::state::StateStore;
-use crate::watch::Watch;
+use crate::state::{StateStore, Store};
+use crate::watch::{Setup, Watch};
 use chrono::Utc;
+use parking_lot::RwLock;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,25 +36,29 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     metrics.config_reload_success.set(1);
     metrics.config_reload_timestamp.set(started_at.timestamp());
     let aws = Aws::connect(&config.daemon.aws, metrics.aws_api_calls.clone()).await;
-    let store = StateStore::open(&config.daemon.state_dir)?;
+    let store = Store::new(StateStore::open(&config.daemon.state_dir)?);
+    let setup = Setup {
+        aws,
+        regions: config.daemon.aws.regions.clone(),
+        policies: config.policies.clone(),
+        detections: config.detections.clone(),
+        event_history: config.daemon.event_history.clone(),
+        bucket: config.daemon.bucket.clone(),
+        body_timeout: config.daemon.aws.operation_timeout.0,
+        store,
+    };
     let published = Arc::new(Published {
         metrics,
         status: RwLock::new(StatusDocument::new(started_at)),
         ready: AtomicBool::new(false),
         heartbeat: AtomicI64::new(started_at.timestamp()),
+        progress: std::sync::OnceLock::new(),
+        stall_after: config.daemon.health.stall_after.0.as_secs() as i64,
     });
-    let watch = Arc::new(Watch::new(
-        aws,
-        config.daemon.aws.regions.clone(),
-        config.policies.clone(),
-        (
-            config.detections.clone(),
-            config.daemon.event_history.clone(),
-        ),
-        config.daemon.bucket.clone(),
-        store,
-        published.clone(),
-    ));
+    let watch = Arc::new(Watch::new(setup, published.clone()));
+    let _ = published.progress.set(watch.progress());
+    // What a crash left unpublished goes out first, and /status lists what the store holds.
+    watch.publish_left_over().await;
 
     let addr = config.daemon.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -74,9 +79,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let scheduler = JobScheduler::new().await?;
     {
         let trails = poll_job(&config.daemon.schedule.trails.0, &watch, |w| async move {
-            if w.poll_trails().await {
-                w.poll_posture().await;
-            }
+            w.poll_trails().await
         })?;
         scheduler.add(trails).await?;
         let posture = poll_job(&config.daemon.schedule.posture.0, &watch, |w| async move {
@@ -105,8 +108,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     {
         let w = watch.clone();
         tokio::spawn(async move {
+            // The first trail poll runs the first posture poll too.
             w.poll_trails().await;
-            w.poll_posture().await;
             w.poll_events().await;
             w.poll_bucket().await;
         });
@@ -198,7 +201,7 @@ async fn reload_on_sighup(
                         );
                     }
                     watch.set_detections(new.detections.clone());
-                    watch.set_policies(new.policies.clone());
+                    watch.set_policies(new.policies.clone()).await;
                     m.config_reload_success.set(1);
                     m.config_reload_timestamp.set(Utc::now().timestamp());
                     tracing::info!(

@@ -4,7 +4,7 @@
 //! [`publish`] (metrics, `/status`). [`watch`] runs the pollers, [`daemon`] wires them to the
 //! scheduler and HTTP, [`check`] does one pass for the command line. See ARCHITECTURE.md.
 
-pub use trailwarden_core::{config, evaluate, integrity, logfile, posture, record};
+pub use trailwarden_core::{config, evaluate, integrity, logfile, plan, posture, record};
 
 pub mod check;
 pub mod collect;

@@ -4,7 +4,10 @@
 //! restarts, unverifiable items that do not stop the run). Reads several objects at a time.
 
 use crate::collect::aws::Aws;
+use crate::collect::chain::Wanted;
+use crate::collect::objects::ReadLimits;
 use crate::collect::{chain as fetch, events, objects, public_keys, trails};
+use crate::config::BucketSettings;
 use crate::integrity::backfill;
 use crate::integrity::chain::{self, ChainReport, ChainScope, Transition};
 use crate::integrity::digest::{DigestDoc, PublicKeys};
@@ -194,6 +197,13 @@ pub async fn validate(
     account: Option<&str>,
     concurrency: usize,
 ) -> Result<Vec<ChainResult>, String> {
+    // The daemon's caps: one-shot validation meets the same hostile objects.
+    let caps = BucketSettings::default();
+    let limits = ReadLimits::new(
+        caps.max_object_size.0,
+        caps.read_memory.0,
+        std::time::Duration::from_secs(60),
+    );
     let bucket = trail
         .s3_bucket_name
         .clone()
@@ -237,7 +247,14 @@ pub async fn validate(
         // its interval before its end), for log files in no digest.
         let every_key: Vec<String> = keys.iter().chain(&backfill_keys).cloned().collect();
         let ((digests, logs), in_bucket) = tokio::join!(
-            read_range(aws, &bucket_region, &scope, &every_key, concurrency),
+            read_range(
+                aws,
+                &bucket_region,
+                &scope,
+                &every_key,
+                concurrency,
+                (&limits, caps.max_digest_size.0, caps.max_inflated_size.0),
+            ),
             log_keys(
                 aws,
                 &bucket_region,
@@ -255,7 +272,15 @@ pub async fn validate(
             public.by_fingerprint.extend(extra.by_fingerprint);
         }
         let backfilled = backfill::judge(&scope, &backfills, &public, &logs);
-        let mut report = chain::judge(&scope, None, &digests, &public, &logs, &[]);
+        let mut report = chain::judge(
+            &scope,
+            None,
+            &digests,
+            &public,
+            &logs,
+            &[],
+            chain::Unjudged::Report,
+        );
         let restarts = |r: &ChainReport| {
             r.items.iter().any(|i| {
                 matches!(
@@ -274,7 +299,15 @@ pub async fn validate(
                 }));
             }
             let known = history.as_deref().unwrap_or_default();
-            report = chain::judge(&scope, None, &digests, &public, &logs, known);
+            report = chain::judge(
+                &scope,
+                None,
+                &digests,
+                &public,
+                &logs,
+                known,
+                chain::Unjudged::Report,
+            );
         }
         let mut items = report.items;
         items.extend(backfilled.items);
@@ -283,7 +316,7 @@ pub async fn validate(
             listed.extend(backfilled.listed_logs);
             items.extend(chain::unlisted_logs(
                 in_bucket.iter().map(|(k, t)| (k.as_str(), *t)),
-                &listed,
+                |k| listed.contains(k),
                 covered,
             ));
         }
@@ -305,8 +338,8 @@ async fn backfill_public_keys(
     backfills: &[chain::ListedDigest],
     known: &PublicKeys,
 ) -> Option<PublicKeys> {
-    let missing = backfills.iter().any(|d| match &d.fetched {
-        chain::Fetched::Object { bytes, .. } => DigestDoc::parse(bytes)
+    let missing = backfills.iter().any(|d| match &d.read {
+        chain::DigestRead::Object { bytes, .. } => DigestDoc::parse(bytes)
             .is_ok_and(|doc| known.get(&doc.digest_public_key_fingerprint).is_none()),
         _ => false,
     });
@@ -339,15 +372,19 @@ pub async fn read_range(
     scope: &ChainScope,
     keys: &[String],
     concurrency: usize,
+    (limits, max_digest, max_inflated): (&ReadLimits, u64, u64),
 ) -> (Vec<chain::ListedDigest>, HashMap<String, chain::LogState>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let wanted: Vec<Wanted> = keys.iter().cloned().map(Wanted::from).collect();
     let digests = async {
         let digests = fetch::fetch_digests_with(
             aws,
             bucket_region,
             &scope.bucket,
-            keys,
+            &wanted,
             concurrency,
+            limits,
+            max_digest,
             |doc| {
                 for f in doc.log_files.iter().filter(|f| f.s3_bucket == scope.bucket) {
                     let _ = tx.send(f.s3_object.clone());
@@ -358,9 +395,18 @@ pub async fn read_range(
         drop(tx);
         digests
     };
-    let listed =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|k| (k, rx)) });
-    let logs = fetch::hash_logs(aws, bucket_region, &scope.bucket, listed, concurrency);
+    let listed = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|k| (Wanted::from(k), rx))
+    });
+    let logs = fetch::hash_logs(
+        aws,
+        bucket_region,
+        &scope.bucket,
+        listed,
+        concurrency,
+        limits,
+        max_inflated,
+    );
     tokio::join!(digests, logs)
 }
 

@@ -1,97 +1,128 @@
-//! Reading what a digest chain needs from the bucket: the digests themselves and the log
-//! files they list, several at a time (bounded), each handed over as it arrives so memory
-//! holds at most `concurrency` bodies.
+//! Reading objects of a trail's bucket, several at a time (bounded), each handed to pure
+//! processing (gunzip, SHA-256, parsing) on tokio's blocking threads as it arrives: the async
+//! threads only wait on the network. Memory holds at most what [`ReadLimits`] allows.
 
 use super::aws::Aws;
-use super::objects::{self, Read};
-use crate::integrity::chain::{Fetched, ListedDigest, LogState};
-use crate::integrity::digest::{DigestDoc, uncompressed};
+use super::objects::{self, Read, ReadLimits};
+use crate::integrity::chain::{DigestRead, ListedDigest, LogState, read_digest};
+use crate::integrity::digest::DigestDoc;
 use futures_util::stream::{self, Stream, StreamExt};
 use std::collections::HashMap;
 
-/// Calls `each` with every object of `keys` (an iterator: `stream::iter`, or keys still
-/// coming) as it is read, `concurrency` reads at a time.
-pub async fn for_each_object(
-    aws: &Aws,
-    region: &str,
-    bucket: &str,
-    keys: impl Stream<Item = String>,
-    concurrency: usize,
-    mut each: impl FnMut(String, Read),
-) {
-    let reads = keys
-        .map(|key| async move {
-            let read = objects::get(aws, region, bucket, &key).await;
-            (key, read)
-        })
-        .buffer_unordered(concurrency.max(1));
-    let mut reads = std::pin::pin!(reads);
-    while let Some((key, read)) = reads.next().await {
-        each(key, read);
+/// An object to read, with its size as listed when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    pub key: String,
+    pub size: Option<u64>,
+}
+
+impl From<String> for Wanted {
+    fn from(key: String) -> Wanted {
+        Wanted { key, size: None }
     }
 }
 
-/// The digests of `keys` (ascending), uncompressed, with their signature metadata.
+/// Reads each object of `keys` (keys may still be coming), `concurrency` at a time, and runs
+/// `process` on each on a blocking thread; yields what it returns, in arrival order. A panic
+/// in `process` is the caller's panic.
+pub fn read_objects<'a, T: Send + 'static>(
+    aws: &'a Aws,
+    region: &'a str,
+    bucket: &'a str,
+    keys: impl Stream<Item = Wanted> + 'a,
+    concurrency: usize,
+    limits: &'a ReadLimits,
+    process: impl Fn(String, Read) -> T + Send + Sync + Clone + 'static,
+) -> impl Stream<Item = T> + 'a {
+    keys.map(move |w| {
+        let process = process.clone();
+        async move {
+            let read = objects::get(aws, region, bucket, &w.key, w.size, limits).await;
+            let key = w.key;
+            match tokio::task::spawn_blocking(move || process(key, read)).await {
+                Ok(t) => t,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => panic!("object processing cancelled: {e}"),
+            }
+        }
+    })
+    .buffer_unordered(concurrency.max(1))
+}
+
+/// The digests of `keys` (ascending), uncompressed within `max_inflated`, with their
+/// signature metadata.
 pub async fn fetch_digests(
     aws: &Aws,
     region: &str,
     bucket: &str,
-    keys: &[String],
+    keys: &[Wanted],
     concurrency: usize,
+    limits: &ReadLimits,
+    max_inflated: u64,
 ) -> Vec<ListedDigest> {
-    fetch_digests_with(aws, region, bucket, keys, concurrency, |_| {}).await
+    fetch_digests_with(
+        aws,
+        region,
+        bucket,
+        keys,
+        concurrency,
+        limits,
+        max_inflated,
+        |_| {},
+    )
+    .await
 }
 
 /// [`fetch_digests`], showing each digest that parses to `arrived` as it comes.
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch_digests_with(
     aws: &Aws,
     region: &str,
     bucket: &str,
-    keys: &[String],
+    keys: &[Wanted],
     concurrency: usize,
+    limits: &ReadLimits,
+    max_inflated: u64,
     arrived: impl Fn(&DigestDoc),
 ) -> Vec<ListedDigest> {
-    let mut by_key: HashMap<String, Fetched> = HashMap::with_capacity(keys.len());
-    for_each_object(
+    let mut by_key: HashMap<String, DigestRead> = HashMap::with_capacity(keys.len());
+    let reads = read_objects(
         aws,
         region,
         bucket,
         stream::iter(keys.to_vec()),
         concurrency,
-        |key, read| {
-            let fetched = match read {
-                Read::Object { body, metadata } => match uncompressed(&body) {
-                    // Trailing bytes after a digest's gzip member are ignored, as the CLI does.
-                    Ok((bytes, _)) => {
-                        if let Ok(doc) = DigestDoc::parse(&bytes) {
-                            arrived(&doc);
-                        }
-                        Fetched::Object {
-                            bytes,
-                            signature: metadata.get("signature").cloned(),
-                            backfill_generated: metadata
-                                .get("backfill-generation-timestamp")
-                                .cloned(),
-                        }
-                    }
-                    Err(e) => Fetched::Object {
-                        // Unparseable bytes: judged as an invalid format.
-                        bytes: e.into_bytes(),
-                        signature: metadata.get("signature").cloned(),
-                        backfill_generated: None,
-                    },
-                },
-                Read::NotFound => Fetched::NotFound,
-                Read::Unreadable(why) => Fetched::Unreadable(why),
+        limits,
+        move |key, read| {
+            let digest = match read {
+                Read::Object { body, metadata, .. } => read_digest(
+                    &body,
+                    metadata.get("signature").cloned(),
+                    metadata.get("backfill-generation-timestamp").cloned(),
+                    max_inflated,
+                ),
+                Read::NotFound => DigestRead::NotFound,
+                Read::Unreadable(why) => DigestRead::Unreadable(why),
+                Read::Oversized(why) => DigestRead::Oversized(why),
             };
-            by_key.insert(key, fetched);
+            let doc = match &digest {
+                DigestRead::Object { bytes, .. } => DigestDoc::parse(bytes).ok(),
+                _ => None,
+            };
+            (key, digest, doc)
         },
-    )
-    .await;
+    );
+    let mut reads = std::pin::pin!(reads);
+    while let Some((key, digest, doc)) = reads.next().await {
+        if let Some(doc) = &doc {
+            arrived(doc);
+        }
+        by_key.insert(key, digest);
+    }
     keys.iter()
         .map(|k| ListedDigest {
-            key: k.clone(),
-            fetched: by_key.remove(k).unwrap_or(Fetched::NotFound),
+            key: k.key.clone(),
+            read: by_key.remove(&k.key).unwrap_or(DigestRead::NotFound),
         })
         .collect()
 }
@@ -101,28 +132,34 @@ pub async fn hash_logs(
     aws: &Aws,
     region: &str,
     bucket: &str,
-    keys: impl Stream<Item = String>,
+    keys: impl Stream<Item = Wanted>,
     concurrency: usize,
+    limits: &ReadLimits,
+    max_inflated: u64,
 ) -> HashMap<String, LogState> {
-    let mut states = HashMap::new();
-    let mut buf = Vec::new();
-    for_each_object(aws, region, bucket, keys, concurrency, |key, read| {
-        states.insert(key, log_state(read, &mut buf));
-    })
-    .await;
-    states
+    read_objects(
+        aws,
+        region,
+        bucket,
+        keys,
+        concurrency,
+        limits,
+        move |key, read| (key, log_state(read, max_inflated)),
+    )
+    .collect()
+    .await
 }
 
-/// What reading a log file says about it.
-pub fn log_state(read: Read, buf: &mut Vec<u8>) -> LogState {
+/// What reading a log file says about it, for its digest.
+pub fn log_state(read: Read, max_inflated: u64) -> LogState {
     match read {
-        Read::Object { body, .. } => match crate::logfile::inflate(&body, buf) {
+        Read::Object { body, .. } => match crate::logfile::hash(&body, max_inflated) {
             Ok((_, true)) => LogState::TrailingData,
             Ok((sha256, false)) => LogState::Hash(sha256),
-            // Not gzip at all: the hash of what is there cannot match.
-            Err(_) => LogState::Hash(crate::integrity::digest::sha256_hex(&body)),
+            Err(e) => LogState::Oversized(e.0),
         },
         Read::NotFound => LogState::NotFound,
         Read::Unreadable(why) => LogState::Unreadable(why),
+        Read::Oversized(why) => LogState::Oversized(why),
     }
 }

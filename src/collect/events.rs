@@ -50,22 +50,19 @@ pub struct LookedUp {
 /// Attempts per page before the poll gives up (it resumes from its checkpoint next time).
 const PAGE_ATTEMPTS: u32 = 6;
 
-/// Reads every write event from `start` to `end`, handing each page to `page` as it comes.
-/// Returns the number of calls made, or the failure that stopped it (pages already handed
-/// over stay handed over).
-pub async fn lookup_write_events(
-    client: &aws_sdk_cloudtrail::Client,
-    limiter: &RateLimiter,
+/// The write events from `start` to `end`, a page at a time ([`Pages::next`]).
+pub fn write_events<'a>(
+    client: &'a aws_sdk_cloudtrail::Client,
+    limiter: &'a RateLimiter,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    page: impl FnMut(Vec<LookedUp>),
-) -> Result<u32, Unavailable> {
+) -> Pages<'a> {
     let writes = LookupAttribute::builder()
         .attribute_key(LookupAttributeKey::ReadOnly)
         .attribute_value("false")
         .build()
         .expect("key and value are set");
-    lookup(client, limiter, writes, start, end, page).await
+    Pages::new(client, limiter, writes, start, end)
 }
 
 /// Every event named `name` from `start` to `end`, through `limiter`.
@@ -81,34 +78,68 @@ pub async fn lookup_by_name(
         .attribute_value(name)
         .build()
         .expect("key and value are set");
+    let mut pages = Pages::new(client, limiter, attribute, start, end);
     let mut all = Vec::new();
-    lookup(client, limiter, attribute, start, end, |p| all.extend(p)).await?;
+    while let Some(page) = pages.next().await? {
+        all.extend(page);
+    }
     Ok(all)
 }
 
-async fn lookup(
-    client: &aws_sdk_cloudtrail::Client,
-    limiter: &RateLimiter,
+/// A LookupEvents query read page by page, so the caller can store each page's work before
+/// asking for the next.
+pub struct Pages<'a> {
+    client: &'a aws_sdk_cloudtrail::Client,
+    limiter: &'a RateLimiter,
     attribute: LookupAttribute,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    mut page: impl FnMut(Vec<LookedUp>),
-) -> Result<u32, Unavailable> {
-    let mut token: Option<String> = None;
-    let mut calls = 0;
-    loop {
+    token: Option<String>,
+    done: bool,
+    /// Calls made so far, retries included.
+    pub calls: u32,
+}
+
+impl<'a> Pages<'a> {
+    fn new(
+        client: &'a aws_sdk_cloudtrail::Client,
+        limiter: &'a RateLimiter,
+        attribute: LookupAttribute,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Pages<'a> {
+        Pages {
+            client,
+            limiter,
+            attribute,
+            start,
+            end,
+            token: None,
+            done: false,
+            calls: 0,
+        }
+    }
+
+    /// The next page; `None` after the last. Throttling, 5xx and dropped connections are
+    /// retried through the limiter; a failure stops the query (pages already handed over
+    /// stay handed over).
+    pub async fn next(&mut self) -> Result<Option<Vec<LookedUp>>, Unavailable> {
+        if self.done {
+            return Ok(None);
+        }
         let mut attempt = 0;
         let out = loop {
             attempt += 1;
-            limiter.wait().await;
-            calls += 1;
-            let sent = client
+            self.limiter.wait().await;
+            self.calls += 1;
+            let sent = self
+                .client
                 .lookup_events()
-                .lookup_attributes(attribute.clone())
-                .start_time(to_smithy(start))
-                .end_time(to_smithy(end))
+                .lookup_attributes(self.attribute.clone())
+                .start_time(to_smithy(self.start))
+                .end_time(to_smithy(self.end))
                 .max_results(50)
-                .set_next_token(token.clone())
+                .set_next_token(self.token.clone())
                 .customize()
                 .config_override(
                     aws_sdk_cloudtrail::config::Config::builder()
@@ -126,7 +157,12 @@ async fn lookup(
                 Err(e) => return Err(unavailable("LookupEvents", &e)),
             }
         };
-        page(
+        self.token = out
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        self.done = self.token.is_none();
+        Ok(Some(
             out.events()
                 .iter()
                 .map(|e| LookedUp {
@@ -134,14 +170,7 @@ async fn lookup(
                     record: e.cloud_trail_event().map(str::to_string),
                 })
                 .collect(),
-        );
-        token = out
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            return Ok(calls);
-        }
+        ))
     }
 }
 

@@ -10,6 +10,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,22 +210,82 @@ pub async fn account_roots(
 #[derive(Debug)]
 pub enum Read {
     /// The body as stored (gzip for CloudTrail objects) and the user metadata, keys
-    /// lowercased (SDKs disagree on their case).
+    /// lowercased (SDKs disagree on their case). `room` holds the body's share of the read
+    /// memory until the body is dropped.
     Object {
         body: bytes::Bytes,
         metadata: HashMap<String, String>,
+        room: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     NotFound,
     /// AccessDenied, a KMS error, a network failure after retries.
     Unreadable(String),
+    /// Larger than the cap: never read whole.
+    Oversized(String),
 }
 
-pub async fn get(aws: &Aws, region: &str, bucket: &str, key: &str) -> Read {
+/// What reads may hold: a cap per object and a budget of memory for all bodies held at once.
+#[derive(Debug, Clone)]
+pub struct ReadLimits {
+    pub max_object: u64,
+    /// Room for bodies, in KiB permits.
+    room: Arc<Semaphore>,
+    room_kib: u32,
+    /// A stalled body is given up after this long.
+    pub body_timeout: std::time::Duration,
+}
+
+impl ReadLimits {
+    pub fn new(max_object: u64, memory: u64, body_timeout: std::time::Duration) -> ReadLimits {
+        let room_kib = u32::try_from((memory >> 10).max(1)).unwrap_or(u32::MAX >> 3);
+        let room_kib = room_kib.min(Semaphore::MAX_PERMITS as u32);
+        ReadLimits {
+            max_object,
+            room: Arc::new(Semaphore::new(room_kib as usize)),
+            room_kib,
+            body_timeout,
+        }
+    }
+
+    /// Room for a body of `size` bytes (1 MiB when unknown), waiting while other bodies fill
+    /// the budget.
+    async fn room_for(&self, size: Option<u64>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = size
+            .map_or(1024, |s| s.div_ceil(1024))
+            .clamp(1, u64::from(self.room_kib));
+        self.room.clone().acquire_many_owned(kib as u32).await.ok()
+    }
+}
+
+fn too_large(size: u64, max: u64) -> Read {
+    Read::Oversized(format!(
+        "{size} bytes as stored, over {} MiB (limit bucket.max_object_size)",
+        max >> 20
+    ))
+}
+
+/// Reads one object within `limits`; `size` is what the listing said.
+pub async fn get(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    size: Option<u64>,
+    limits: &ReadLimits,
+) -> Read {
+    if let Some(size) = size.filter(|s| *s > limits.max_object) {
+        return too_large(size, limits.max_object);
+    }
+    let room = limits.room_for(size).await;
     let s3 = aws.region(region).s3;
     let out = match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(out) => out,
         Err(e) => return read_error(&e),
     };
+    let stored = out.content_length().and_then(|l| u64::try_from(l).ok());
+    if let Some(len) = stored.filter(|l| *l > limits.max_object) {
+        return too_large(len, limits.max_object);
+    }
     let metadata = out
         .metadata()
         .map(|m| {
@@ -232,12 +294,31 @@ pub async fn get(aws: &Aws, region: &str, bucket: &str, key: &str) -> Read {
                 .collect()
         })
         .unwrap_or_default();
-    match out.body.collect().await {
-        Ok(data) => Read::Object {
-            body: data.into_bytes(),
+    let mut body = out.body;
+    let mut data =
+        bytes::BytesMut::with_capacity(stored.unwrap_or(0).min(limits.max_object) as usize);
+    let collected = tokio::time::timeout(limits.body_timeout, async {
+        while let Some(chunk) = body.try_next().await? {
+            if (data.len() + chunk.len()) as u64 > limits.max_object {
+                return Ok::<bool, aws_sdk_s3::primitives::ByteStreamError>(false);
+            }
+            data.extend_from_slice(&chunk);
+        }
+        Ok(true)
+    })
+    .await;
+    match collected {
+        Ok(Ok(true)) => Read::Object {
+            body: data.freeze(),
             metadata,
+            room,
         },
-        Err(e) => Read::Unreadable(format!("reading the body of {key}: {e}")),
+        Ok(Ok(false)) => too_large(limits.max_object + 1, limits.max_object),
+        Ok(Err(e)) => Read::Unreadable(format!("GetObject: reading the body of {key}: {e}")),
+        Err(_) => Read::Unreadable(format!(
+            "GetObject: the body of {key} stalled for {}s",
+            limits.body_timeout.as_secs()
+        )),
     }
 }
 

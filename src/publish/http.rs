@@ -1,5 +1,6 @@
 //! HTTP: `/metrics`, `/status`, `/healthz`, `/readyz`.
 
+use super::health::{Progress, stalled};
 use super::metrics::Metrics;
 use super::status::StatusDocument;
 use axum::Router;
@@ -7,8 +8,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use parking_lot::RwLock;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
 
 /// The scheduler's heartbeat job runs every few seconds; older than this means it is stuck.
 pub const HEARTBEAT_STALE_SECONDS: i64 = 60;
@@ -21,6 +23,11 @@ pub struct Published {
     pub ready: AtomicBool,
     /// Unix time of the scheduler's last heartbeat.
     pub heartbeat: AtomicI64,
+    /// Each poller's progress (set once the pollers exist): one stuck in a run makes the
+    /// daemon unhealthy.
+    pub progress: std::sync::OnceLock<Vec<Arc<Progress>>>,
+    /// Seconds a run may go without progress.
+    pub stall_after: i64,
 }
 
 pub fn router(published: Arc<Published>) -> Router {
@@ -45,17 +52,31 @@ async fn metrics(State(p): State<Arc<Published>>) -> Response {
 }
 
 async fn status(State(p): State<Arc<Published>>) -> Json<StatusDocument> {
-    Json(p.status.read().expect("status lock poisoned").clone())
+    Json(p.status.read().clone())
 }
 
-async fn healthz(State(p): State<Arc<Published>>) -> (StatusCode, &'static str) {
-    let age = chrono::Utc::now().timestamp() - p.heartbeat.load(Ordering::Relaxed);
-    if age <= HEARTBEAT_STALE_SECONDS {
-        (StatusCode::OK, "ok\n")
+async fn healthz(State(p): State<Arc<Published>>) -> (StatusCode, String) {
+    let now = chrono::Utc::now().timestamp();
+    let age = now - p.heartbeat.load(Ordering::Relaxed);
+    if age > HEARTBEAT_STALE_SECONDS {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "scheduler has not ticked for over a minute\n".into(),
+        );
+    }
+    let stuck: Vec<String> = p
+        .progress
+        .get()
+        .into_iter()
+        .flatten()
+        .filter_map(|poller| stalled(poller.name, poller.read(), now, p.stall_after))
+        .collect();
+    if stuck.is_empty() {
+        (StatusCode::OK, "ok\n".into())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "scheduler has not ticked for over a minute\n",
+            format!("{}\n", stuck.join("\n")),
         )
     }
 }

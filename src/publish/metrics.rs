@@ -5,12 +5,13 @@
 
 use crate::collect::TrailsResult;
 use crate::evaluate::{Finding, Status};
+use parking_lot::Mutex;
+use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -38,14 +39,13 @@ pub struct Metrics {
     pub logs_validated: IntCounterVec,
     pub log_records: IntCounterVec,
     pub log_records_unparseable: prometheus::IntCounter,
-    /// Label sets published last time, to remove the ones that vanish.
-    published: Mutex<Published>,
-}
-
-#[derive(Default)]
-struct Published {
-    trail_logging: BTreeSet<Vec<String>>,
-    policy_status: BTreeSet<Vec<String>>,
+    pub poll_panics: IntCounterVec,
+    pub object_read_failures: IntCounterVec,
+    pub unread_objects: IntGaugeVec,
+    pub log_files_missed: IntCounterVec,
+    pub event_claims: IntCounterVec,
+    /// Label sets published last time, by family, to remove the ones that vanish.
+    published: Mutex<BTreeMap<&'static str, BTreeSet<Vec<String>>>>,
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -141,6 +141,36 @@ impl Metrics {
         r.register(Box::new(log_records_unparseable.clone()))
             .expect("unique metric");
         Metrics {
+            poll_panics: counter_vec(
+                &r,
+                "trailwarden_poll_panics_total",
+                "Poller runs that panicked (a bug): the run counts as failed, the daemon goes on.",
+                &["poller"],
+            ),
+            object_read_failures: counter_vec(
+                &r,
+                "trailwarden_object_read_failures_total",
+                "Reads of bucket objects that failed, by kind (log: its records; digest: its chain) and class of reason; each is retried with backoff.",
+                &["kind", "reason"],
+            ),
+            unread_objects: gauge_vec(
+                &r,
+                "trailwarden_unread_objects",
+                "Bucket objects whose read failed and that wait for a retry, by kind (log, digest); the policies that need them say error meanwhile.",
+                &["kind"],
+            ),
+            log_files_missed: counter_vec(
+                &r,
+                "trailwarden_log_files_missed_total",
+                "Log files not read because they were delivered before bucket.read_window while the daemon was away (event history still has their events).",
+                &["account", "region"],
+            ),
+            event_claims: counter_vec(
+                &r,
+                "trailwarden_event_claims_total",
+                "Events claimed (processed once) by the source that saw them first: event_history or bucket.",
+                &["source"],
+            ),
             latest_log,
             oldest_log,
             coverage_gap,
@@ -245,7 +275,7 @@ impl Metrics {
                 "Unix time of the last successful configuration load.",
             ),
             registry: r,
-            published: Mutex::new(Published::default()),
+            published: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -260,13 +290,14 @@ impl Metrics {
                     let t = &s.trail;
                     current.push((
                         vec![t.account.clone(), t.home_region.clone(), t.name.clone()],
-                        i64::from(status.is_logging),
+                        f64::from(u8::from(status.is_logging)),
                     ));
                 }
             }
         }
-        let mut published = self.published.lock().expect("metrics lock poisoned");
-        replace_series(&self.trail_logging, &mut published.trail_logging, current);
+        self.replace("trail_logging", &self.trail_logging, current, |g, v| {
+            g.set(v as i64)
+        });
     }
 
     /// Sets `trailwarden_policy_status`: three series per finding, 1 on its status.
@@ -283,12 +314,67 @@ impl Metrics {
                         f.resource_name.clone(),
                         status.as_str().to_string(),
                     ],
-                    i64::from(f.status == status),
+                    f64::from(u8::from(f.status == status)),
                 ));
             }
         }
-        let mut published = self.published.lock().expect("metrics lock poisoned");
-        replace_series(&self.policy_status, &mut published.policy_status, current);
+        self.replace("policy_status", &self.policy_status, current, |g, v| {
+            g.set(v as i64)
+        });
+    }
+
+    /// Sets the series of `family` to `current`, removing the ones published before but not
+    /// now: a trail that vanished, a region whose read failed.
+    pub fn replace<B: MetricVecBuilder>(
+        &self,
+        family: &'static str,
+        vec: &MetricVec<B>,
+        current: Vec<(Vec<String>, f64)>,
+        set: impl Fn(&B::M, f64),
+    ) {
+        let mut published = self.published.lock();
+        let previous = published.entry(family).or_default();
+        let now: BTreeSet<Vec<String>> = current.iter().map(|(l, _)| l.clone()).collect();
+        for gone in previous.difference(&now) {
+            let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
+            let _ = vec.remove_label_values(&labels);
+        }
+        for (labels, value) in current {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            set(&vec.with_label_values(&labels), value);
+        }
+        *previous = now;
+    }
+
+    /// Removes every series of `vec` whose labels start with `prefix` (a trail that vanished:
+    /// its counters go too).
+    pub fn forget<B: MetricVecBuilder>(
+        &self,
+        family: &'static str,
+        vec: &MetricVec<B>,
+        keep: &dyn Fn(&[String]) -> bool,
+    ) {
+        let mut published = self.published.lock();
+        let Some(known) = published.get_mut(family) else {
+            return;
+        };
+        known.retain(|labels| {
+            if keep(labels) {
+                return true;
+            }
+            let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = vec.remove_label_values(&l);
+            false
+        });
+    }
+
+    /// Remembers that a series of `family` exists (for [`Metrics::forget`]).
+    pub fn note(&self, family: &'static str, labels: &[&str]) {
+        self.published
+            .lock()
+            .entry(family)
+            .or_default()
+            .insert(labels.iter().map(|s| s.to_string()).collect());
     }
 
     /// The text exposition format.
@@ -305,24 +391,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
-}
-
-/// Sets the current series and removes those published before but absent now.
-fn replace_series(
-    vec: &IntGaugeVec,
-    previous: &mut BTreeSet<Vec<String>>,
-    current: Vec<(Vec<String>, i64)>,
-) {
-    let now: BTreeSet<Vec<String>> = current.iter().map(|(l, _)| l.clone()).collect();
-    for gone in previous.difference(&now) {
-        let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
-        let _ = vec.remove_label_values(&labels);
-    }
-    for (labels, value) in &current {
-        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-        vec.with_label_values(&labels).set(*value);
-    }
-    *previous = now;
 }
 
 #[cfg(test)]

@@ -1,16 +1,20 @@
-//! What the bucket poller keeps across restarts: per log or digest folder, the listing
-//! cursor (the last key done) and its state (coverage, or the last validated digest); the
+//! What the bucket poller keeps across restarts: per log or digest folder, its state (the
+//! cursor, coverage, the last digest judged: `plan::log_folder`, `plan::digest_folder`); the
 //! log files read recently (ETag and SHA-256, so a digest arriving later is checked without
-//! reading them again); integrity verdicts found; and the trails' logging transitions that
+//! reading them again) and which of them judged digests listed; the reads that failed and
+//! wait for their retry; integrity verdicts found; and the trails' logging transitions that
 //! explain chain restarts.
 
+use super::claims::{self, Claim, Source};
 use super::{StateError, StateStore, parse};
+use crate::evaluate::log_records::FoundTransition;
 use crate::integrity::verdict::{Item, StoredItem};
+use crate::plan::retry::Retry;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub(super) const SCHEMA_V3: &str = "
     CREATE TABLE IF NOT EXISTS bucket_folder (
@@ -47,14 +51,6 @@ pub(super) const SCHEMA_V3: &str = "
     );
     PRAGMA user_version = 3;";
 
-/// A listing folder's saved progress.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FolderState<T> {
-    pub cursor: Option<String>,
-    pub state: T,
-    pub scanned_at: Option<DateTime<Utc>>,
-}
-
 /// A log file read: what its digest will be checked against.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogFileRow {
@@ -66,55 +62,86 @@ pub struct LogFileRow {
     pub delivered: DateTime<Utc>,
 }
 
+/// An object whose read failed, waiting for its retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadRow {
+    /// `bucket/key`
+    pub object: String,
+    /// `log`: its records wait to be read. `digest`: a trail's chain waits at it (the digest,
+    /// or a log file it lists).
+    pub kind: String,
+    /// The trail whose chain waits (`digest`); empty for `log`.
+    pub trail: String,
+    pub account: String,
+    pub region: String,
+    /// As listed: what reading it will hold in memory.
+    pub size: Option<i64>,
+    pub delivered: Option<DateTime<Utc>>,
+    pub retry: Retry,
+}
+
+/// A verdict with the chain it is filed under: (trail, account, region, verdict).
+pub type FiledItem = (String, String, String, Item);
+
+/// What one page of a log folder's pass did, written in one transaction: the events claimed
+/// with their detections, the files read, the reads that failed or finally succeeded, the
+/// transitions found, the verdicts on the files, and the folder's new cursor. The cursor
+/// never moves without the work it covers.
+#[derive(Debug, Default)]
+pub struct LogBatch {
+    pub claims: Vec<Claim>,
+    pub files: Vec<LogFileRow>,
+    pub failed: Vec<UnreadRow>,
+    /// Objects (`bucket/key`) read at last: their `log` retry goes.
+    pub cleared: Vec<String>,
+    pub transitions: Vec<FoundTransition>,
+    pub items: Vec<FiledItem>,
+    /// (folder id, its state as JSON)
+    pub folder: Option<(String, String)>,
+    /// Per claim, whether its event asks for a re-collection of what it touched (not
+    /// stored: the caller's, for after the commit).
+    pub recollect: Vec<bool>,
+}
+
 fn text(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(|t| t.to_rfc3339())
 }
 
 impl StateStore {
-    pub fn folder_state<T: DeserializeOwned>(
-        &self,
-        folder: &str,
-    ) -> Result<Option<FolderState<T>>, StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
-        let row: Option<(Option<String>, String, Option<String>)> = conn
+    /// A folder's saved state; `None` when there is none, or when this version cannot read
+    /// it (the folder starts over rather than stopping the poller).
+    pub fn folder_state<T: DeserializeOwned>(&self, folder: &str) -> Result<Option<T>, StateError> {
+        let conn = self.conn();
+        let row: Option<String> = conn
             .query_row(
-                "SELECT cursor, state, scanned_at FROM bucket_folder WHERE folder = ?1",
+                "SELECT state FROM bucket_folder WHERE folder = ?1",
                 params![folder],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| r.get(0),
             )
             .optional()
             .map_err(self.db_error())?;
-        // A state this version cannot read starts over rather than stopping the poller.
-        Ok(row.and_then(|(cursor, state, scanned)| {
-            Some(FolderState {
-                cursor,
-                state: serde_json::from_str(&state).ok()?,
-                scanned_at: scanned.as_deref().and_then(parse),
-            })
-        }))
+        Ok(row.and_then(|state| serde_json::from_str(&state).ok()))
     }
 
-    pub fn save_folder<T: Serialize>(
+    pub fn save_folder<T: Serialize>(&self, folder: &str, state: &T) -> Result<(), StateError> {
+        let state = serde_json::to_string(state).expect("serializable state");
+        let conn = self.conn();
+        save_folder_in(&conn, folder, &state).map_err(self.db_error())
+    }
+
+    /// Writes one page of a log folder's pass (see [`LogBatch`]); returns, per claim, whether
+    /// it was new, and the verdicts not stored before.
+    pub fn record_log_batch(
         &self,
-        folder: &str,
-        s: &FolderState<T>,
-    ) -> Result<(), StateError> {
-        let state = serde_json::to_string(&s.state).expect("serializable state");
-        let conn = self.conn.lock().expect("state store lock poisoned");
-        conn.execute(
-            "INSERT INTO bucket_folder (folder, cursor, state, scanned_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (folder) DO UPDATE SET cursor = excluded.cursor,
-               state = excluded.state, scanned_at = excluded.scanned_at",
-            params![folder, s.cursor, state, text(s.scanned_at)],
-        )
-        .map_err(self.db_error())?;
-        Ok(())
-    }
-
-    pub fn save_log_files(&self, rows: &[LogFileRow]) -> Result<(), StateError> {
-        let mut conn = self.conn.lock().expect("state store lock poisoned");
+        source: Source,
+        batch: &LogBatch,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<bool>, Vec<FiledItem>), StateError> {
+        let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.db_error())?;
-        for r in rows {
+        let db = self.db_error();
+        let fresh = claims::claim(&tx, source, &batch.claims, now).map_err(&db)?;
+        for r in &batch.files {
             tx.execute(
                 "INSERT OR REPLACE INTO log_file (object, etag, sha256, trailing, delivered)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -126,14 +153,146 @@ impl StateStore {
                     r.delivered.to_rfc3339()
                 ],
             )
-            .map_err(self.db_error())?;
+            .map_err(&db)?;
         }
-        tx.commit().map_err(self.db_error())
+        for u in &batch.failed {
+            save_unread_in(&tx, u).map_err(&db)?;
+        }
+        for object in &batch.cleared {
+            tx.execute(
+                "DELETE FROM unread_object WHERE object = ?1 AND kind = 'log'",
+                params![object],
+            )
+            .map_err(&db)?;
+        }
+        for t in &batch.transitions {
+            tx.execute(
+                "INSERT OR IGNORE INTO trail_transition (trail, time, event_name) VALUES (?1, ?2, ?3)",
+                params![t.trail, t.time.to_rfc3339(), t.event_name],
+            )
+            .map_err(&db)?;
+        }
+        let mut new = Vec::new();
+        for (trail, account, region, item) in &batch.items {
+            if insert_item(&tx, trail, account, region, item, now).map_err(&db)? {
+                new.push((trail.clone(), account.clone(), region.clone(), item.clone()));
+            }
+        }
+        if let Some((id, state)) = &batch.folder {
+            save_folder_in(&tx, id, state).map_err(&db)?;
+        }
+        tx.commit().map_err(&db)?;
+        Ok((fresh, new))
+    }
+
+    /// Writes a digest walk: its verdicts, the log files its digests listed, the chain's
+    /// retry (set when it is held, cleared when it is not) and the folder's new state, in one
+    /// transaction. Returns the verdicts not stored before (each counted once).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_walk(
+        &self,
+        (trail, account, region): (&str, &str, &str),
+        items: &[Item],
+        listed: &[String],
+        hold: Option<&UnreadRow>,
+        folder: (&str, &str),
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Item>, StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.db_error())?;
+        let db = self.db_error();
+        let mut new = Vec::new();
+        for i in items {
+            if insert_item(&tx, trail, account, region, i, now).map_err(&db)? {
+                new.push(i.clone());
+            }
+        }
+        for object in listed {
+            tx.execute(
+                "INSERT OR IGNORE INTO listed_log (object, listed_at) VALUES (?1, ?2)",
+                params![object, now.to_rfc3339()],
+            )
+            .map_err(&db)?;
+        }
+        tx.execute(
+            "DELETE FROM unread_object WHERE kind = 'digest' AND trail = ?1 AND account = ?2 AND region = ?3",
+            params![trail, account, region],
+        )
+        .map_err(&db)?;
+        if let Some(u) = hold {
+            save_unread_in(&tx, u).map_err(&db)?;
+        }
+        save_folder_in(&tx, folder.0, folder.1).map_err(&db)?;
+        tx.commit().map_err(&db)?;
+        Ok(new)
+    }
+
+    /// Which of `objects` (`bucket/key`) a judged digest listed.
+    pub fn listed_logs(&self, objects: &[String]) -> Result<HashSet<String>, StateError> {
+        let conn = self.conn();
+        let mut q = conn
+            .prepare_cached("SELECT 1 FROM listed_log WHERE object = ?1")
+            .map_err(self.db_error())?;
+        let mut out = HashSet::new();
+        for o in objects {
+            if q.exists(params![o]).map_err(self.db_error())? {
+                out.insert(o.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The retries waiting, of one kind (`log`, `digest`) or all.
+    pub fn unread_objects(&self, kind: Option<&str>) -> Result<Vec<UnreadRow>, StateError> {
+        let conn = self.conn();
+        let mut q = conn
+            .prepare(
+                "SELECT object, kind, trail, account, region, size, delivered, retry
+                 FROM unread_object WHERE ?1 IS NULL OR kind = ?1 ORDER BY object",
+            )
+            .map_err(self.db_error())?;
+        let rows = q
+            .query_map(params![kind], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .map_err(self.db_error())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (object, kind, trail, account, region, size, delivered, retry) =
+                row.map_err(self.db_error())?;
+            // A retry this version cannot read is tried again at once.
+            let retry = serde_json::from_str(&retry).unwrap_or(Retry {
+                first_failed: Utc::now(),
+                attempts: 0,
+                next_attempt: Utc::now(),
+                reason: "unknown".into(),
+            });
+            out.push(UnreadRow {
+                object,
+                kind,
+                trail,
+                account,
+                region,
+                size,
+                delivered: delivered.as_deref().and_then(parse),
+                retry,
+            });
+        }
+        Ok(out)
     }
 
     /// The stored rows of `objects` (`bucket/key`).
     pub fn log_files(&self, objects: &[String]) -> Result<HashMap<String, LogFileRow>, StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
+        let conn = self.conn();
         let mut q = conn
             .prepare_cached(
                 "SELECT etag, sha256, trailing, delivered FROM log_file WHERE object = ?1",
@@ -163,59 +322,26 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Forgets log files delivered before `before` (their digests are long checked).
+    /// Forgets log files delivered before `before` (read, and their digests long checked),
+    /// and which digests listed them.
     pub fn forget_log_files(&self, before: DateTime<Utc>) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
+        let conn = self.conn();
         conn.execute(
             "DELETE FROM log_file WHERE delivered < ?1",
+            params![before.to_rfc3339()],
+        )
+        .map_err(self.db_error())?;
+        conn.execute(
+            "DELETE FROM listed_log WHERE listed_at < ?1",
             params![before.to_rfc3339()],
         )
         .map_err(self.db_error())?;
         Ok(())
     }
 
-    /// Stores verdicts of a chain; returns those not stored before (each counted once).
-    pub fn record_items(
-        &self,
-        trail: &str,
-        account: &str,
-        region: &str,
-        items: &[Item],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Item>, StateError> {
-        let mut conn = self.conn.lock().expect("state store lock poisoned");
-        let tx = conn.transaction().map_err(self.db_error())?;
-        let mut new = Vec::new();
-        for i in items {
-            let n = tx
-                .execute(
-                    "INSERT OR IGNORE INTO integrity_item
-                       (trail, account, region, class, object, time, until, detail, found_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        trail,
-                        account,
-                        region,
-                        i.class.as_str(),
-                        i.object,
-                        text(i.time),
-                        text(i.until),
-                        i.detail,
-                        now.to_rfc3339()
-                    ],
-                )
-                .map_err(self.db_error())?;
-            if n > 0 {
-                new.push(i.clone());
-            }
-        }
-        tx.commit().map_err(self.db_error())?;
-        Ok(new)
-    }
-
     /// Verdicts other than valid ones found since `since`, newest first.
     pub fn integrity_items(&self, since: DateTime<Utc>) -> Result<Vec<StoredItem>, StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
+        let conn = self.conn();
         let mut q = conn
             .prepare(
                 "SELECT trail, account, region, class, object, time, until, detail, found_at
@@ -243,16 +369,14 @@ impl StateStore {
         rows.collect::<Result<_, _>>().map_err(self.db_error())
     }
 
-    pub fn record_transitions(
-        &self,
-        list: &[(String, DateTime<Utc>, String)],
-    ) -> Result<(), StateError> {
-        let mut conn = self.conn.lock().expect("state store lock poisoned");
+    /// Records transitions found outside a log file batch (event history).
+    pub fn record_transitions(&self, list: &[FoundTransition]) -> Result<(), StateError> {
+        let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.db_error())?;
-        for (trail, time, name) in list {
+        for t in list {
             tx.execute(
                 "INSERT OR IGNORE INTO trail_transition (trail, time, event_name) VALUES (?1, ?2, ?3)",
-                params![trail, time.to_rfc3339(), name],
+                params![t.trail, t.time.to_rfc3339(), t.event_name],
             )
             .map_err(self.db_error())?;
         }
@@ -264,7 +388,7 @@ impl StateStore {
         &self,
         names: &[&str],
     ) -> Result<Vec<crate::integrity::chain::Transition>, StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
+        let conn = self.conn();
         let mut q = conn
             .prepare_cached("SELECT time, event_name FROM trail_transition WHERE trail = ?1")
             .map_err(self.db_error())?;
@@ -285,25 +409,62 @@ impl StateStore {
         out.sort_by_key(|t| t.time);
         Ok(out)
     }
+}
 
-    /// Marks events as processed; returns, for each, whether it is new (not processed before
-    /// by either event history or the bucket).
-    pub fn claim_events(&self, ids: &[(String, DateTime<Utc>)]) -> Result<Vec<bool>, StateError> {
-        let mut conn = self.conn.lock().expect("state store lock poisoned");
-        let tx = conn.transaction().map_err(self.db_error())?;
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, time) in ids {
-            let n = tx
-                .execute(
-                    "INSERT OR IGNORE INTO seen_event (event_id, event_time) VALUES (?1, ?2)",
-                    params![id, time.to_rfc3339()],
-                )
-                .map_err(self.db_error())?;
-            out.push(n > 0);
-        }
-        tx.commit().map_err(self.db_error())?;
-        Ok(out)
-    }
+fn save_folder_in(conn: &rusqlite::Connection, folder: &str, state: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO bucket_folder (folder, cursor, state, scanned_at) VALUES (?1, NULL, ?2, NULL)
+         ON CONFLICT (folder) DO UPDATE SET state = excluded.state",
+        params![folder, state],
+    )?;
+    Ok(())
+}
+
+fn save_unread_in(conn: &rusqlite::Connection, u: &UnreadRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO unread_object
+           (object, kind, trail, account, region, size, delivered, retry)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            u.object,
+            u.kind,
+            u.trail,
+            u.account,
+            u.region,
+            u.size,
+            text(u.delivered),
+            serde_json::to_string(&u.retry).expect("serializable retry")
+        ],
+    )?;
+    Ok(())
+}
+
+/// Stores a verdict unless it is known; returns whether it is new.
+fn insert_item(
+    conn: &rusqlite::Connection,
+    trail: &str,
+    account: &str,
+    region: &str,
+    i: &Item,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO integrity_item
+           (trail, account, region, class, object, time, until, detail, found_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            trail,
+            account,
+            region,
+            i.class.as_str(),
+            i.object,
+            text(i.time),
+            text(i.until),
+            i.detail,
+            now.to_rfc3339()
+        ],
+    )?;
+    Ok(n > 0)
 }
 
 #[cfg(test)]
@@ -316,71 +477,126 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 24, h, 0, 0).unwrap()
     }
 
+    fn unread(object: &str, kind: &str, trail: &str, attempts: u32) -> UnreadRow {
+        UnreadRow {
+            object: object.into(),
+            kind: kind.into(),
+            trail: trail.into(),
+            account: "1".into(),
+            region: "r".into(),
+            size: Some(10),
+            delivered: Some(t(1)),
+            retry: Retry {
+                first_failed: t(1),
+                attempts,
+                next_attempt: t(2),
+                reason: "AccessDenied".into(),
+            },
+        }
+    }
+
     #[test]
-    fn cursors_hashes_verdicts_and_claims_survive_a_reopen() {
+    fn a_batch_is_all_or_nothing_and_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let item = Item {
-            class: Class::Failure(Kind::MissingDigest),
+            class: Class::Failure(Kind::MalformedLog),
             object: "k".into(),
             time: Some(t(1)),
             until: None,
-            detail: "not found".into(),
+            detail: "not a CloudTrail log file".into(),
         };
         {
             let s = StateStore::open(dir.path()).unwrap();
-            s.save_folder(
-                "b/AWSLogs/1/CloudTrail/us-east-1/",
-                &FolderState {
-                    cursor: Some("k1".into()),
-                    state: vec![1, 2],
-                    scanned_at: Some(t(2)),
-                },
-            )
-            .unwrap();
-            s.save_log_files(&[LogFileRow {
-                object: "b/k1".into(),
-                etag: "e".into(),
-                sha256: Some("h".into()),
-                trailing: false,
-                delivered: t(3),
-            }])
-            .unwrap();
-            assert_eq!(
-                s.record_items("lab", "1", "r", std::slice::from_ref(&item), t(4))
-                    .unwrap()
-                    .len(),
-                1
-            );
-            assert_eq!(s.claim_events(&[("e1".into(), t(1))]).unwrap(), [true]);
+            let batch = LogBatch {
+                claims: vec![Claim {
+                    event_id: "e1".into(),
+                    event_time: t(1),
+                    detections: vec![],
+                }],
+                files: vec![LogFileRow {
+                    object: "b/k1".into(),
+                    etag: "e".into(),
+                    sha256: Some("h".into()),
+                    trailing: false,
+                    delivered: t(3),
+                }],
+                failed: vec![unread("b/k2", "log", "", 1)],
+                items: vec![("lab".into(), "1".into(), "r".into(), item.clone())],
+                folder: Some(("b/AWSLogs/1/CloudTrail/r/".into(), "[1,2]".into())),
+                ..Default::default()
+            };
+            let (fresh, new) = s.record_log_batch(Source::Bucket, &batch, t(4)).unwrap();
+            assert_eq!((fresh, new.len()), (vec![true], 1));
+            // The same batch again (a pass redone after a crash): nothing new.
+            let (fresh, new) = s.record_log_batch(Source::Bucket, &batch, t(5)).unwrap();
+            assert_eq!((fresh, new.len()), (vec![false], 0));
         }
         let s = StateStore::open(dir.path()).unwrap();
-        let f: FolderState<Vec<i32>> = s
-            .folder_state("b/AWSLogs/1/CloudTrail/us-east-1/")
+        let f: Vec<i32> = s
+            .folder_state("b/AWSLogs/1/CloudTrail/r/")
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (f.cursor.as_deref(), f.state, f.scanned_at),
-            (Some("k1"), vec![1, 2], Some(t(2)))
-        );
+        assert_eq!(f, [1, 2]);
         assert_eq!(
             s.log_files(&["b/k1".into()]).unwrap()["b/k1"]
                 .sha256
                 .as_deref(),
             Some("h")
         );
-        // The same verdict again is not new: counted once.
-        assert!(
-            s.record_items("lab", "1", "r", &[item], t(5))
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(s.integrity_items(t(0)).unwrap()[0].class, "missing_digest");
-        assert_eq!(
-            s.claim_events(&[("e1".into(), t(1)), ("e2".into(), t(1))])
-                .unwrap(),
-            [false, true]
-        );
+        assert_eq!(s.unread_objects(Some("log")).unwrap()[0].object, "b/k2");
+        assert_eq!(s.integrity_items(t(0)).unwrap()[0].class, "malformed_log");
+        // Read at last: its retry goes.
+        let done = LogBatch {
+            cleared: vec!["b/k2".into()],
+            ..Default::default()
+        };
+        s.record_log_batch(Source::Bucket, &done, t(6)).unwrap();
+        assert!(s.unread_objects(None).unwrap().is_empty());
         s.forget_log_files(t(4)).unwrap();
         assert!(s.log_files(&["b/k1".into()]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_walk_sets_or_clears_its_chain_retry_and_remembers_what_was_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let held = unread("b/d2", "digest", "lab", 1);
+        s.record_walk(
+            ("lab", "1", "r"),
+            &[],
+            &["b/l1".into()],
+            Some(&held),
+            ("f", "{}"),
+            t(3),
+        )
+        .unwrap();
+        // A log retry of the same object is another purpose: both wait.
+        s.record_log_batch(
+            Source::Bucket,
+            &LogBatch {
+                failed: vec![unread("b/d2", "log", "", 1)],
+                ..Default::default()
+            },
+            t(3),
+        )
+        .unwrap();
+        assert_eq!(s.unread_objects(None).unwrap().len(), 2);
+        s.record_walk(
+            ("lab", "1", "r"),
+            &[],
+            &["b/l2".into()],
+            None,
+            ("f", "{}"),
+            t(4),
+        )
+        .unwrap();
+        let left = s.unread_objects(None).unwrap();
+        assert_eq!((left.len(), left[0].kind.as_str()), (1, "log"));
+        assert_eq!(
+            s.listed_logs(&["b/l1".into(), "b/l2".into(), "b/l3".into()])
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -1,9 +1,7 @@
 //! What the event history poller keeps across restarts: per account and region, the end of
-//! the last completed query (the checkpoint); the ids of events already processed, so the
-//! look-back overlap never counts one twice; and the recent detections `/status` lists.
-//!
-//! A poll's result is written in one transaction after its work, so a crash re-processes
-//! (and then dedupes) instead of skipping.
+//! the last completed query (the checkpoint). Each page's events are claimed as it is read
+//! (`claims.rs`); the checkpoint moves only after the whole query, so a crash re-reads (and
+//! the claims dedupe) instead of skipping.
 
 use super::{StateError, StateStore, parse};
 use chrono::{DateTime, Utc};
@@ -30,30 +28,6 @@ pub(super) const SCHEMA_V2: &str = "
     );
     PRAGMA user_version = 2;";
 
-/// How many detections the store keeps for `/status`.
-pub const KEPT_DETECTIONS: usize = 100;
-
-/// A detection as `/status` shows it (its JSON entry) and when its event happened.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredDetection {
-    pub event_id: String,
-    pub detection: String,
-    pub event_time: DateTime<Utc>,
-    pub entry: serde_json::Value,
-}
-
-/// What one poll of one account and region did.
-#[derive(Debug, Default)]
-pub struct EventPollResult {
-    /// Every event processed (id, event time).
-    pub seen: Vec<(String, DateTime<Utc>)>,
-    pub detections: Vec<StoredDetection>,
-    /// Set when the query ran to its end: the next one starts from here (minus the overlap).
-    pub checkpoint: Option<DateTime<Utc>>,
-    /// Seen ids of events older than this can no longer come back: they are dropped.
-    pub forget_before: Option<DateTime<Utc>>,
-}
-
 impl StateStore {
     pub(super) fn db_error(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         |source| StateError::Db {
@@ -67,7 +41,7 @@ impl StateStore {
         account: &str,
         region: &str,
     ) -> Result<Option<DateTime<Utc>>, StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
+        let conn = self.conn();
         let text: Option<String> = conn
             .query_row(
                 "SELECT checkpoint FROM event_checkpoint WHERE account = ?1 AND region = ?2",
@@ -79,106 +53,38 @@ impl StateStore {
         Ok(text.as_deref().and_then(parse))
     }
 
-    /// Which of `ids` were processed before.
-    pub fn seen_events(&self, ids: &[String]) -> Result<Vec<bool>, StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
-        let mut query = conn
-            .prepare_cached("SELECT 1 FROM seen_event WHERE event_id = ?1")
-            .map_err(self.db_error())?;
-        ids.iter()
-            .map(|id| query.exists(params![id]).map_err(self.db_error()))
-            .collect()
-    }
-
-    pub fn record_event_poll(
+    /// Ends an event history query that ran to its end: the next one starts from
+    /// `checkpoint` (minus the overlap). Claims older than `forget_before` can no longer come
+    /// back from either source and are dropped.
+    pub fn finish_event_poll(
         &self,
         account: &str,
         region: &str,
-        result: &EventPollResult,
+        checkpoint: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        let mut conn = self.conn.lock().expect("state store lock poisoned");
+        let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.db_error())?;
-        for (id, time) in &result.seen {
-            tx.execute(
-                "INSERT OR IGNORE INTO seen_event (event_id, event_time) VALUES (?1, ?2)",
-                params![id, time.to_rfc3339()],
-            )
-            .map_err(self.db_error())?;
-        }
-        for d in &result.detections {
-            tx.execute(
-                "INSERT OR REPLACE INTO detection (event_id, detection, event_time, entry)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    d.event_id,
-                    d.detection,
-                    d.event_time.to_rfc3339(),
-                    d.entry.to_string()
-                ],
-            )
-            .map_err(self.db_error())?;
-        }
         tx.execute(
-            "DELETE FROM detection WHERE rowid NOT IN
-               (SELECT rowid FROM detection ORDER BY event_time DESC LIMIT ?1)",
-            params![KEPT_DETECTIONS as i64],
+            "INSERT INTO event_checkpoint (account, region, checkpoint) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account, region) DO UPDATE SET checkpoint = excluded.checkpoint",
+            params![account, region, checkpoint.to_rfc3339()],
         )
         .map_err(self.db_error())?;
-        if let Some(c) = result.checkpoint {
-            tx.execute(
-                "INSERT INTO event_checkpoint (account, region, checkpoint) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (account, region) DO UPDATE SET checkpoint = excluded.checkpoint",
-                params![account, region, c.to_rfc3339()],
-            )
-            .map_err(self.db_error())?;
-        }
-        if let Some(before) = result.forget_before {
-            // RFC 3339 in UTC with the same offset sorts as text.
-            tx.execute(
-                "DELETE FROM seen_event WHERE event_time < ?1",
-                params![before.to_rfc3339()],
-            )
-            .map_err(self.db_error())?;
-        }
+        // RFC 3339 in UTC with the same offset sorts as text.
+        tx.execute(
+            "DELETE FROM seen_event WHERE event_time < ?1",
+            params![forget_before.to_rfc3339()],
+        )
+        .map_err(self.db_error())?;
         tx.commit().map_err(self.db_error())
-    }
-
-    /// The kept detections, newest event first.
-    pub fn recent_detections(&self) -> Result<Vec<StoredDetection>, StateError> {
-        let conn = self.conn.lock().expect("state store lock poisoned");
-        let mut query = conn
-            .prepare(
-                "SELECT event_id, detection, event_time, entry FROM detection
-                 ORDER BY event_time DESC, event_id",
-            )
-            .map_err(self.db_error())?;
-        let rows = query
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(self.db_error())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (event_id, detection, time, entry) = row.map_err(self.db_error())?;
-            out.push(StoredDetection {
-                event_id,
-                detection,
-                event_time: parse(&time).unwrap_or_default(),
-                entry: serde_json::from_str(&entry).unwrap_or_default(),
-            });
-        }
-        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::{Claim, Source};
     use chrono::TimeZone;
 
     fn t(h: u32) -> DateTime<Utc> {
@@ -186,23 +92,22 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_seen_ids_and_detections_survive_a_reopen() {
+    fn checkpoints_survive_a_reopen_and_old_claims_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
+        let claim = |id: &str, h| Claim {
+            event_id: id.into(),
+            event_time: t(h),
+            detections: vec![],
+        };
         {
             let store = StateStore::open(dir.path()).unwrap();
             assert_eq!(store.event_checkpoint("1", "us-east-1").unwrap(), None);
-            let result = EventPollResult {
-                seen: vec![("a".into(), t(1)), ("b".into(), t(5))],
-                detections: vec![StoredDetection {
-                    event_id: "b".into(),
-                    detection: "cloudtrail_stop_logging".into(),
-                    event_time: t(5),
-                    entry: serde_json::json!({"event_id": "b"}),
-                }],
-                checkpoint: Some(t(6)),
-                forget_before: None,
-            };
-            store.record_event_poll("1", "us-east-1", &result).unwrap();
+            store
+                .claim_events(Source::EventHistory, &[claim("a", 1), claim("b", 5)], t(6))
+                .unwrap();
+            store
+                .finish_event_poll("1", "us-east-1", t(6), t(0))
+                .unwrap();
         }
         let store = StateStore::open(dir.path()).unwrap();
         assert_eq!(
@@ -214,17 +119,9 @@ mod tests {
             store.seen_events(&["a".into(), "c".into()]).unwrap(),
             [true, false]
         );
-        assert_eq!(store.recent_detections().unwrap()[0].event_id, "b");
-        // A failed poll keeps the checkpoint; old ids are forgotten.
-        let failed = EventPollResult {
-            forget_before: Some(t(2)),
-            ..Default::default()
-        };
-        store.record_event_poll("1", "us-east-1", &failed).unwrap();
-        assert_eq!(
-            store.event_checkpoint("1", "us-east-1").unwrap(),
-            Some(t(6))
-        );
+        store
+            .finish_event_poll("1", "us-east-1", t(7), t(2))
+            .unwrap();
         assert_eq!(
             store.seen_events(&["a".into(), "b".into()]).unwrap(),
             [false, true]

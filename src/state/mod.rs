@@ -2,22 +2,27 @@
 //!
 //! SQLite in WAL mode with full sync: a transaction that returned is on disk, a crash in the
 //! middle of one leaves the previous state. It keeps when each finding entered its current
-//! status (`since` in `/status`), and the event history checkpoints, seen event ids and recent
-//! detections (`events.rs`).
+//! status (`since` in `/status`), the event claims and their detections (`claims.rs`), the
+//! event history checkpoints (`events.rs`) and the bucket poller's folders, hashes, retries
+//! and verdicts (`bucket.rs`).
+//!
+//! Every call blocks on SQLite (and on the disk sync of a commit): async code goes through
+//! [`Store::run`], which runs it on tokio's blocking threads, never on the runtime's own.
 
 mod bucket;
+mod claims;
 mod events;
 pub use crate::integrity::verdict::StoredItem;
-pub use bucket::{FolderState, LogFileRow};
-pub use events::{EventPollResult, StoredDetection};
+pub use bucket::{LogBatch, LogFileRow, UnreadRow};
+pub use claims::{Claim, Source, StoredDetection};
 
 use crate::evaluate::{Finding, Status};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// A finding that has not been evaluated for this long (a deleted trail, a removed policy) is
 /// forgotten. Shorter gaps (a region that failed to list for a while) keep its history.
@@ -87,6 +92,9 @@ impl StateStore {
         if version < 3 {
             conn.execute_batch(bucket::SCHEMA_V3).map_err(db)?;
         }
+        if version < 4 {
+            conn.execute_batch(SCHEMA_V4).map_err(db)?;
+        }
         Ok(StateStore {
             path: path.clone(),
             conn: Mutex::new(conn),
@@ -95,6 +103,14 @@ impl StateStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The connection. A panic while it was held leaves no half-done transaction (an
+    /// uncommitted one rolls back when dropped), so the lock is taken over, not refused.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records the current findings and returns, for each, since when it has had its current
@@ -109,7 +125,7 @@ impl StateStore {
             path: self.path.clone(),
             source,
         };
-        let mut conn = self.conn.lock().expect("state store lock poisoned");
+        let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
         let mut since = Vec::with_capacity(findings.len());
         for f in findings {
@@ -163,6 +179,59 @@ impl StateStore {
         .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(since)
+    }
+}
+
+/// Version 4: claims remember their source, detections whether they were published; reads
+/// that failed wait in `unread_object`; log files listed by judged digests in `listed_log`.
+const SCHEMA_V4: &str = "
+    ALTER TABLE seen_event ADD COLUMN source TEXT;
+    ALTER TABLE detection ADD COLUMN published INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE detection ADD COLUMN claimed_at TEXT;
+    CREATE INDEX IF NOT EXISTS detection_unpublished ON detection (published);
+    CREATE TABLE IF NOT EXISTS unread_object (
+        object       TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        trail        TEXT NOT NULL,
+        account      TEXT NOT NULL,
+        region       TEXT NOT NULL,
+        size         INTEGER,
+        delivered    TEXT,
+        retry        TEXT NOT NULL,
+        PRIMARY KEY (object, kind, trail)
+    );
+    CREATE TABLE IF NOT EXISTS listed_log (
+        object    TEXT PRIMARY KEY,
+        listed_at TEXT NOT NULL
+    );
+    PRAGMA user_version = 4;";
+
+/// The state store for async code: each call runs on tokio's blocking threads, so a commit's
+/// disk sync never stalls the runtime. A panic inside a call comes back as a panic of the
+/// caller (the poller's runner counts it), never as a poisoned store.
+#[derive(Clone)]
+pub struct Store(Arc<StateStore>);
+
+impl Store {
+    pub fn new(store: StateStore) -> Store {
+        Store(Arc::new(store))
+    }
+
+    pub async fn run<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&StateStore) -> R + Send + 'static,
+    ) -> R {
+        let store = self.0.clone();
+        match tokio::task::spawn_blocking(move || call(&store)).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("state store call cancelled: {e}"),
+        }
+    }
+
+    /// For code that is not async (start-up, tests).
+    pub fn blocking(&self) -> &StateStore {
+        &self.0
     }
 }
 

@@ -1,55 +1,76 @@
-//! The bucket poller as the daemon runs it: one pass (`bucket.rs`) over each trail's bucket,
-//! then metrics, `/status` and the policies that read the bucket's evidence.
+//! The bucket poller as the daemon runs it: one pass (`bucket/`) over each trail's bucket,
+//! then the detections it claimed, metrics, `/status` and the policies that read the bucket's
+//! evidence. Series of a trail that vanished, or of a region whose read failed, are removed,
+//! never left at their last value.
 
+use super::Watch;
 use super::bucket::{Inputs, TrailPass, read_trail_bucket};
-use super::{BUCKET, Watch};
+use super::runner::Overlap;
 use crate::integrity::coverage::gaps;
 use crate::integrity::verdict::Kind;
-use crate::posture::{TrailEvidence, TrailState};
+use crate::posture::{TrailEvidence, TrailState, Unavailable};
+use crate::state::StoredDetection;
 use chrono::{Duration, Utc};
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 impl Watch {
     pub async fn poll_bucket(&self) {
-        let Ok(_running) = self.bucket_running.try_lock() else {
-            self.skipped(BUCKET);
-            return;
-        };
+        let mut found = Vec::new();
+        self.execute(&self.pollers.bucket, Overlap::Skip, async {
+            let (errors, detections) = self.run_bucket().await;
+            found = detections;
+            errors
+        })
+        .await;
+        if found.iter().any(|(_, recollect)| *recollect) {
+            self.refresh().await;
+        }
+        let detections: Vec<StoredDetection> = found.into_iter().map(|(d, _)| d).collect();
+        self.publish_detections(&detections, false).await;
+    }
+
+    async fn run_bucket(&self) -> (Vec<Unavailable>, Vec<(StoredDetection, bool)>) {
         let (account, states) = {
-            let latest = self.latest.lock().expect("latest lock poisoned");
+            let latest = self.latest.lock();
             let Some(t) = &latest.trails else {
                 tracing::debug!("bucket poll before the first trail poll: skipped");
-                return;
+                return (Vec::new(), Vec::new());
             };
             let states: Vec<TrailState> = t.trails.as_ref().map(|s| s.to_vec()).unwrap_or_default();
             (t.account.clone().ok(), states)
         };
-        let started = Instant::now();
         let detections = self.detections();
         let watched = self.watched().map(|(_, w)| w);
+        let tick = || self.pollers.bucket.tick();
         let inputs = Inputs {
             aws: &self.aws,
             store: &self.store,
             settings: &self.bucket_settings,
-            detections: match (&watched, detections.detections.is_empty()) {
-                (Some(w), false) => Some((&detections, w)),
+            limits: &self.read_limits,
+            detections: match watched {
+                Some(w) if !detections.detections.is_empty() => {
+                    Some((detections.clone(), Arc::new(w)))
+                }
                 _ => None,
             },
             now: Utc::now(),
             hole_tolerance: self.coverage_params().1,
+            tick: &tick,
         };
         let mut evidence = BTreeMap::new();
         let mut errors = Vec::new();
-        let mut hits = Vec::new();
+        let mut found = Vec::new();
+        let mut trails = BTreeSet::new();
         for state in states.iter().filter(|s| s.trail.s3_bucket_name.is_some()) {
             let t = &state.trail;
+            trails.insert(t.name.clone());
             // Several trails may share a bucket; each reads its own digests, logs once per folder.
             match read_trail_bucket(&inputs, state, account.as_deref()).await {
                 Ok(pass) => {
                     self.publish_pass(&t.name, &pass);
                     errors.extend(pass.errors.iter().cloned());
-                    hits.extend(pass.hits);
+                    found.extend(pass.detections);
                     evidence.insert(t.arn.clone(), Ok(pass.evidence));
                 }
                 Err(e) => {
@@ -60,65 +81,58 @@ impl Watch {
                 }
             }
         }
+        self.publish_bucket_series(&evidence, &states, &trails);
+        match self.store.run(|s| s.unread_objects(None)).await {
+            Ok(waiting) => {
+                let m = &self.published.metrics;
+                for kind in ["log", "digest"] {
+                    let n = waiting.iter().filter(|u| u.kind == kind).count();
+                    m.unread_objects.with_label_values(&[kind]).set(n as i64);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot count the reads waiting for a retry"),
+        }
         {
-            let mut doc = self.published.status.write().expect("status lock poisoned");
+            let mut doc = self.published.status.write();
             doc.buckets = evidence
                 .iter()
                 .map(|(arn, e)| bucket_entry(arn, e))
                 .collect();
         }
-        self.latest.lock().expect("latest lock poisoned").evidence = Some(evidence);
-        if hits.iter().any(|h| h.recollect) {
-            self.refresh().await;
-        }
-        self.publish_hits(&hits);
-        self.evaluate_and_publish();
-        self.record_run(BUCKET, started, errors);
+        self.latest.lock().evidence = Some(evidence);
+        self.evaluate_and_publish().await;
+        (errors, found)
     }
 
     fn publish_pass(&self, trail: &str, pass: &TrailPass) {
         let m = &self.published.metrics;
-        let (min_days, tolerance) = self.coverage_params();
-        let now = Utc::now();
-        for r in &pass.evidence.regions {
+        for r in pass
+            .evidence
+            .regions
+            .iter()
+            .filter(|r| r.validated_until.is_some())
+        {
+            // Every kind at 0 from the first validation on, so increase() sees the first.
+            for kind in Kind::ALL {
+                let labels = [r.account.as_str(), r.region.as_str(), trail, kind.as_str()];
+                m.digest_failures.with_label_values(&labels);
+                m.note("digest_failures", &labels);
+            }
             let labels = [r.account.as_str(), r.region.as_str(), trail];
-            if let Some(t) = r.coverage.newest_delivery() {
-                m.latest_log
-                    .with_label_values(&labels)
-                    .set(t.timestamp() as f64);
-            }
-            if let Some(t) = r.coverage.oldest {
-                m.oldest_log
-                    .with_label_values(&labels)
-                    .set(t.timestamp() as f64);
-            }
-            let g = gaps(&r.coverage, now, min_days, tolerance, r.origin);
-            m.coverage_gap
-                .with_label_values(&labels)
-                .set(g.longest().num_seconds() as f64);
-            if r.validated_until.is_some() {
-                // Every kind at 0 from the first validation on, so increase() sees the first.
-                for kind in Kind::ALL {
-                    m.digest_failures.with_label_values(&[
-                        &r.account,
-                        &r.region,
-                        trail,
-                        kind.as_str(),
-                    ]);
-                }
-                m.logs_validated.with_label_values(&labels);
-            }
+            m.logs_validated.with_label_values(&labels);
+            m.note("logs_validated", &labels);
         }
         for ((account, region), n) in &pass.logs_validated {
             m.logs_validated
                 .with_label_values(&[account, region, trail])
                 .inc_by(*n);
+            m.note("logs_validated", &[account, region, trail]);
         }
         for (account, region, item) in &pass.new_items {
             if let Some(kind) = item.class.failure() {
-                m.digest_failures
-                    .with_label_values(&[account, region, trail, kind.as_str()])
-                    .inc();
+                let labels = [account.as_str(), region.as_str(), trail, kind.as_str()];
+                m.digest_failures.with_label_values(&labels).inc();
+                m.note("digest_failures", &labels);
             }
         }
         for ((account, region), n) in &pass.records {
@@ -126,16 +140,67 @@ impl Watch {
                 .with_label_values(&[account, region])
                 .inc_by(*n);
         }
+        for ((account, region), n) in &pass.missed {
+            m.log_files_missed
+                .with_label_values(&[account, region])
+                .inc_by(*n);
+        }
+        for (kind, reason) in &pass.read_failures {
+            m.object_read_failures
+                .with_label_values(&[kind, reason])
+                .inc();
+        }
+        m.event_claims
+            .with_label_values(&["bucket"])
+            .inc_by(pass.claims);
         m.log_records_unparseable.inc_by(pass.unreadable_records);
+    }
+
+    /// The per-region gauges of every trail's bucket, replaced as a whole: a region whose
+    /// log folder could not be read, or a trail that is gone, has no series (its policies
+    /// say why); counters of a trail that is gone go too.
+    fn publish_bucket_series(
+        &self,
+        evidence: &BTreeMap<String, crate::posture::Fetched<TrailEvidence>>,
+        states: &[TrailState],
+        trails: &BTreeSet<String>,
+    ) {
+        let m = &self.published.metrics;
+        let (min_days, tolerance) = self.coverage_params();
+        let now = Utc::now();
+        let (mut latest, mut oldest, mut gap) = (Vec::new(), Vec::new(), Vec::new());
+        for state in states {
+            let Some(Ok(e)) = evidence.get(&state.trail.arn) else {
+                continue;
+            };
+            for r in e.regions.iter().filter(|r| r.log_error.is_none()) {
+                let labels = vec![
+                    r.account.clone(),
+                    r.region.clone(),
+                    state.trail.name.clone(),
+                ];
+                if let Some(t) = r.coverage.newest_delivery() {
+                    latest.push((labels.clone(), t.timestamp() as f64));
+                }
+                if let Some(t) = r.coverage.oldest {
+                    oldest.push((labels.clone(), t.timestamp() as f64));
+                }
+                let began = e.created.or(r.origin);
+                let g = gaps(&r.coverage, now, min_days, tolerance, began);
+                gap.push((labels, g.longest().num_seconds() as f64));
+            }
+        }
+        m.replace("latest_log", &m.latest_log, latest, |g, v| g.set(v));
+        m.replace("oldest_log", &m.oldest_log, oldest, |g, v| g.set(v));
+        m.replace("coverage_gap", &m.coverage_gap, gap, |g, v| g.set(v));
+        let kept = |labels: &[String]| labels.get(2).is_some_and(|t| trails.contains(t));
+        m.forget("digest_failures", &m.digest_failures, &kept);
+        m.forget("logs_validated", &m.logs_validated, &kept);
     }
 
     /// The coverage policy's window and tolerance (the defaults without one).
     fn coverage_params(&self) -> (i64, Duration) {
-        let (days, tolerance) = self
-            .policies
-            .read()
-            .expect("policies lock poisoned")
-            .coverage_params();
+        let (days, tolerance) = self.policies.read().coverage_params();
         (
             days as i64,
             Duration::from_std(tolerance).unwrap_or(Duration::hours(6)),
@@ -153,6 +218,7 @@ fn bucket_entry(
         Ok(ev) => serde_json::json!({
             "trail": arn,
             "digests_seen": ev.digests_seen,
+            "created": ev.created,
             "regions": ev.regions.iter().map(|r| serde_json::json!({
                 "account": r.account,
                 "region": r.region,
@@ -162,7 +228,10 @@ fn bucket_entry(
                 "holes": r.coverage.holes.iter().map(|(a, b)| serde_json::json!({"start": a, "end": b})).collect::<Vec<_>>(),
                 "chain_origin": r.origin,
                 "validated_until": r.validated_until,
+                "log_error": r.log_error,
+                "digest_error": r.digest_error,
             })).collect::<Vec<_>>(),
+            "unread": ev.unread,
             "integrity": ev.verdicts.iter().take(100).collect::<Vec<_>>(),
         }),
     }

@@ -1,26 +1,34 @@
 //! The pollers and what they share: each run collects, stores the result as the latest, then
 //! evaluates every policy over the latest of everything and publishes the findings.
 //!
-//! A poller never overlaps itself: a tick that finds the previous run still going is skipped
-//! and counted. One poller's failures never stop another. The event history poller lives in
-//! `events.rs`.
+//! Every poller runs through one runner (`runner.rs`): never overlapping itself, a panic
+//! counted as a failed run, one poller's failures never stopping another. The event history
+//! poller lives in `events.rs`, the bucket poller in `bucket_poller.rs` (one pass:
+//! `bucket/`), and the publication of detections in `detections.rs`.
 
 pub mod bucket;
 mod bucket_poller;
+mod detections;
 mod events;
+mod runner;
 
-use crate::collect::{self, TrailsResult, aws::Aws, aws::reason_class};
+pub use detections::status_events;
+
+use crate::collect::objects::ReadLimits;
+use crate::collect::{self, TrailsResult, aws::Aws};
 use crate::config::{DetectionSet, EventHistorySettings, PolicySet};
-use crate::evaluate::{self, Finding};
+use crate::evaluate::{self, Finding, Status};
 use crate::posture::{Fetched, Posture, Snapshot, Trail, Unavailable};
+use crate::publish::health::Progress;
 use crate::publish::http::Published;
-use crate::publish::status::{self, PollerEntry};
-use crate::state::StateStore;
+use crate::publish::status;
+use crate::state::Store;
 use chrono::Utc;
-use std::collections::BTreeMap;
+use parking_lot::{Mutex, RwLock};
+use runner::{Overlap, Poller};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
 pub const TRAILS: &str = "trails";
 pub const POSTURE: &str = "posture";
@@ -34,119 +42,144 @@ struct Latest {
     evidence: Option<BTreeMap<String, Fetched<crate::posture::TrailEvidence>>>,
 }
 
+/// The four pollers.
+struct Pollers {
+    trails: Poller,
+    posture: Poller,
+    events: Poller,
+    bucket: Poller,
+    /// Whether event history is polled (there are detections).
+    with_events: bool,
+}
+
+impl Pollers {
+    fn iter(&self) -> impl Iterator<Item = &Poller> {
+        [&self.trails, &self.posture, &self.events, &self.bucket]
+            .into_iter()
+            .filter(|p| p.name != EVENTS || self.with_events)
+    }
+}
+
 pub struct Watch {
     aws: Aws,
     regions: Vec<String>,
     policies: RwLock<Arc<PolicySet>>,
-    store: StateStore,
+    store: Store,
     published: Arc<Published>,
     latest: Mutex<Latest>,
     /// Held from snapshot to publication, so an older snapshot never publishes last.
-    publishing: Mutex<()>,
-    pollers: Mutex<BTreeMap<&'static str, PollerEntry>>,
-    trails_running: tokio::sync::Mutex<()>,
-    posture_running: tokio::sync::Mutex<()>,
-    bucket_running: tokio::sync::Mutex<()>,
+    publishing: tokio::sync::Mutex<()>,
+    pollers: Pollers,
     bucket_settings: crate::config::BucketSettings,
+    read_limits: ReadLimits,
     events: events::EventWatch,
+    /// The status each finding was last logged with: a finding is logged when it changes.
+    logged: Mutex<HashMap<(String, String), Status>>,
+}
+
+/// What the daemon builds a [`Watch`] from.
+pub struct Setup {
+    pub aws: Aws,
+    pub regions: Vec<String>,
+    pub policies: PolicySet,
+    pub detections: DetectionSet,
+    pub event_history: EventHistorySettings,
+    pub bucket: crate::config::BucketSettings,
+    /// Bodies that stall this long are given up (the SDK's own timeout ends at the headers).
+    pub body_timeout: std::time::Duration,
+    pub store: Store,
 }
 
 impl Watch {
-    pub fn new(
-        aws: Aws,
-        regions: Vec<String>,
-        policies: PolicySet,
-        (detections, settings): (DetectionSet, EventHistorySettings),
-        bucket_settings: crate::config::BucketSettings,
-        store: StateStore,
-        published: Arc<Published>,
-    ) -> Watch {
-        let mut names = vec![TRAILS, POSTURE, BUCKET];
-        if !detections.detections.is_empty() {
-            names.push(EVENTS);
-        }
-        let pollers = names
-            .into_iter()
-            .map(|name| (name, PollerEntry::new(name)))
-            .collect();
+    /// The pollers' progress, for `/healthz`.
+    pub fn progress(&self) -> Vec<Arc<Progress>> {
+        self.pollers.iter().map(|p| p.progress.clone()).collect()
+    }
+
+    pub fn new(setup: Setup, published: Arc<Published>) -> Watch {
+        let with_events = !setup.detections.detections.is_empty();
+        let b = &setup.bucket;
+        let read_limits = ReadLimits::new(b.max_object_size.0, b.read_memory.0, setup.body_timeout);
         Watch {
-            aws,
-            regions,
-            policies: RwLock::new(Arc::new(policies)),
-            store,
+            aws: setup.aws,
+            regions: setup.regions,
+            policies: RwLock::new(Arc::new(setup.policies)),
+            store: setup.store,
             published,
             latest: Mutex::new(Latest::default()),
-            publishing: Mutex::new(()),
-            pollers: Mutex::new(pollers),
-            trails_running: tokio::sync::Mutex::new(()),
-            posture_running: tokio::sync::Mutex::new(()),
-            bucket_running: tokio::sync::Mutex::new(()),
-            bucket_settings,
-            events: events::EventWatch::new(detections, settings),
+            publishing: tokio::sync::Mutex::new(()),
+            pollers: Pollers {
+                trails: Poller::new(TRAILS),
+                posture: Poller::new(POSTURE),
+                events: Poller::new(EVENTS),
+                bucket: Poller::new(BUCKET),
+                with_events,
+            },
+            read_limits,
+            bucket_settings: setup.bucket,
+            events: events::EventWatch::new(setup.detections, setup.event_history),
+            logged: Mutex::new(HashMap::new()),
         }
-        .with_stored_detections()
     }
 
     /// Swaps in new policies (config reload) and re-evaluates at once.
-    pub fn set_policies(&self, policies: PolicySet) {
-        *self.policies.write().expect("policies lock poisoned") = Arc::new(policies);
-        self.evaluate_and_publish();
+    pub async fn set_policies(&self, policies: PolicySet) {
+        *self.policies.write() = Arc::new(policies);
+        self.evaluate_and_publish().await;
     }
 
-    /// Trails, status, selectors. Returns whether a bucket or key is new to the posture
-    /// poller (so the caller can run it now instead of at its next tick).
-    pub async fn poll_trails(&self) -> bool {
-        let Ok(_running) = self.trails_running.try_lock() else {
-            self.skipped(TRAILS);
-            return false;
-        };
-        self.run_trails().await
-    }
-
-    /// Trails, then posture, now: after a tamper event. Waits for runs in progress instead of
-    /// skipping, since they may have started before the change.
-    pub async fn refresh(&self) {
-        {
-            let _running = self.trails_running.lock().await;
-            self.run_trails().await;
+    /// Trails, status, selectors; then, when a bucket or key is new to the posture poller,
+    /// the posture at once instead of at its next tick.
+    pub async fn poll_trails(&self) {
+        let mut unseen = false;
+        self.execute(&self.pollers.trails, Overlap::Skip, async {
+            let (errors, u) = self.run_trails().await;
+            unseen = u;
+            errors
+        })
+        .await;
+        if unseen {
+            self.poll_posture().await;
         }
-        let _running = self.posture_running.lock().await;
-        self.run_posture().await;
     }
 
-    async fn run_trails(&self) -> bool {
-        let started = Instant::now();
+    /// Trails, then posture, now: after a tamper event.
+    pub async fn refresh(&self) {
+        self.execute(&self.pollers.trails, Overlap::Wait, async {
+            self.run_trails().await.0
+        })
+        .await;
+        self.execute(&self.pollers.posture, Overlap::Wait, self.run_posture())
+            .await;
+    }
+
+    async fn run_trails(&self) -> (Vec<Unavailable>, bool) {
         let result = collect::collect_trails(&self.aws, &self.regions).await;
         let errors = trails_errors(&result);
         self.published.metrics.publish_trails(&result);
         let unseen = {
-            let mut latest = self.latest.lock().expect("latest lock poisoned");
+            let mut latest = self.latest.lock();
             let unseen = has_unseen_resources(&result, latest.posture.as_ref());
             latest.trails = Some(result);
             unseen
         };
-        self.evaluate_and_publish();
-        self.record_run(TRAILS, started, errors);
-        unseen
+        self.evaluate_and_publish().await;
+        (errors, unseen)
     }
 
     /// Buckets, keys and AWS Config recorders of the trails the last trail poll found.
     pub async fn poll_posture(&self) {
-        let Ok(_running) = self.posture_running.try_lock() else {
-            self.skipped(POSTURE);
-            return;
-        };
-        self.run_posture().await;
+        self.execute(&self.pollers.posture, Overlap::Skip, self.run_posture())
+            .await;
     }
 
-    async fn run_posture(&self) {
-        let started = Instant::now();
+    async fn run_posture(&self) -> Vec<Unavailable> {
         let (account, trails) = {
-            let latest = self.latest.lock().expect("latest lock poisoned");
+            let latest = self.latest.lock();
             let Some(t) = &latest.trails else {
                 // Nothing to look at before the first trail poll; it runs at start.
                 tracing::debug!("posture poll before the first trail poll: skipped");
-                return;
+                return Vec::new();
             };
             (
                 t.account.clone().ok(),
@@ -159,18 +192,18 @@ impl Watch {
         let posture =
             collect::collect_posture(&self.aws, &self.regions, account.as_deref(), &trails).await;
         let errors = posture_errors(&posture);
-        self.latest.lock().expect("latest lock poisoned").posture = Some(posture);
-        self.evaluate_and_publish();
-        self.record_run(POSTURE, started, errors);
+        self.latest.lock().posture = Some(posture);
+        self.evaluate_and_publish().await;
+        errors
     }
 
     /// Evaluates the latest of everything and publishes it. Nothing is published until both
     /// pollers have run once: half a picture would turn bucket and key policies into
     /// `error` and reset their `since`. The first publication makes the daemon ready.
-    fn evaluate_and_publish(&self) {
-        let _publishing = self.publishing.lock().expect("publish lock poisoned");
+    async fn evaluate_and_publish(&self) {
+        let _publishing = self.publishing.lock().await;
         let (snapshot, trail_summaries) = {
-            let latest = self.latest.lock().expect("latest lock poisoned");
+            let latest = self.latest.lock();
             let (Some(trails), Some(posture)) = (&latest.trails, &latest.posture) else {
                 return;
             };
@@ -178,24 +211,25 @@ impl Watch {
             snapshot.evidence = latest.evidence.clone();
             (snapshot, status::trail_summaries(trails))
         };
-        let policies = self
-            .policies
-            .read()
-            .expect("policies lock poisoned")
-            .clone();
+        let policies = self.policies.read().clone();
         let now = Utc::now();
         let findings = evaluate::evaluate(&policies, &snapshot, now);
-        let since = match self.store.record_findings(&findings, now) {
+        let recorded = findings.clone();
+        let since = match self
+            .store
+            .run(move |s| s.record_findings(&recorded, now))
+            .await
+        {
             Ok(since) => Some(since),
             Err(e) => {
                 tracing::error!(error = %e, "cannot record findings in the state store");
                 None
             }
         };
-        log_changes(&findings);
+        self.log_changes(&findings);
         self.published.metrics.publish_findings(&findings);
         {
-            let mut doc = self.published.status.write().expect("status lock poisoned");
+            let mut doc = self.published.status.write();
             doc.evaluated_at = Some(now);
             doc.account = snapshot.account.clone().ok();
             doc.findings = status::finding_entries(&findings, since.as_deref());
@@ -206,79 +240,54 @@ impl Watch {
         }
     }
 
-    fn skipped(&self, poller: &str) {
-        tracing::warn!(poller, "previous run still going; skipping this tick");
-        self.published
-            .metrics
-            .poll_skipped
-            .with_label_values(&[poller])
-            .inc();
-    }
-
-    fn record_run(&self, poller: &'static str, started: Instant, errors: Vec<Unavailable>) {
-        let m = &self.published.metrics;
-        let seconds = started.elapsed().as_secs_f64();
-        let now = Utc::now();
-        m.poll_duration
-            .with_label_values(&[poller])
-            .observe(seconds);
-        for e in &errors {
-            m.poll_errors
-                .with_label_values(&[poller, reason_class(&e.reason)])
-                .inc();
-            tracing::warn!(poller, reason = %e.reason, "AWS call failed");
-        }
-        m.poll_success
-            .with_label_values(&[poller])
-            .set(i64::from(errors.is_empty()));
-        if errors.is_empty() {
-            m.last_poll_success
-                .with_label_values(&[poller])
-                .set(now.timestamp() as f64);
-        }
-        let entries = {
-            let mut pollers = self.pollers.lock().expect("pollers lock poisoned");
-            let entry = pollers
-                .entry(poller)
-                .or_insert_with(|| PollerEntry::new(poller));
-            entry.last_run = Some(now);
-            entry.last_duration_seconds = Some(seconds);
-            match errors.first() {
-                None => entry.last_success = Some(now),
-                Some(e) => {
-                    entry.last_error = Some(e.reason.clone());
-                    entry.last_error_time = Some(now);
-                }
+    /// One line per finding whose status changed (the first evaluation counts as a change
+    /// for findings that do not pass): the log is the audit trail of what the daemon saw,
+    /// without repeating itself at every tick.
+    fn log_changes(&self, findings: &[Finding]) {
+        let mut logged = self.logged.lock();
+        for f in changed_findings(&mut logged, findings) {
+            match f.status {
+                Status::Pass => tracing::info!(
+                    policy = %f.policy, resource = %f.resource, "policy passing: {}", f.message
+                ),
+                Status::Fail => tracing::warn!(
+                    policy = %f.policy, severity = f.severity.as_str(), resource = %f.resource,
+                    "policy failing: {}", f.message
+                ),
+                Status::Error => tracing::warn!(
+                    policy = %f.policy, severity = f.severity.as_str(), resource = %f.resource,
+                    "policy could not be evaluated: {}", f.message
+                ),
+                Status::Pending => tracing::info!(
+                    policy = %f.policy, resource = %f.resource, "policy pending: {}", f.message
+                ),
             }
-            pollers.values().cloned().collect()
-        };
-        self.published
-            .status
-            .write()
-            .expect("status lock poisoned")
-            .pollers = entries;
-        tracing::debug!(poller, seconds, errors = errors.len(), "poll finished");
+        }
     }
 }
 
-/// One line per finding that is not passing, at each evaluation: the log is the audit trail of
-/// what the daemon saw. Passing findings are only logged at debug level.
-fn log_changes(findings: &[Finding]) {
+/// The findings to log: those whose status differs from the one last logged (which
+/// `logged` remembers), and new ones that do not pass. Findings that vanished are forgotten,
+/// so one that comes back is logged again.
+fn changed_findings<'a>(
+    logged: &mut HashMap<(String, String), Status>,
+    findings: &'a [Finding],
+) -> Vec<&'a Finding> {
+    let mut out = Vec::new();
+    let mut seen = HashMap::with_capacity(findings.len());
     for f in findings {
-        match f.status {
-            evaluate::Status::Pass => tracing::debug!(
-                policy = %f.policy, resource = %f.resource, "pass: {}", f.message
-            ),
-            evaluate::Status::Fail => tracing::warn!(
-                policy = %f.policy, severity = f.severity.as_str(), resource = %f.resource,
-                "policy failing: {}", f.message
-            ),
-            evaluate::Status::Error => tracing::warn!(
-                policy = %f.policy, severity = f.severity.as_str(), resource = %f.resource,
-                "policy could not be evaluated: {}", f.message
-            ),
+        let key = (f.policy.clone(), f.resource.clone());
+        let changed = match logged.get(&key) {
+            Some(previous) => *previous != f.status,
+            None => f.status != Status::Pass,
+        };
+        if changed {
+            out.push(f);
         }
+        seen.insert(key, f.status);
     }
+    *logged = seen;
+    out
 }
 
 /// True when the posture poller has never run, or has not seen a bucket or key of these trails.
@@ -358,6 +367,56 @@ impl TrailsResult {
             trail_listing_errors: self.listing_errors.clone(),
             posture,
             evidence: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Severity;
+
+    fn finding(resource: &str, status: Status) -> Finding {
+        Finding {
+            policy: "log-coverage".into(),
+            severity: Severity::High,
+            status,
+            account: "1".into(),
+            region: "us-east-1".into(),
+            resource: resource.into(),
+            resource_name: resource.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_finding_is_logged_when_its_status_changes_not_at_every_tick() {
+        let mut logged = HashMap::new();
+        let ticks: [(&[Finding], &[&str]); 5] = [
+            (
+                &[finding("a", Status::Pending), finding("b", Status::Pass)],
+                &["a"],
+            ),
+            (
+                &[finding("a", Status::Pending), finding("b", Status::Pass)],
+                &[],
+            ),
+            (
+                &[finding("a", Status::Pass), finding("b", Status::Fail)],
+                &["a", "b"],
+            ),
+            (&[finding("a", Status::Pass)], &[]),
+            (
+                &[finding("a", Status::Pass), finding("b", Status::Fail)],
+                &["b"],
+            ),
+        ];
+        for (i, (findings, expected)) in ticks.iter().enumerate() {
+            let got: Vec<&str> = changed_findings(&mut logged, findings)
+                .into_iter()
+                .map(|f| f.resource.as_str())
+                .collect();
+            assert_eq!(got, *expected, "tick {i}");
         }
     }
 }

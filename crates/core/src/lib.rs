@@ -5,6 +5,7 @@
 //! - [`evaluate`]: policies and detections over those values.
 //! - [`record`], [`logfile`]: CloudTrail records and log files.
 //! - [`integrity`]: digest files, key layout, chains, coverage, verdicts.
+//! - [`plan`]: the pollers' stateful rules: cursors, retries, where a chain resumes.
 //!
 //! No AWS SDK, no async runtime, no database, no clock reads (`now` is passed in): the daemon
 //! crate calls AWS and keeps state around these functions. A separate crate so Cargo, not
@@ -14,5 +15,6 @@ pub mod config;
 pub mod evaluate;
 pub mod integrity;
 pub mod logfile;
+pub mod plan;
 pub mod posture;
 pub mod record;

@@ -272,8 +272,17 @@ pub struct TrailEvidence {
     pub verdicts: Vec<crate::integrity::verdict::StoredItem>,
     /// Digests of this trail were found (validation is producing evidence).
     pub digests_seen: bool,
+    /// Objects of the trail's folders that could not be read, each waiting for its retry.
+    pub unread: Vec<UnreadObject>,
+    /// The trail's latest CreateTrail (from event history or its log files): it logged
+    /// nothing before.
+    pub created: Option<DateTime<Utc>>,
+    /// The latest CreateTrail, UpdateTrail or StartLogging: a new digest chain is due within
+    /// the hour after it.
+    pub changed: Option<DateTime<Utc>>,
 }
 
+/// One delivering region of one account folder.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RegionEvidence {
     pub account: String,
@@ -283,6 +292,27 @@ pub struct RegionEvidence {
     pub origin: Option<DateTime<Utc>>,
     /// End of the last digest validated.
     pub validated_until: Option<DateTime<Utc>>,
+    /// The log folder could not be read this pass: its coverage and freshness are unknown.
+    pub log_error: Option<String>,
+    /// The digest folder could not be read this pass, or its chain waits at an object it
+    /// could not read.
+    pub digest_error: Option<String>,
+}
+
+/// An object that could not be read, waiting for its next attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnreadObject {
+    /// `bucket/key`
+    pub object: String,
+    /// `log` (its records wait to be read) or `digest` (a chain waits at it; the object is the
+    /// digest or a log file it lists).
+    pub kind: String,
+    pub account: String,
+    pub region: String,
+    pub reason: String,
+    pub first_failed: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
 }
 
 impl TrailEvidence {

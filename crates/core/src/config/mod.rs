@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use detections::DetectionSet;
 pub use policies::{Check, Policy, PolicySet, Severity};
-pub use yaml::{ConfigError, CronSchedule, HumanDuration};
+pub use yaml::{ByteSize, ConfigError, CronSchedule, HumanDuration};
 
 /// The main configuration file, as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +41,31 @@ pub struct DaemonFile {
     pub event_history: EventHistorySettings,
     #[serde(default)]
     pub bucket: BucketSettings,
+    #[serde(default)]
+    pub health: HealthSettings,
+}
+
+/// When `/healthz` says the daemon is stuck.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// A poller inside one run for this long without progress (no page listed, no object
+    /// read, no region done) makes `/healthz` answer 503, so a supervisor restarts the
+    /// daemon. A slow run that keeps making progress is fine.
+    #[serde(default = "default_stall_after")]
+    pub stall_after: HumanDuration,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            stall_after: default_stall_after(),
+        }
+    }
+}
+
+fn default_stall_after() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(600))
 }
 
 /// How the bucket poller reads the trails' buckets.
@@ -58,6 +83,39 @@ pub struct BucketSettings {
     /// polls in between list only new keys.
     #[serde(default = "default_rescan")]
     pub rescan: HumanDuration,
+    /// Each poll lists again from this far before where the last one ended: log keys carry
+    /// only the minute, so a file written later can sort before keys already read.
+    #[serde(default = "default_look_back")]
+    pub look_back: HumanDuration,
+    /// Log files delivered longer ago than this are never read (event ids are remembered
+    /// this long, so reading them could count an event twice); event history has them.
+    #[serde(default = "default_read_window", deserialize_with = "read_window")]
+    pub read_window: HumanDuration,
+    /// The first retry of a read that failed comes at the next poll, then after this, twice
+    /// as long each time, up to an hour.
+    #[serde(default = "default_retry_backoff")]
+    pub retry_backoff: HumanDuration,
+    /// Largest object read, as stored; a larger one is an `oversized` verdict.
+    #[serde(default = "default_max_object_size")]
+    pub max_object_size: ByteSize,
+    /// Largest log file, uncompressed (it is streamed, never held whole: this bounds time).
+    #[serde(default = "default_max_inflated_size")]
+    pub max_inflated_size: ByteSize,
+    /// Largest digest file, uncompressed (a digest is held whole while its chain is judged).
+    #[serde(default = "default_max_digest_size")]
+    pub max_digest_size: ByteSize,
+    /// Largest single record of a log file; a larger one is skipped and reported.
+    #[serde(default = "default_max_record_size")]
+    pub max_record_size: ByteSize,
+    /// Records read per log file; past it the file is reported.
+    #[serde(default = "default_max_records")]
+    pub max_records: u64,
+    /// Object bodies held in memory at once, all reads together: reads wait for room.
+    #[serde(default = "default_read_memory")]
+    pub read_memory: ByteSize,
+    /// Digests validated per chain and poll; the rest come at the next poll.
+    #[serde(default = "default_max_digests_per_poll")]
+    pub max_digests_per_poll: usize,
 }
 
 impl Default for BucketSettings {
@@ -66,6 +124,16 @@ impl Default for BucketSettings {
             initial_window: default_initial_window(),
             concurrency: default_concurrency(),
             rescan: default_rescan(),
+            look_back: default_look_back(),
+            read_window: default_read_window(),
+            retry_backoff: default_retry_backoff(),
+            max_object_size: default_max_object_size(),
+            max_inflated_size: default_max_inflated_size(),
+            max_digest_size: default_max_digest_size(),
+            max_record_size: default_max_record_size(),
+            max_records: default_max_records(),
+            read_memory: default_read_memory(),
+            max_digests_per_poll: default_max_digests_per_poll(),
         }
     }
 }
@@ -73,6 +141,89 @@ impl Default for BucketSettings {
 fn default_concurrency() -> usize {
     8
 }
+fn default_look_back() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
+}
+fn default_read_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3 * 86_400))
+}
+fn default_retry_backoff() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+fn default_max_object_size() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_max_inflated_size() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_max_digest_size() -> ByteSize {
+    ByteSize(16 << 20)
+}
+fn default_max_record_size() -> ByteSize {
+    ByteSize(4 << 20)
+}
+fn default_max_records() -> u64 {
+    2_000_000
+}
+fn default_read_memory() -> ByteSize {
+    ByteSize(128 << 20)
+}
+fn default_max_digests_per_poll() -> usize {
+    200
+}
+
+/// The read window reaches at least as far back as the first poll's window: otherwise the
+/// first poll would list files it may not read.
+fn read_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    let w = HumanDuration::deserialize(d)?;
+    if w.0 < std::time::Duration::from_secs(3600) {
+        return Err(serde::de::Error::custom(
+            "read_window is at least 1h: a log file may arrive that late",
+        ));
+    }
+    Ok(w)
+}
+
+impl BucketSettings {
+    /// Checks between fields.
+    pub fn check(&self) -> Result<(), String> {
+        if self.read_window.0 < self.initial_window.0 {
+            return Err(format!(
+                "bucket.read_window ({}) must be at least bucket.initial_window ({})",
+                humantime::format_duration(self.read_window.0),
+                humantime::format_duration(self.initial_window.0)
+            ));
+        }
+        for (name, size) in [
+            ("max_object_size", self.max_object_size),
+            ("max_digest_size", self.max_digest_size),
+        ] {
+            if size.0 > self.read_memory.0 {
+                return Err(format!(
+                    "bucket.{name} ({} bytes) must not exceed bucket.read_memory ({} bytes): such an object could never be read",
+                    size.0, self.read_memory.0
+                ));
+            }
+        }
+        if self.concurrency == 0 || self.max_digests_per_poll == 0 || self.max_records == 0 {
+            return Err(
+                "bucket.concurrency, max_digests_per_poll and max_records must be at least 1"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// What reading one log file may cost.
+    pub fn log_limits(&self) -> crate::logfile::Limits {
+        crate::logfile::Limits {
+            max_inflated: self.max_inflated_size.0,
+            max_record: usize::try_from(self.max_record_size.0).unwrap_or(usize::MAX),
+            max_records: self.max_records,
+        }
+    }
+}
+
 fn default_rescan() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(6 * 3600))
 }
@@ -313,6 +464,14 @@ impl Config {
     /// `file:line:column`; the first problem of a file stops its parsing.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let daemon: DaemonFile = yaml::load_file(path).map_err(|e| vec![e])?;
+        daemon.bucket.check().map_err(|message| {
+            vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                message,
+            }]
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let policies_path = base.join(&daemon.policies);
         let state_dir = base.join(&daemon.state_dir);
@@ -354,6 +513,38 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_settings_that_contradict_each_other_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "p.yaml",
+            "policies:\n  - id: logging\n    check: trail_logging\n    severity: critical\n",
+        );
+        for (bucket, says) in [
+            ("read_window: 2h\n  initial_window: 1d", "read_window"),
+            (
+                "max_object_size: 1GiB\n  read_memory: 64MiB",
+                "max_object_size",
+            ),
+            ("max_record_size: 12XB", "invalid size"),
+            ("concurrency: 0", "at least 1"),
+        ] {
+            let main = write(
+                dir.path(),
+                "t.yaml",
+                &format!("policies: p.yaml\nbucket:\n  {bucket}\n"),
+            );
+            let errors = Config::load(&main).unwrap_err();
+            assert!(
+                errors[0].to_string().contains(says),
+                "{bucket}: {}",
+                errors[0]
+            );
+            assert!(errors[0].to_string().contains("t.yaml"), "{}", errors[0]);
+        }
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

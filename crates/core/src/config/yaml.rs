@@ -109,6 +109,38 @@ impl ParseScalar for HumanDuration {
 }
 scalar_deserialize!(HumanDuration);
 
+/// A size written like `512KiB`, `64MiB`, `1GiB` (or plain bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ParseScalar for ByteSize {
+    const EXPECTING: &'static str = "a size such as 512KiB, 64MiB or 1GiB";
+    fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let shift = match unit.trim() {
+            "" | "B" => 0,
+            "KiB" => 10,
+            "MiB" => 20,
+            "GiB" => 30,
+            other => {
+                return Err(format!(
+                    "invalid size {text:?}: unit {other:?} is not B, KiB, MiB or GiB"
+                ));
+            }
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}: expected a whole number and a unit"))?;
+        n.checked_shl(shift)
+            .filter(|v| v >> shift == n && *v > 0)
+            .map(ByteSize)
+            .ok_or_else(|| format!("invalid size {text:?}: must be above 0 and below 16 EiB"))
+    }
+}
+scalar_deserialize!(ByteSize);
+
 /// A cron expression with seconds, checked with the same parser the scheduler uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronSchedule(pub String);
@@ -188,6 +220,26 @@ pub fn deserialize_bounded<'de, D: Deserializer<'de>>(
         }
     }
     d.deserialize_u64(Bounded { what, min, max })
+}
+
+#[cfg(test)]
+mod byte_size_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_binary_units() {
+        for (text, bytes) in [
+            ("512KiB", 512 << 10),
+            ("64MiB", 64 << 20),
+            ("1GiB", 1 << 30),
+            ("10", 10),
+        ] {
+            assert_eq!(ByteSize::parse(text).unwrap().0, bytes, "{text}");
+        }
+        for bad in ["", "0MiB", "64MB", "1.5GiB", "-1", "99999999999GiB"] {
+            assert!(ByteSize::parse(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,34 +2,54 @@
 //! `min_days` (or to the trail's first chain when younger) with no hole longer than the
 //! tolerance. Event history forgets after 90 days; this says the bucket still has it.
 
-use super::delivery::{expected_regions, humanize};
-use super::{CheckResult, Verdict};
+use super::CheckResult;
+use super::delivery::{FIRST_DELIVERY, expected_regions, humanize, started_logging};
+use super::regions::RegionResults;
 use crate::integrity::coverage::gaps;
-use crate::posture::{Trail, TrailEvidence};
+use crate::posture::{Trail, TrailEvidence, TrailStatus};
 use chrono::{DateTime, Duration, Utc};
+
+/// When the trail began: its CreateTrail when known, else the start of its oldest chain when
+/// that is a starting digest. Nothing can be missing from before it.
+fn began(evidence: &TrailEvidence, origin: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    evidence.created.or(origin)
+}
 
 pub fn log_coverage(
     trail: &Trail,
+    status: Option<&TrailStatus>,
     evidence: &TrailEvidence,
     monitored: &[String],
     min_days: u64,
     tolerance: Duration,
     now: DateTime<Utc>,
 ) -> CheckResult {
-    let mut problems = Vec::new();
-    let mut fine = Vec::new();
+    let started = started_logging(status);
+    let mut results = RegionResults::default();
     for region in expected_regions(trail, monitored) {
         let r = evidence.region(&trail.account, &region);
+        if let Some(e) = r.and_then(|r| r.log_error.as_deref()) {
+            results.unknown.push(format!("{region}: {e}"));
+            continue;
+        }
         let coverage = r.map(|r| r.coverage.clone()).unwrap_or_default();
+        let young = started.is_some_and(|s| now - s < FIRST_DELIVERY);
+        if coverage.oldest.is_none() && young {
+            results.pending.push(format!(
+                "{region}: logging started {} ago; no log file is due yet",
+                humanize(now - started.unwrap_or(now))
+            ));
+            continue;
+        }
         let g = gaps(
             &coverage,
             now,
             min_days as i64,
             tolerance,
-            r.and_then(|r| r.origin),
+            began(evidence, r.and_then(|r| r.origin)),
         );
         if g.uncovered.is_empty() {
-            fine.push(format!(
+            results.passed.push(format!(
                 "{region} since {}",
                 coverage
                     .oldest
@@ -49,20 +69,113 @@ pub fn log_coverage(
                 )
             })
             .collect();
-        problems.push(format!(
+        results.failed.push(format!(
             "{region}: oldest log {}, must reach back to {}; uncovered: {}",
             coverage.oldest.map_or("none".into(), |t| t.to_rfc3339()),
             g.required_from.to_rfc3339(),
             holes.join(", ")
         ));
     }
-    Ok(if problems.is_empty() {
-        Verdict::pass(format!(
-            "log files cover the last {min_days} days with no hole over {}: {}",
-            humanize(tolerance),
-            fine.join(", ")
-        ))
-    } else {
-        Verdict::fail(problems.join("; "))
-    })
+    results.conclude(
+        "log files do not cover the window",
+        &format!(
+            "log files cover the last {min_days} days with no hole over {}",
+            humanize(tolerance)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::posture::RegionEvidence;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_young_trail_a_created_trail_a_failed_region_and_a_hole() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let trail = Trail {
+            account: "1".into(),
+            home_region: "us-east-1".into(),
+            ..Default::default()
+        };
+        let status = |ago: Duration| TrailStatus {
+            is_logging: true,
+            start_logging_time: Some(now - ago),
+            ..Default::default()
+        };
+        let region = |from: DateTime<Utc>| {
+            let mut r = RegionEvidence {
+                account: "1".into(),
+                region: "us-east-1".into(),
+                ..Default::default()
+            };
+            let mut t = from;
+            while t <= now {
+                r.coverage.add(t, Duration::hours(1));
+                t += Duration::minutes(5);
+            }
+            r
+        };
+        let with = |r: Option<RegionEvidence>, created: Option<DateTime<Utc>>| TrailEvidence {
+            regions: r.into_iter().collect(),
+            created,
+            ..Default::default()
+        };
+        let mut failed = region(now - Duration::days(100));
+        failed.log_error = Some("ListObjectsV2: SlowDown".into());
+        let cases = [
+            (
+                "a hundred days of logs",
+                with(Some(region(now - Duration::days(100))), None),
+                status(Duration::days(100)),
+                "pass",
+            ),
+            (
+                "created a minute ago, nothing yet",
+                with(None, Some(now - Duration::minutes(1))),
+                status(Duration::minutes(1)),
+                "pending",
+            ),
+            (
+                "created a day ago: counted from then",
+                with(
+                    Some(region(now - Duration::days(1) + Duration::minutes(5))),
+                    Some(now - Duration::days(1)),
+                ),
+                status(Duration::days(1)),
+                "pass",
+            ),
+            (
+                "a day of logs and no proof the trail is young",
+                with(Some(region(now - Duration::days(1))), None),
+                status(Duration::days(1)),
+                "fail",
+            ),
+            (
+                "a region that could not be listed",
+                with(Some(failed), None),
+                status(Duration::days(100)),
+                "error",
+            ),
+        ];
+        for (name, evidence, status, expected) in cases {
+            let got = log_coverage(
+                &trail,
+                Some(&status),
+                &evidence,
+                &["us-east-1".to_string()],
+                90,
+                Duration::hours(6),
+                now,
+            );
+            let outcome = match &got {
+                Err(_) => "error",
+                Ok(v) if v.passed => "pass",
+                Ok(v) if v.pending => "pending",
+                Ok(_) => "fail",
+            };
+            assert_eq!(outcome, expected, "{name}: {got:?}");
+        }
+    }
 }

@@ -2,8 +2,9 @@
 //! can say `IsLogging: true` while nothing arrives (a bucket policy that denies CloudTrail,
 //! a disabled KMS key): the bucket is the evidence.
 
-use super::{CheckResult, Verdict};
-use crate::posture::{Trail, TrailEvidence};
+use super::CheckResult;
+use super::regions::RegionResults;
+use crate::posture::{Trail, TrailEvidence, TrailStatus};
 use chrono::{DateTime, Duration, Utc};
 
 /// The regions whose log folders a trail must fill: every monitored region for a
@@ -16,42 +17,62 @@ pub fn expected_regions(trail: &Trail, monitored: &[String]) -> Vec<String> {
     }
 }
 
+/// A trail that started logging less than this ago may have delivered nothing yet:
+/// CloudTrail delivers within about 5 minutes, 15 at worst.
+pub const FIRST_DELIVERY: Duration = Duration::minutes(15);
+
+/// When the trail last started logging, if GetTrailStatus said so.
+pub fn started_logging(status: Option<&TrailStatus>) -> Option<DateTime<Utc>> {
+    status.and_then(|s| s.start_logging_time)
+}
+
 pub fn delivery_freshness(
     trail: &Trail,
+    status: Option<&TrailStatus>,
     evidence: &TrailEvidence,
     monitored: &[String],
     max_age: Duration,
     now: DateTime<Utc>,
 ) -> CheckResult {
-    let mut stale = Vec::new();
-    let mut newest_all = Vec::new();
+    let started = started_logging(status);
+    let mut results = RegionResults::default();
     for region in expected_regions(trail, monitored) {
-        match evidence
-            .region(&trail.account, &region)
-            .and_then(|r| r.coverage.newest_delivery())
-        {
-            None => stale.push(format!("{region}: no log file in the bucket")),
-            Some(t) if now - t > max_age => stale.push(format!(
+        let r = evidence.region(&trail.account, &region);
+        if let Some(e) = r.and_then(|r| r.log_error.as_deref()) {
+            results.unknown.push(format!("{region}: {e}"));
+            continue;
+        }
+        let newest = r.and_then(|r| r.coverage.newest_delivery());
+        // Nothing delivered since logging (re)started, and the first delivery is not due yet.
+        // A minute of slack: keys carry the minute, S3 write times the second.
+        let awaiting_first = started.is_some_and(|s| {
+            now - s < max_age.max(FIRST_DELIVERY)
+                && newest.is_none_or(|n| n + Duration::minutes(1) < s)
+        });
+        match newest {
+            Some(t) if now - t <= max_age => {
+                results
+                    .passed
+                    .push(format!("{region} {}", humanize(now - t)));
+            }
+            _ if awaiting_first => results.pending.push(format!(
+                "{region}: logging started {} ago; its first log file is not due yet",
+                humanize(now - started.unwrap_or(now))
+            )),
+            None => results
+                .failed
+                .push(format!("{region}: no log file in the bucket")),
+            Some(t) => results.failed.push(format!(
                 "{region}: newest log file delivered {} ago ({})",
                 humanize(now - t),
                 t.to_rfc3339()
             )),
-            Some(t) => newest_all.push(format!("{region} {}", humanize(now - t))),
         }
     }
-    Ok(if stale.is_empty() {
-        Verdict::pass(format!(
-            "log files delivered within {}: {}",
-            humanize(max_age),
-            newest_all.join(", ")
-        ))
-    } else {
-        Verdict::fail(format!(
-            "no log file delivered within {}: {}",
-            humanize(max_age),
-            stale.join("; ")
-        ))
-    })
+    results.conclude(
+        &format!("no log file delivered within {}", humanize(max_age)),
+        &format!("log files delivered within {}", humanize(max_age)),
+    )
 }
 
 pub fn humanize(d: Duration) -> String {
@@ -83,34 +104,110 @@ mod tests {
         }
     }
 
-    #[test]
-    fn stale_and_missing_regions_fail() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
-        let trail = Trail {
+    fn trail() -> Trail {
+        Trail {
             account: "1".into(),
             home_region: "us-east-1".into(),
             is_multi_region_trail: true,
             ..Default::default()
-        };
-        let regions = ["us-east-1".to_string()];
-        let fresh = evidence(Some(now - Duration::minutes(5)));
-        let v = delivery_freshness(&trail, &fresh, &regions, Duration::minutes(30), now).unwrap();
-        assert!(v.passed, "{}", v.message);
-        let old = evidence(Some(now - Duration::hours(3)));
-        let v = delivery_freshness(&trail, &old, &regions, Duration::minutes(30), now).unwrap();
-        assert!(!v.passed);
-        assert!(
-            v.message
-                .contains("us-east-1: newest log file delivered 3h ago"),
-            "{}",
-            v.message
-        );
+        }
+    }
+
+    fn status(started: DateTime<Utc>) -> TrailStatus {
+        TrailStatus {
+            is_logging: true,
+            start_logging_time: Some(started),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stale_missing_failed_and_young_regions() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let east = ["us-east-1".to_string()];
         let both = ["us-east-1".to_string(), "eu-west-1".to_string()];
-        let v = delivery_freshness(&trail, &fresh, &both, Duration::minutes(30), now).unwrap();
-        assert!(
-            v.message.contains("eu-west-1: no log file"),
-            "{}",
-            v.message
+        let old = status(now - Duration::days(30));
+        let fresh = evidence(Some(now - Duration::minutes(5)));
+        let stale = evidence(Some(now - Duration::hours(3)));
+        let mut failed = fresh.clone();
+        failed.regions[0].log_error = Some("ListObjectsV2: AccessDenied".into());
+        /// name, evidence, monitored regions, status, expected outcome, words of its message
+        type Case<'a> = (
+            &'a str,
+            &'a TrailEvidence,
+            &'a [String],
+            TrailStatus,
+            &'a str,
+            &'a str,
         );
+        let cases: [Case; 7] = [
+            ("fresh", &fresh, &east, old.clone(), "pass", "us-east-1 5m"),
+            (
+                "stale",
+                &stale,
+                &east,
+                old.clone(),
+                "fail",
+                "us-east-1: newest log file delivered 3h ago",
+            ),
+            (
+                "a region with no log file",
+                &fresh,
+                &both,
+                old.clone(),
+                "fail",
+                "eu-west-1: no log file",
+            ),
+            (
+                "a region that could not be listed",
+                &failed,
+                &east,
+                old.clone(),
+                "error",
+                "AccessDenied",
+            ),
+            (
+                "a trail that started logging a minute ago",
+                &evidence(None),
+                &east,
+                status(now - Duration::minutes(1)),
+                "pending",
+                "not due yet",
+            ),
+            (
+                "restarted a minute ago after a long stop",
+                &stale,
+                &east,
+                status(now - Duration::minutes(1)),
+                "pending",
+                "not due yet",
+            ),
+            (
+                "started an hour ago and still nothing",
+                &evidence(None),
+                &east,
+                status(now - Duration::hours(1)),
+                "fail",
+                "no log file",
+            ),
+        ];
+        for (name, evidence, regions, status, expected, message) in cases {
+            let got = delivery_freshness(
+                &trail(),
+                Some(&status),
+                evidence,
+                regions,
+                Duration::minutes(30),
+                now,
+            );
+            let (outcome, text) = match got {
+                Err(e) => ("error", e.reason),
+                Ok(v) if v.passed => ("pass", v.message),
+                Ok(v) if v.pending => ("pending", v.message),
+                Ok(v) => ("fail", v.message),
+            };
+            assert_eq!(outcome, expected, "{name}: {text}");
+            assert!(text.contains(message), "{name}: {text}");
+        }
     }
 }

@@ -11,16 +11,20 @@ pub enum Status {
     Fail,
     /// The policy could not be evaluated; the message says why.
     Error,
+    /// The resource is too young to have the evidence yet (a trail before its first
+    /// expected delivery or digest): neither a pass nor a failure, and not an error either.
+    Pending,
 }
 
 impl Status {
-    pub const ALL: [Status; 3] = [Status::Pass, Status::Fail, Status::Error];
+    pub const ALL: [Status; 4] = [Status::Pass, Status::Fail, Status::Error, Status::Pending];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
             Status::Fail => "fail",
             Status::Error => "error",
+            Status::Pending => "pending",
         }
     }
 }
@@ -43,6 +47,8 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub passed: bool,
+    /// Not passed and not failed: the evidence is not due yet.
+    pub pending: bool,
     pub message: String,
 }
 
@@ -50,6 +56,7 @@ impl Verdict {
     pub fn pass(message: impl Into<String>) -> Self {
         Verdict {
             passed: true,
+            pending: false,
             message: message.into(),
         }
     }
@@ -57,6 +64,15 @@ impl Verdict {
     pub fn fail(message: impl Into<String>) -> Self {
         Verdict {
             passed: false,
+            pending: false,
+            message: message.into(),
+        }
+    }
+
+    pub fn pending(message: impl Into<String>) -> Self {
+        Verdict {
+            passed: false,
+            pending: true,
             message: message.into(),
         }
     }

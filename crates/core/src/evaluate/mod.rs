@@ -10,11 +10,13 @@ pub mod detection;
 pub mod document;
 pub mod finding;
 pub mod integrity;
+pub mod log_records;
 pub mod logging;
 pub mod management_events;
 pub mod optional;
 pub mod public_bucket;
 pub mod record_facts;
+pub mod regions;
 pub mod retention;
 pub mod sse_kms;
 #[cfg(test)]
@@ -144,6 +146,7 @@ fn check_trail(
             let evidence = snapshot.evidence_of(trail)?;
             delivery::delivery_freshness(
                 trail,
+                state.status.as_ref().ok(),
                 evidence,
                 &snapshot.regions,
                 duration(*max_age),
@@ -157,6 +160,7 @@ fn check_trail(
             let evidence = snapshot.evidence_of(trail)?;
             coverage::log_coverage(
                 trail,
+                state.status.as_ref().ok(),
                 evidence,
                 &snapshot.regions,
                 *min_days,
@@ -219,6 +223,7 @@ fn finding(
 ) -> Finding {
     let (status, message) = match result {
         Ok(v) if v.passed => (Status::Pass, v.message),
+        Ok(v) if v.pending => (Status::Pending, v.message),
         Ok(v) => (Status::Fail, v.message),
         Err(e) => (Status::Error, e.reason),
     };

@@ -129,7 +129,7 @@ pub fn healthy_bucket() -> crate::posture::TrailEvidence {
     region.validated_until = Some(now - chrono::Duration::minutes(30));
     crate::posture::TrailEvidence {
         regions: vec![region],
-        verdicts: Vec::new(),
         digests_seen: true,
+        ..Default::default()
     }
 }

@@ -4,7 +4,7 @@
 //! the log files it lists), and none extends or repairs the standard chain (spec §7.6).
 
 use super::chain::{
-    ChainReport, ChainScope, Fetched, ListedDigest, LogState, check_digest, judge_log,
+    ChainReport, ChainScope, DigestRead, ListedDigest, LogState, check_digest, judge_log,
 };
 use super::digest::{DigestDoc, PublicKeys, sha256_hex};
 use super::layout::parse_digest_key;
@@ -30,22 +30,32 @@ pub fn judge(
             until: None,
             detail,
         };
-        let (bytes, signature, generated) = match &d.fetched {
-            Fetched::Object {
+        let (bytes, signature, generated) = match &d.read {
+            DigestRead::Object {
                 bytes,
                 signature,
                 backfill_generated,
             } => (bytes, signature, backfill_generated),
-            Fetched::NotFound => {
+            DigestRead::NotFound => {
                 report
                     .items
                     .push(item(Kind::MissingDigest.into(), "not found".into()));
                 continue;
             }
-            Fetched::Unreadable(why) => {
+            DigestRead::Unreadable(why) => {
                 report
                     .items
                     .push(item(Kind::Unverifiable.into(), why.clone()));
+                continue;
+            }
+            DigestRead::Oversized(why) => {
+                report.items.push(item(Kind::Oversized.into(), why.clone()));
+                continue;
+            }
+            DigestRead::Malformed { why, .. } => {
+                report
+                    .items
+                    .push(item(Kind::InvalidFormat.into(), why.clone()));
                 continue;
             }
         };
@@ -90,8 +100,8 @@ pub fn judge(
 pub fn generated(listed: &[ListedDigest]) -> Vec<DateTime<Utc>> {
     listed
         .iter()
-        .filter_map(|d| match &d.fetched {
-            Fetched::Object {
+        .filter_map(|d| match &d.read {
+            DigestRead::Object {
                 backfill_generated: Some(g),
                 ..
             } => DateTime::parse_from_rfc3339(g).ok(),
@@ -134,7 +144,7 @@ mod tests {
         let (bytes, _, signature) = f.sign(&doc);
         ListedDigest {
             key: KEY.into(),
-            fetched: Fetched::Object {
+            read: DigestRead::Object {
                 bytes,
                 signature: Some(signature),
                 backfill_generated: generated.map(str::to_string),
@@ -178,7 +188,7 @@ mod tests {
         let f = forge();
         let logs = HashMap::new();
         let mut tampered = backfill(&f, "late", Some("2026-11-24T09:12:00Z"));
-        if let Fetched::Object { bytes, .. } = &mut tampered.fetched {
+        if let DigestRead::Object { bytes, .. } = &mut tampered.read {
             *bytes = String::from_utf8(bytes.clone())
                 .unwrap()
                 .replace("late", "lat3")

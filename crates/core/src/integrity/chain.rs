@@ -23,15 +23,16 @@ pub struct ChainScope {
     pub region: String,
 }
 
-/// A digest key from the listing, with what fetching it gave.
+/// A digest key from the listing, with what reading it gave.
 #[derive(Debug, Clone)]
 pub struct ListedDigest {
     pub key: String,
-    pub fetched: Fetched,
+    pub read: DigestRead,
 }
 
+/// What reading a digest object gave.
 #[derive(Debug, Clone)]
-pub enum Fetched {
+pub enum DigestRead {
     /// Uncompressed bytes and the `signature` and `backfill-generation-timestamp` metadata,
     /// if any.
     Object {
@@ -40,8 +41,40 @@ pub enum Fetched {
         backfill_generated: Option<String>,
     },
     NotFound,
-    /// AccessDenied, KMS, network: the item cannot be judged.
+    /// AccessDenied, KMS, network: the item cannot be judged (yet).
     Unreadable(String),
+    /// Larger than a cap, compressed or inflated: a verdict of its own, never read whole.
+    Oversized(String),
+    /// Not valid gzip: an invalid format, with the hash of the bytes as stored (which the next
+    /// digest's link is checked against).
+    Malformed {
+        why: String,
+        sha256: String,
+        signature: Option<String>,
+    },
+}
+
+/// A digest object as the walk judges it: gunzipped within `max_inflated`.
+pub fn read_digest(
+    body: &[u8],
+    signature: Option<String>,
+    backfill_generated: Option<String>,
+    max_inflated: u64,
+) -> DigestRead {
+    match super::digest::uncompressed(body, max_inflated) {
+        // Trailing bytes after a digest's gzip member are ignored, as the CLI does.
+        Ok((bytes, _)) => DigestRead::Object {
+            bytes,
+            signature,
+            backfill_generated,
+        },
+        Err(super::digest::InflateError::Oversized(why)) => DigestRead::Oversized(why),
+        Err(super::digest::InflateError::Corrupt(why)) => DigestRead::Malformed {
+            why,
+            sha256: sha256_hex(body),
+            signature,
+        },
+    }
 }
 
 /// What is known of a log file listed by a digest.
@@ -52,16 +85,22 @@ pub enum LogState {
     /// Bytes after the first gzip member: CloudTrail never writes that.
     TrailingData,
     NotFound,
+    /// Could not be read (yet): AccessDenied, a KMS error, a dropped connection.
     Unreadable(String),
+    /// Over a size cap: its hash is not computed.
+    Oversized(String),
 }
 
-/// The last digest validated: where a later walk resumes and what the next link must match.
+/// A digest already judged: where a later walk resumes, and what the next digest's link must
+/// match.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Anchor {
     pub key: String,
     pub end: DateTime<Utc>,
-    pub sha256: String,
-    pub signature: String,
+    /// Hash and signature of the object as read; `None` when it could not be read (then the
+    /// next link is not checked against it: it was reported already).
+    pub sha256: Option<String>,
+    pub signature: Option<String>,
 }
 
 /// A logging transition of the trail (from event history or the logs themselves).
@@ -72,15 +111,53 @@ pub struct Transition {
     pub event_name: String,
 }
 
+/// Events that start or stop a trail's digest chains.
+pub const TRANSITIONS: [&str; 5] = [
+    "StopLogging",
+    "StartLogging",
+    "UpdateTrail",
+    "CreateTrail",
+    "DeleteTrail",
+];
+
+/// How a walk treats a digest it cannot judge yet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unjudged {
+    /// One-shot validation: report it (unverifiable, or a signature failure) and go on, as
+    /// `aws cloudtrail validate-logs` does.
+    Report,
+    /// The daemon: stop before it, so a later pass judges it once it can be read, and a fault
+    /// that clears leaves no verdict behind. A public key not published yet is waited for
+    /// until `key_grace` after the digest's end.
+    Hold {
+        now: DateTime<Utc>,
+        key_grace: Duration,
+    },
+}
+
+/// Where and why a walk stopped before the end of its digests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// The digest (or the log file a digest lists) that could not be judged.
+    pub object: String,
+    /// The digest the walk stopped at.
+    pub digest: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Default)]
 pub struct ChainReport {
     pub items: Vec<Item>,
-    /// The newest valid digest, to resume from.
+    /// The newest valid digest.
     pub anchor: Option<Anchor>,
+    /// The newest digest judged, whatever its verdict: a later walk resumes after it.
+    pub last: Option<Anchor>,
     /// Log keys listed by the valid digests.
     pub listed_logs: BTreeSet<String>,
     /// Delivery interval the valid digests covered: (first start, last end).
     pub covered: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Set when the walk stopped before a digest it could not judge yet (`Unjudged::Hold`).
+    pub held: Option<Held>,
 }
 
 /// The digest before the one being judged.
@@ -91,25 +168,44 @@ struct Previous {
     actual: Option<(String, Option<String>)>,
 }
 
-/// Judges `listed` (ascending keys of one chain) after `anchor`.
+impl Previous {
+    fn of(a: &Anchor) -> Previous {
+        Previous {
+            key: a.key.clone(),
+            end: a.end,
+            actual: a.sha256.clone().map(|h| (h, a.signature.clone())),
+        }
+    }
+
+    fn anchor(&self) -> Anchor {
+        Anchor {
+            key: self.key.clone(),
+            end: self.end,
+            sha256: self.actual.as_ref().map(|(h, _)| h.clone()),
+            signature: self.actual.as_ref().and_then(|(_, s)| s.clone()),
+        }
+    }
+}
+
+/// Judges `listed` (ascending keys of one chain) after `previous`, the last digest judged
+/// before.
 pub fn judge(
     scope: &ChainScope,
-    anchor: Option<&Anchor>,
+    previous: Option<&Anchor>,
     listed: &[ListedDigest],
     keys: &PublicKeys,
     logs: &HashMap<String, LogState>,
     transitions: &[Transition],
+    unjudged: Unjudged,
 ) -> ChainReport {
-    let mut report = ChainReport {
-        anchor: anchor.cloned(),
-        ..Default::default()
-    };
-    let mut prev: Option<Previous> = anchor.map(|a| Previous {
-        key: a.key.clone(),
-        end: a.end,
-        actual: Some((a.sha256.clone(), Some(a.signature.clone()))),
-    });
+    let mut report = ChainReport::default();
+    let mut prev: Option<Previous> = previous.map(Previous::of);
     let interval = typical_interval(listed);
+    let hold = |reason: String, object: &str, digest: &str| Held {
+        object: object.to_string(),
+        digest: digest.to_string(),
+        reason,
+    };
     for d in listed {
         let key_end = parse_digest_key(&d.key).map(|k| k.end);
         let item = |kind: Class, detail: String| Item {
@@ -119,29 +215,54 @@ pub fn judge(
             until: None,
             detail,
         };
-        let (bytes, signature) = match &d.fetched {
-            Fetched::Object {
-                bytes, signature, ..
-            } => (bytes, signature),
-            Fetched::NotFound => {
-                report
-                    .items
-                    .push(item(Kind::MissingDigest.into(), "not found".into()));
-                prev = key_end.map(|end| Previous {
+        let unread = |prev: &mut Option<Previous>| {
+            if let Some(end) = key_end {
+                *prev = Some(Previous {
                     key: d.key.clone(),
                     end,
                     actual: None,
                 });
+            }
+        };
+        let (bytes, signature) = match &d.read {
+            DigestRead::Object {
+                bytes, signature, ..
+            } => (bytes, signature),
+            DigestRead::NotFound => {
+                report
+                    .items
+                    .push(item(Kind::MissingDigest.into(), "not found".into()));
+                unread(&mut prev);
                 continue;
             }
-            Fetched::Unreadable(why) => {
+            DigestRead::Unreadable(why) => {
+                if let Unjudged::Hold { .. } = unjudged {
+                    report.held = Some(hold(why.clone(), &d.key, &d.key));
+                    break;
+                }
                 report
                     .items
                     .push(item(Kind::Unverifiable.into(), why.clone()));
+                unread(&mut prev);
+                continue;
+            }
+            DigestRead::Oversized(why) => {
+                report.items.push(item(Kind::Oversized.into(), why.clone()));
+                unread(&mut prev);
+                continue;
+            }
+            DigestRead::Malformed {
+                why,
+                sha256,
+                signature,
+            } => {
+                report
+                    .items
+                    .push(item(Kind::InvalidFormat.into(), why.clone()));
                 prev = key_end.map(|end| Previous {
                     key: d.key.clone(),
                     end,
-                    actual: None,
+                    actual: Some((sha256.clone(), signature.clone())),
                 });
                 continue;
             }
@@ -167,9 +288,31 @@ pub fn judge(
         };
         if let Err((kind, why)) = check_digest(scope, d, &doc, &sha256, signature.as_deref(), keys)
         {
+            // A key published after its first digest was read: wait for it a while.
+            if let Unjudged::Hold { now, key_grace } = unjudged
+                && keys.get(&doc.digest_public_key_fingerprint).is_none()
+                && end.is_some_and(|e| now < e + key_grace)
+            {
+                report.held = Some(hold(why, &d.key, &d.key));
+                break;
+            }
             report.items.push(item(kind.into(), why));
             prev = Some(this((sha256, signature.clone())));
             continue;
+        }
+        // A log file it lists could not be read yet: judge the whole digest later.
+        if let Unjudged::Hold { .. } = unjudged
+            && let Some((object, why)) = doc
+                .log_files
+                .iter()
+                .filter(|e| e.s3_bucket == scope.bucket)
+                .find_map(|e| match logs.get(&e.s3_object) {
+                    Some(LogState::Unreadable(why)) => Some((e.s3_object.as_str(), why)),
+                    _ => None,
+                })
+        {
+            report.held = Some(hold(why.clone(), object, &d.key));
+            break;
         }
         // The digest itself is authentic; now its place in the chain.
         match doc.previous() {
@@ -202,14 +345,11 @@ pub fn judge(
             let first = report.covered.map_or(start, |(s, _)| s.min(start));
             report.covered = Some((first, end));
         }
-        report.anchor = Some(Anchor {
-            key: d.key.clone(),
-            end: end.unwrap_or_default(),
-            sha256: sha256.clone(),
-            signature: signature.clone().unwrap_or_default(),
-        });
-        prev = Some(this((sha256, signature.clone())));
+        let judged = this((sha256, signature.clone()));
+        report.anchor = Some(judged.anchor());
+        prev = Some(judged);
     }
+    report.last = prev.map(|p| p.anchor());
     report
 }
 
@@ -436,6 +576,7 @@ pub(super) fn judge_log(
             ),
             Some(LogState::NotFound) => (Kind::MissingLog.into(), "not found".to_string()),
             Some(LogState::Unreadable(why)) => (Kind::Unverifiable.into(), why.clone()),
+            Some(LogState::Oversized(why)) => (Kind::Oversized.into(), why.clone()),
             None => (Kind::Unverifiable.into(), "not read".to_string()),
         }
     };
@@ -449,10 +590,11 @@ pub(super) fn judge_log(
 }
 
 /// Log files in the bucket that no valid digest lists, though delivered well inside the
-/// interval the digests cover (a minute of slack: keys carry the delivery minute).
+/// interval the digests cover (a minute of slack: keys carry the delivery minute). `listed`
+/// says whether any digest of the chain lists a key: this walk's, and the earlier ones'.
 pub fn unlisted_logs<'a>(
     logs: impl IntoIterator<Item = (&'a str, DateTime<Utc>)>,
-    listed: &BTreeSet<String>,
+    listed: impl Fn(&str) -> bool,
     covered: (DateTime<Utc>, DateTime<Utc>),
 ) -> Vec<Item> {
     let (from, to) = covered;
@@ -460,7 +602,7 @@ pub fn unlisted_logs<'a>(
         .filter(|(key, delivered)| {
             *delivered >= from - Duration::minutes(1)
                 && *delivered + Duration::minutes(1) <= to
-                && !listed.contains(*key)
+                && !listed(key)
         })
         .map(|(key, delivered)| Item {
             class: Kind::UnlistedLog.into(),
@@ -477,8 +619,8 @@ pub fn unlisted_logs<'a>(
 fn typical_interval(listed: &[ListedDigest]) -> Duration {
     let mut spans: Vec<i64> = listed
         .iter()
-        .filter_map(|d| match &d.fetched {
-            Fetched::Object { bytes, .. } => DigestDoc::parse(bytes).ok(),
+        .filter_map(|d| match &d.read {
+            DigestRead::Object { bytes, .. } => DigestDoc::parse(bytes).ok(),
             _ => None,
         })
         .filter_map(|doc| Some((doc.end()? - doc.start()?).num_seconds()))
@@ -563,7 +705,7 @@ mod tests {
             prev = Some((key(i), sha, sig.clone()));
             out.push(ListedDigest {
                 key: key(i),
-                fetched: Fetched::Object {
+                read: DigestRead::Object {
                     bytes,
                     signature: Some(sig),
                     backfill_generated: None,
@@ -603,10 +745,26 @@ mod tests {
     fn a_whole_chain_is_valid_and_resumes_from_its_anchor() {
         let f = forge();
         let c = chain(&f, 4, None);
-        let r = judge(&scope(), None, &c[..2], &f.keys, &logs(4), &[]);
+        let r = judge(
+            &scope(),
+            None,
+            &c[..2],
+            &f.keys,
+            &logs(4),
+            &[],
+            Unjudged::Report,
+        );
         assert!(r.items.iter().all(|i| !i.failed()), "{:?}", classes(&r));
         // The next run starts after the anchor and checks the link to it.
-        let later = judge(&scope(), r.anchor.as_ref(), &c[2..], &f.keys, &logs(4), &[]);
+        let later = judge(
+            &scope(),
+            r.anchor.as_ref(),
+            &c[2..],
+            &f.keys,
+            &logs(4),
+            &[],
+            Unjudged::Report,
+        );
         assert!(
             later.items.iter().all(|i| !i.failed()),
             "{:?}",
@@ -615,8 +773,16 @@ mod tests {
         assert_eq!(later.anchor.unwrap().key, key(3));
         // An anchor that is not what the next digest links to: a broken link.
         let mut wrong = r.anchor.clone().unwrap();
-        wrong.sha256 = "00".repeat(32);
-        let broken = judge(&scope(), Some(&wrong), &c[2..], &f.keys, &logs(4), &[]);
+        wrong.sha256 = Some("00".repeat(32));
+        let broken = judge(
+            &scope(),
+            Some(&wrong),
+            &c[2..],
+            &f.keys,
+            &logs(4),
+            &[],
+            Unjudged::Report,
+        );
         assert_eq!(classes(&broken)[0], ("broken_link", key(2).as_str()));
     }
 
@@ -626,7 +792,7 @@ mod tests {
         let mut c = chain(&f, 6, None);
         c.remove(4);
         c.remove(3);
-        let r = judge(&scope(), None, &c, &f.keys, &logs(6), &[]);
+        let r = judge(&scope(), None, &c, &f.keys, &logs(6), &[], Unjudged::Report);
         let missing: Vec<_> = r
             .items
             .iter()
@@ -643,13 +809,21 @@ mod tests {
     fn restarts_explained_by_start_logging_or_not() {
         let f = forge();
         let c = chain(&f, 3, Some(2));
-        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[]);
+        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[], Unjudged::Report);
         assert!(classes(&r).contains(&("unexplained_restart", key(2).as_str())));
         let start = Transition {
             time: end(1) + Duration::minutes(20),
             event_name: "StartLogging".into(),
         };
-        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[start]);
+        let r = judge(
+            &scope(),
+            None,
+            &c,
+            &f.keys,
+            &logs(3),
+            &[start],
+            Unjudged::Report,
+        );
         let restart = r
             .items
             .iter()
@@ -671,14 +845,18 @@ mod tests {
         l.insert("log0".into(), LogState::Hash("ff".repeat(32)));
         l.insert("log1".into(), LogState::NotFound);
         l.insert("log2".into(), LogState::Unreadable("AccessDenied".into()));
-        let r = judge(&scope(), None, &c, &f.keys, &l, &[]);
+        let r = judge(&scope(), None, &c, &f.keys, &l, &[], Unjudged::Report);
         let got = classes(&r);
         assert!(got.contains(&("modified_log", "log0")), "{got:?}");
         assert!(got.contains(&("missing_log", "log1")));
         assert!(got.contains(&("unverifiable", "log2")));
         let covered = r.covered.unwrap();
         let stray = [("stray", end(1)), ("later", end(3))];
-        let unlisted = unlisted_logs(stray.iter().map(|(k, t)| (*k, *t)), &r.listed_logs, covered);
+        let unlisted = unlisted_logs(
+            stray.iter().map(|(k, t)| (*k, *t)),
+            |k| r.listed_logs.contains(k),
+            covered,
+        );
         assert_eq!(
             unlisted.len(),
             1,
@@ -691,13 +869,13 @@ mod tests {
     fn tampered_moved_and_unknown_key_digests() {
         let f = forge();
         let mut c = chain(&f, 3, None);
-        if let Fetched::Object { bytes, .. } = &mut c[1].fetched {
+        if let DigestRead::Object { bytes, .. } = &mut c[1].read {
             *bytes = String::from_utf8(bytes.clone())
                 .unwrap()
                 .replace("log1", "logX")
                 .into_bytes();
         }
-        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[]);
+        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[], Unjudged::Report);
         let got = classes(&r);
         assert!(
             got.contains(&("invalid_signature", key(1).as_str())),
@@ -712,6 +890,7 @@ mod tests {
             &other.keys,
             &logs(1),
             &[],
+            Unjudged::Report,
         );
         assert!(
             r.items[0].detail.contains("public key not found"),
@@ -720,7 +899,181 @@ mod tests {
         );
         let mut moved = chain(&f, 1, None);
         moved[0].key = key(7);
-        let r = judge(&scope(), None, &moved, &f.keys, &logs(1), &[]);
+        let r = judge(
+            &scope(),
+            None,
+            &moved,
+            &f.keys,
+            &logs(1),
+            &[],
+            Unjudged::Report,
+        );
         assert!(r.items[0].detail.contains("moved"), "{:?}", r.items[0]);
+    }
+
+    fn hold_at(now: DateTime<Utc>) -> Unjudged {
+        Unjudged::Hold {
+            now,
+            key_grace: Duration::hours(2),
+        }
+    }
+
+    /// The daemon's walk over a chain split into two passes, where the first pass sees a
+    /// fault that the second does not: what the second pass reports, and what the first held.
+    /// Every case ends with no failure at all: a fault that clears leaves no verdict behind.
+    #[test]
+    fn a_fault_that_clears_leaves_no_verdict_behind() {
+        let f = forge();
+        let c = chain(&f, 4, None);
+        // Within the key's grace of the first digest's end.
+        let now = end(1);
+        type Fault = fn(&mut Vec<ListedDigest>, &mut HashMap<String, LogState>, &mut PublicKeys);
+        let cases: [(&str, Fault, &str); 3] = [
+            (
+                "digest 1 unreadable once",
+                |c, _, _| c[1].read = DigestRead::Unreadable("GetObject: InternalError".into()),
+                "GetObject: InternalError",
+            ),
+            (
+                "a log file digest 1 lists unreadable once",
+                |_, l, _| {
+                    l.insert("log1".into(), LogState::Unreadable("AccessDenied".into()));
+                },
+                "AccessDenied",
+            ),
+            (
+                "the public key not published yet",
+                |_, _, k| *k = PublicKeys::default(),
+                "public key not found",
+            ),
+        ];
+        for (name, fault, reason) in cases {
+            let (mut first, mut first_logs, mut first_keys) = (c.clone(), logs(4), f.keys.clone());
+            fault(&mut first, &mut first_logs, &mut first_keys);
+            let r = judge(
+                &scope(),
+                None,
+                &first[..3],
+                &first_keys,
+                &first_logs,
+                &[],
+                hold_at(now),
+            );
+            assert!(
+                r.items.iter().all(|i| !i.failed()),
+                "{name}: {:?}",
+                classes(&r)
+            );
+            let held = r.held.clone().unwrap_or_else(|| panic!("{name}: not held"));
+            assert!(held.reason.contains(reason), "{name}: {held:?}");
+            // The walk resumes where it stopped, with the fault gone.
+            let from = r.last.as_ref();
+            let resumed = first[..3]
+                .iter()
+                .position(|d| d.key == held.digest)
+                .unwrap();
+            let later = judge(
+                &scope(),
+                from,
+                &c[resumed..],
+                &f.keys,
+                &logs(4),
+                &[],
+                hold_at(now),
+            );
+            assert!(
+                later.items.iter().all(|i| !i.failed()),
+                "{name}: {:?}",
+                classes(&later)
+            );
+            assert!(later.held.is_none());
+            assert_eq!(later.last.unwrap().key, key(3), "{name}");
+        }
+    }
+
+    /// What a fault that does not clear becomes, by how the walk treats what it cannot judge.
+    #[test]
+    fn what_cannot_be_judged_is_held_or_reported() {
+        let f = forge();
+        let mut c = chain(&f, 3, None);
+        c[1].read = DigestRead::Unreadable("AccessDenied".into());
+        // One-shot validation reports it and goes on, as the CLI does.
+        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[], Unjudged::Report);
+        assert_eq!(classes(&r)[2], ("unverifiable", key(1).as_str()));
+        assert_eq!(r.last.unwrap().key, key(2));
+        // The daemon holds the chain at it, however long it lasts: no verdict, no anchor past it.
+        let r = judge(&scope(), None, &c, &f.keys, &logs(3), &[], hold_at(end(30)));
+        assert_eq!(r.held.unwrap().object, key(1));
+        assert_eq!(r.last.unwrap().key, key(0));
+        // A key still unknown long after the digest: a forged or foreign signature.
+        let r = judge(
+            &scope(),
+            None,
+            &chain(&f, 1, None),
+            &forge().keys,
+            &logs(1),
+            &[],
+            hold_at(end(3)),
+        );
+        assert!(r.held.is_none());
+        assert_eq!(classes(&r)[0].0, "invalid_signature");
+    }
+
+    /// A digest judged invalid in one pass is the previous digest of the next pass: its
+    /// successor's link is checked against it (broken), never reported as a missing digest.
+    #[test]
+    fn the_next_pass_links_to_the_last_digest_judged_not_the_last_valid_one() {
+        let f = forge();
+        let mut c = chain(&f, 3, None);
+        if let DigestRead::Object { bytes, .. } = &mut c[1].read {
+            *bytes = String::from_utf8(bytes.clone())
+                .unwrap()
+                .replace("log1", "logX")
+                .into_bytes();
+        }
+        let first = judge(
+            &scope(),
+            None,
+            &c[..2],
+            &f.keys,
+            &logs(3),
+            &[],
+            hold_at(end(3)),
+        );
+        assert_eq!(first.anchor.as_ref().unwrap().key, key(0));
+        assert_eq!(first.last.as_ref().unwrap().key, key(1));
+        let next = judge(
+            &scope(),
+            first.last.as_ref(),
+            &c[2..],
+            &f.keys,
+            &logs(3),
+            &[],
+            hold_at(end(3)),
+        );
+        assert_eq!(classes(&next)[0], ("broken_link", key(2).as_str()));
+        assert!(!classes(&next).iter().any(|(c, _)| *c == "missing_digest"));
+    }
+
+    #[test]
+    fn an_oversized_digest_is_a_verdict_and_the_chain_goes_on() {
+        let f = forge();
+        let mut c = chain(&f, 3, None);
+        c[1].read = DigestRead::Oversized("larger than 16 MiB uncompressed".into());
+        let mut l = logs(3);
+        l.insert(
+            "log2".into(),
+            LogState::Oversized("larger than 64 MiB".into()),
+        );
+        let r = judge(&scope(), None, &c, &f.keys, &l, &[], hold_at(end(3)));
+        let got = classes(&r);
+        assert!(got.contains(&("oversized", key(1).as_str())), "{got:?}");
+        assert!(got.contains(&("oversized", "log2")), "{got:?}");
+        assert!(got.contains(&("valid_digest", key(2).as_str())), "{got:?}");
+        assert!(
+            !got.iter()
+                .any(|(c, _)| *c == "broken_link" || *c == "missing_digest")
+        );
+        assert_eq!(r.last.unwrap().key, key(2));
     }
 }

@@ -75,8 +75,10 @@ impl Gaps {
 }
 
 /// Logs must reach back `min_days` from `now`, or to the trail's origin when it is younger
-/// (`origin`: the start of its oldest chain, when a starting digest proves nothing came
-/// before), with no hole longer than `tolerance`.
+/// (`origin`: when it was created, or the start of its oldest chain when that is a starting
+/// digest), with no hole longer than `tolerance`. An origin with log files before it is no
+/// origin: the folder had history (a trail deleted and created again), and a hole in it
+/// counts.
 pub fn gaps(
     c: &Coverage,
     now: DateTime<Utc>,
@@ -85,6 +87,7 @@ pub fn gaps(
     origin: Option<DateTime<Utc>>,
 ) -> Gaps {
     let mut required_from = now - Duration::days(min_days);
+    let origin = origin.filter(|o| c.oldest.is_none_or(|oldest| oldest >= *o - tolerance));
     if let Some(origin) = origin
         && origin > required_from
     {
@@ -150,5 +153,13 @@ mod tests {
         assert_eq!(g.uncovered, [(day(10), day(80))]);
         let g = gaps(&Coverage::default(), day(100), 90, Duration::hours(1), None);
         assert_eq!(g.uncovered, [(day(10), day(100))]);
+        // Log files before the origin: the trail was created again over older history, and
+        // the window counts in full.
+        let mut again = Coverage::default();
+        for d in [20].into_iter().chain(80..=100) {
+            again.add(day(d), Duration::hours(30));
+        }
+        let g = gaps(&again, day(100), 90, Duration::hours(30), Some(day(80)));
+        assert_eq!(g.uncovered, [(day(10), day(20)), (day(20), day(80))]);
     }
 }

@@ -39,19 +39,41 @@ pub fn same_hex(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
+/// Why an object's bytes could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InflateError {
+    /// Past the cap: a verdict, never read further.
+    Oversized(String),
+    /// Not valid gzip (truncated, corrupt).
+    Corrupt(String),
+}
+
 /// The uncompressed bytes of an object: gunzipped when it starts with the gzip magic (only
 /// the first member, as CloudTrail and the CLI read it), as is when a transport already
-/// decompressed it. Also says whether bytes followed the first gzip member.
-pub fn uncompressed(body: &[u8]) -> Result<(Vec<u8>, bool), String> {
+/// decompressed it; at most `max` bytes. Also says whether bytes followed the first member.
+pub fn uncompressed(body: &[u8], max: u64) -> Result<(Vec<u8>, bool), InflateError> {
+    let oversized = || {
+        InflateError::Oversized(format!(
+            "inflates past {} MiB (limit bucket.max_inflated_size)",
+            max >> 20
+        ))
+    };
     if !body.starts_with(&[0x1f, 0x8b]) {
+        if body.len() as u64 > max {
+            return Err(oversized());
+        }
         return Ok((body.to_vec(), false));
     }
     // bufread: the slice is advanced exactly past the first member.
     let mut decoder = GzDecoder::new(body);
-    let mut out = Vec::with_capacity(body.len() * 8);
-    decoder
+    let mut out = Vec::with_capacity(body.len().saturating_mul(8).min(1 << 20));
+    (&mut decoder)
+        .take(max.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|e| format!("not valid gzip: {e}"))?;
+        .map_err(|e| InflateError::Corrupt(format!("not valid gzip: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(oversized());
+    }
     let rest = decoder.into_inner();
     Ok((out, !rest.is_empty()))
 }
@@ -355,11 +377,18 @@ mod tests {
         let mut e = GzEncoder::new(Vec::new(), Compression::fast());
         e.write_all(b"hello").unwrap();
         let gz = e.finish().unwrap();
-        assert_eq!(uncompressed(&gz).unwrap(), (b"hello".to_vec(), false));
+        assert_eq!(uncompressed(&gz, 5).unwrap(), (b"hello".to_vec(), false));
+        assert!(matches!(
+            uncompressed(&gz, 4),
+            Err(InflateError::Oversized(_))
+        ));
         let mut twice = gz.clone();
         twice.extend_from_slice(&gz);
-        assert_eq!(uncompressed(&twice).unwrap(), (b"hello".to_vec(), true));
-        assert_eq!(uncompressed(b"{}").unwrap(), (b"{}".to_vec(), false));
-        assert!(uncompressed(&gz[..gz.len() - 4]).is_err());
+        assert_eq!(uncompressed(&twice, 99).unwrap(), (b"hello".to_vec(), true));
+        assert_eq!(uncompressed(b"{}", 99).unwrap(), (b"{}".to_vec(), false));
+        assert!(matches!(
+            uncompressed(&gz[..gz.len() - 4], 99),
+            Err(InflateError::Corrupt(_))
+        ));
     }
 }

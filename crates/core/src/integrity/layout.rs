@@ -158,10 +158,44 @@ pub fn start_after_for(folder: &str, time: DateTime<Utc>) -> String {
     format!("{folder}{}0", day.format("%Y/%m/%d"))
 }
 
+/// The listing marker just before every log key of `root`'s `region` folder delivered in the
+/// minute of `time` or later: finer than [`start_after_for`], which restarts at the day.
+pub fn log_key_floor(root: &AccountRoot, region: &str, time: DateTime<Utc>) -> String {
+    format!(
+        "{}{}/{}_CloudTrail_{region}_{}",
+        root.logs(region),
+        time.format("%Y/%m/%d"),
+        root.account,
+        time.format("%Y%m%dT%H%MZ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_log_key_floor_sorts_before_its_minute_and_after_the_one_before() {
+        let root = AccountRoot {
+            prefix: None,
+            org: None,
+            account: "111122223333".into(),
+        };
+        let t = Utc.with_ymd_and_hms(2015, 8, 1, 2, 10, 30).unwrap();
+        let floor = log_key_floor(&root, "us-east-2", t);
+        let key = |minute: &str, suffix: &str| {
+            format!(
+                "AWSLogs/111122223333/CloudTrail/us-east-2/2015/08/01/111122223333_CloudTrail_us-east-2_20150801T{minute}Z_{suffix}.json.gz"
+            )
+        };
+        assert!(floor < key("0210", "0000000000000000"));
+        assert!(floor > key("0209", "zzzzzzzzzzzzzzzz"));
+        assert_eq!(
+            parse_log_key(&key("0210", "a")).unwrap().delivered,
+            t - chrono::Duration::seconds(30)
+        );
+    }
 
     #[test]
     fn log_keys_from_the_documentation() {

@@ -17,10 +17,15 @@ pub enum Kind {
     UnlistedLog,
     UnexplainedRestart,
     Unverifiable,
+    /// A digest or log file over a size cap (compressed or inflated): never read whole.
+    Oversized,
+    /// A log file that is not a CloudTrail log file (not gzip JSON with a `Records` array), or
+    /// holds records that cannot be read.
+    MalformedLog,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::MissingDigest,
         Kind::InvalidSignature,
         Kind::InvalidFormat,
@@ -30,6 +35,8 @@ impl Kind {
         Kind::UnlistedLog,
         Kind::UnexplainedRestart,
         Kind::Unverifiable,
+        Kind::Oversized,
+        Kind::MalformedLog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +50,8 @@ impl Kind {
             Kind::UnlistedLog => "unlisted_log",
             Kind::UnexplainedRestart => "unexplained_restart",
             Kind::Unverifiable => "unverifiable",
+            Kind::Oversized => "oversized",
+            Kind::MalformedLog => "malformed_log",
         }
     }
 
