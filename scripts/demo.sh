@@ -32,7 +32,7 @@ case "${1:-run}" in
     mkdir -p target
     # trailsim starts the pinned moto itself; events, log files and digests come from it.
     target/debug/trailsim --listen 127.0.0.1:4566 --moto-server "$VENV/bin/moto_server" \
-      --delivery-interval 5 --digest-interval 60 >target/demo-trailsim.log 2>&1 &
+      --delivery-interval 5 --digest-interval 30 >target/demo-trailsim.log 2>&1 &
     sim=$!
     trap 'kill $sim 2>/dev/null || true' EXIT
     for _ in $(seq 100); do

@@ -15,35 +15,55 @@ pub use testbed::{free_port, fresh_account, http_get, metric_value, moto, python
 /// trailsim in front of this test binary's moto, served in-process on its own runtime (it is
 /// a library too), started on first use. LookupEvents' rate limit is on, as in AWS.
 pub fn trailsim() -> &'static str {
+    trailsim_with(TrailsimSetup::default())
+}
+
+/// How a test binary's trailsim runs (one per binary: its faults and clock are global).
+#[derive(Clone, Debug, Default)]
+pub struct TrailsimSetup {
+    /// Log deliveries and digests on trailsim's own timers, as in the demo.
+    pub timers: Option<(Duration, Duration)>,
+    /// Events show in LookupEvents this late (AWS: minutes).
+    pub visibility_delay: Duration,
+}
+
+/// The binary's trailsim, started with `setup` on first use: binaries that need timers or a
+/// visibility delay call this before anything calls [`trailsim`].
+pub fn trailsim_with(setup: TrailsimSetup) -> &'static str {
     static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    URL.get_or_init(|| {
-        let upstream = moto().endpoint.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let sim = trailsim::server::Sim::new(trailsim::server::Options {
-                    upstream,
-                    throttle: true,
-                    visibility_delay: Duration::ZERO,
-                    // Tests write to moto directly too.
-                    s3_read_cache: false,
-                    latency: Duration::ZERO,
-                });
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(format!("http://{}", listener.local_addr().unwrap()))
-                    .unwrap();
-                let app = trailsim::server::router(sim)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>();
-                axum::serve(listener, app).await.unwrap();
+    URL.get_or_init(|| start_trailsim(setup))
+}
+
+fn start_trailsim(setup: TrailsimSetup) -> String {
+    let upstream = moto().endpoint.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let sim = trailsim::server::Sim::new(trailsim::server::Options {
+                upstream,
+                throttle: true,
+                visibility_delay: setup.visibility_delay,
+                // Tests write to moto directly too.
+                s3_read_cache: false,
+                latency: Duration::ZERO,
             });
+            if let Some((delivery, digest)) = setup.timers {
+                trailsim::timers::spawn(sim.clone(), delivery, digest);
+            }
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}", listener.local_addr().unwrap()))
+                .unwrap();
+            let app = trailsim::server::router(sim)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).await.unwrap();
         });
-        rx.recv().expect("trailsim started")
-    })
+    });
+    rx.recv().expect("trailsim started")
 }
 
 /// POSTs JSON to trailsim's control API; panics unless it answers 200.

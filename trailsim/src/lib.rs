@@ -19,5 +19,6 @@ pub mod limiter;
 pub mod read_cache;
 pub mod record;
 pub mod server;
+pub mod timers;
 pub mod upstream;
 pub mod xml;

@@ -73,30 +73,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         s3_read_cache: cli.s3_read_cache,
         latency: Duration::from_secs_f64(cli.latency_ms.max(0.0) / 1000.0),
     });
-    {
-        let sim = sim.clone();
-        let every = Duration::from_secs_f64(cli.delivery_interval.max(0.1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                trailsim::delivery::run(&sim, None).await;
-            }
-        });
-    }
-    {
-        let sim = sim.clone();
-        let every = Duration::from_secs_f64(cli.digest_interval.max(1.0));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                trailsim::digest_run::run(&sim, false).await;
-            }
-        });
-    }
+    trailsim::timers::spawn(
+        sim.clone(),
+        Duration::from_secs_f64(cli.delivery_interval.max(0.1)),
+        Duration::from_secs_f64(cli.digest_interval.max(1.0)),
+    );
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     let addr = listener.local_addr()?;
     println!("trailsim listening on http://{addr} (upstream {upstream})");

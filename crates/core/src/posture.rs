@@ -355,16 +355,13 @@ impl Snapshot {
         }
     }
 
-    /// The bucket evidence of a trail, or why there is none.
-    pub fn evidence_of(&self, trail: &Trail) -> Fetched<&TrailEvidence> {
-        let all = self
-            .evidence
-            .as_ref()
-            .ok_or_else(|| Unavailable::new("the trail's bucket has not been read yet"))?;
-        match all.get(&trail.arn) {
-            Some(Ok(e)) => Ok(e),
+    /// The bucket evidence of a trail: `Ok(None)` until the bucket poller has read it (the
+    /// daemon has not looked yet: nothing is wrong), `Err` when the read failed.
+    pub fn evidence_of(&self, trail: &Trail) -> Fetched<Option<&TrailEvidence>> {
+        match self.evidence.as_ref().and_then(|all| all.get(&trail.arn)) {
+            None => Ok(None),
+            Some(Ok(e)) => Ok(Some(e)),
             Some(Err(e)) => Err(e.clone()),
-            None => Err(Unavailable::new("the trail's bucket has not been read yet")),
         }
     }
 

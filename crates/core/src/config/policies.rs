@@ -90,6 +90,9 @@ pub enum Check {
     },
     Custom {
         condition: Condition,
+        /// While this holds (a trail too young for the evidence the condition asks for), a
+        /// condition that does not hold makes the policy `pending`, not `fail`.
+        pending_while: Option<Condition>,
     },
 }
 
@@ -234,6 +237,8 @@ struct RawPolicy {
     #[serde(default)]
     condition: Option<Condition>,
     #[serde(default)]
+    pending_while: Option<Condition>,
+    #[serde(default)]
     max_age: Option<super::yaml::HumanDuration>,
     #[serde(default)]
     tolerance: Option<super::yaml::HumanDuration>,
@@ -314,6 +319,7 @@ fn build_policy(raw: RawPolicy) -> Result<Option<Policy>, String> {
         ("min_noncurrent_days", raw.min_noncurrent_days.is_some()),
         ("min_retention_days", raw.min_retention_days.is_some()),
         ("condition", raw.condition.is_some()),
+        ("pending_while", raw.pending_while.is_some()),
         ("max_age", raw.max_age.is_some()),
         ("tolerance", raw.tolerance.is_some()),
         ("window", raw.window.is_some()),
@@ -378,7 +384,13 @@ fn build_policy(raw: RawPolicy) -> Result<Option<Policy>, String> {
             &["window"],
         ),
         CheckName::Custom => match raw.condition {
-            Some(condition) => (Check::Custom { condition }, &["condition"]),
+            Some(condition) => (
+                Check::Custom {
+                    condition,
+                    pending_while: raw.pending_while,
+                },
+                &["condition", "pending_while"],
+            ),
             None => return Err("check custom needs a condition".into()),
         },
     };

@@ -10,10 +10,20 @@ use crate::config::condition::Condition;
 use crate::posture::Unavailable;
 use chrono::{DateTime, Utc};
 
-pub fn custom(condition: &Condition, doc: &TrailDocument, now: DateTime<Utc>) -> CheckResult {
+/// `pending_while`: while it holds, a condition that does not hold is `pending` (the trail is
+/// too young for the evidence); when it cannot be told, the failure stands.
+pub fn custom(
+    condition: &Condition,
+    pending_while: Option<&Condition>,
+    doc: &TrailDocument,
+    now: DateTime<Utc>,
+) -> CheckResult {
     match eval(condition, doc, now) {
         Truth::True(why) => Ok(Verdict::pass(why)),
-        Truth::False(why) => Ok(Verdict::fail(why)),
+        Truth::False(why) => match pending_while.map(|p| eval(p, doc, now)) {
+            Some(Truth::True(young)) => Ok(Verdict::pending(format!("{why}; pending: {young}"))),
+            _ => Ok(Verdict::fail(why)),
+        },
         Truth::Unknown(why) => Err(Unavailable::new(why)),
     }
 }
@@ -29,7 +39,44 @@ mod tests {
         let condition: Condition = parse_str(Path::new("t.yaml"), yaml).unwrap();
         let state = &snap.trails.as_ref().unwrap()[0];
         let doc = TrailDocument::build(state, snap);
-        custom(&condition, &doc, crate::evaluate::testing::lab_now())
+        custom(&condition, None, &doc, crate::evaluate::testing::lab_now())
+    }
+
+    #[test]
+    fn a_failing_condition_is_pending_while_the_trail_is_young() {
+        let mut s = lab_snapshot();
+        let condition: Condition = parse_str(
+            Path::new("t.yaml"),
+            "{ path: status.latest_delivery_time, age_less_than: 2h }",
+        )
+        .unwrap();
+        let young: Condition = parse_str(
+            Path::new("t.yaml"),
+            "{ path: status.start_logging_time, age_less_than: 15m }",
+        )
+        .unwrap();
+        let now = crate::evaluate::testing::lab_now();
+        let verdict = |s: &crate::posture::Snapshot| {
+            let state = &s.trails.as_ref().unwrap()[0];
+            custom(
+                &condition,
+                Some(&young),
+                &TrailDocument::build(state, s),
+                now,
+            )
+            .unwrap()
+        };
+        assert!(verdict(&s).passed);
+        let trails = s.trails.as_mut().unwrap();
+        let status = trails[0].status.as_mut().unwrap();
+        status.latest_delivery_time = None;
+        status.start_logging_time = Some(now - chrono::Duration::minutes(2));
+        let v = verdict(&s);
+        assert!(v.pending, "{v:?}");
+        let status = s.trails.as_mut().unwrap()[0].status.as_mut().unwrap();
+        status.start_logging_time = Some(now - chrono::Duration::hours(3));
+        let v = verdict(&s);
+        assert!(!v.passed && !v.pending, "{v:?}");
     }
 
     #[test]
@@ -94,8 +141,8 @@ mod tests {
         let delivered = state.status.as_ref().unwrap().latest_delivery_time.unwrap();
         let soon = delivered + chrono::Duration::minutes(5);
         let late = delivered + chrono::Duration::minutes(15);
-        assert!(custom(&condition, &doc, soon).unwrap().passed);
-        let v = custom(&condition, &doc, late).unwrap();
+        assert!(custom(&condition, None, &doc, soon).unwrap().passed);
+        let v = custom(&condition, None, &doc, late).unwrap();
         assert!(!v.passed);
         assert!(v.message.contains("younger than 10m"), "{}", v.message);
     }

@@ -100,6 +100,9 @@ pub fn evaluate(policies: &PolicySet, snapshot: &Snapshot, now: DateTime<Utc>) -
     findings
 }
 
+/// A bucket policy before the bucket poller's first pass: the daemon has not looked yet.
+const NOT_READ_YET: &str = "waiting for the first read of the trail's bucket";
+
 fn duration(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -143,7 +146,9 @@ fn check_trail(
             optional::object_lock(snapshot.bucket_of(trail), *min_retention_days)
         }
         Check::DeliveryFreshness { max_age } => {
-            let evidence = snapshot.evidence_of(trail)?;
+            let Some(evidence) = snapshot.evidence_of(trail)? else {
+                return Ok(Verdict::pending(NOT_READ_YET));
+            };
             delivery::delivery_freshness(
                 trail,
                 state.status.as_ref().ok(),
@@ -157,7 +162,9 @@ fn check_trail(
             min_days,
             tolerance,
         } => {
-            let evidence = snapshot.evidence_of(trail)?;
+            let Some(evidence) = snapshot.evidence_of(trail)? else {
+                return Ok(Verdict::pending(NOT_READ_YET));
+            };
             coverage::log_coverage(
                 trail,
                 state.status.as_ref().ok(),
@@ -169,12 +176,20 @@ fn check_trail(
             )
         }
         Check::DigestIntegrity { window } => {
-            let evidence = snapshot.evidence_of(trail)?;
+            let Some(evidence) = snapshot.evidence_of(trail)? else {
+                return Ok(Verdict::pending(NOT_READ_YET));
+            };
             integrity::digest_integrity(trail, evidence, duration(*window), now)
         }
-        Check::Custom { condition } => {
-            custom::custom(condition, &TrailDocument::build(state, snapshot), now)
-        }
+        Check::Custom {
+            condition,
+            pending_while,
+        } => custom::custom(
+            condition,
+            pending_while.as_ref(),
+            &TrailDocument::build(state, snapshot),
+            now,
+        ),
     }
 }
 
