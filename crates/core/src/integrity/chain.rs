@@ -661,77 +661,12 @@ fn key_at(key: &str, end: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrity::forge::{Forge, forge};
-    use chrono::TimeZone;
-    use serde_json::json;
+    use crate::integrity::forge::{
+        Forge, chain_logs as logs, digest_end as end, digest_key as key, forge, hourly_chain, scope,
+    };
 
-    const ROOT: &str = "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2026/11/24/";
-
-    fn end(i: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 5).unwrap() + Duration::hours(i)
-    }
-
-    fn key(i: i64) -> String {
-        format!(
-            "{ROOT}123456789012_CloudTrail-Digest_us-east-1_my_trail_us-east-1_{}.json.gz",
-            end(i).format("%Y%m%dT%H%M%SZ")
-        )
-    }
-
-    /// A chain of `n` hourly digests, each listing one log file; `restart_at` starts a new
-    /// chain there.
     fn chain(f: &Forge, n: i64, restart_at: Option<i64>) -> Vec<ListedDigest> {
-        let mut out = Vec::new();
-        let mut prev: Option<(String, String, String)> = None;
-        for i in 0..n {
-            if Some(i) == restart_at {
-                prev = None;
-            }
-            let doc = json!({
-                "awsAccountId": "123456789012",
-                "digestStartTime": end(i - 1).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "digestEndTime": end(i).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "digestS3Bucket": "b", "digestS3Object": key(i),
-                "digestPublicKeyFingerprint": f.fingerprint,
-                "digestSignatureAlgorithm": "SHA256withRSA",
-                "previousDigestS3Bucket": prev.as_ref().map(|_| "b"),
-                "previousDigestS3Object": prev.as_ref().map(|p| &p.0),
-                "previousDigestHashValue": prev.as_ref().map(|p| &p.1),
-                "previousDigestHashAlgorithm": prev.as_ref().map(|_| "SHA-256"),
-                "previousDigestSignature": prev.as_ref().map(|p| &p.2),
-                "logFiles": [{"s3Bucket": "b", "s3Object": format!("log{i}"), "hashValue": sha256_hex(format!("log{i}").as_bytes()), "hashAlgorithm": "SHA-256"}],
-            });
-            let (bytes, sha, sig) = f.sign(&doc);
-            prev = Some((key(i), sha, sig.clone()));
-            out.push(ListedDigest {
-                key: key(i),
-                read: DigestRead::Object {
-                    bytes,
-                    signature: Some(sig),
-                    backfill_generated: None,
-                },
-            });
-        }
-        out
-    }
-
-    fn logs(n: i64) -> HashMap<String, LogState> {
-        (0..n)
-            .map(|i| {
-                (
-                    format!("log{i}"),
-                    LogState::Hash(sha256_hex(format!("log{i}").as_bytes())),
-                )
-            })
-            .collect()
-    }
-
-    fn scope() -> ChainScope {
-        ChainScope {
-            bucket: "b".into(),
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-        }
+        hourly_chain(f, n, restart_at)
     }
 
     fn classes(r: &ChainReport) -> Vec<(&str, &str)> {

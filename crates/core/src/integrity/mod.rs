@@ -8,7 +8,7 @@ pub mod backfill;
 pub mod chain;
 pub mod coverage;
 pub mod digest;
-#[cfg(test)]
-mod forge;
+#[cfg(any(test, feature = "forge"))]
+pub mod forge;
 pub mod layout;
 pub mod verdict;

@@ -6,3 +6,6 @@
 pub mod digest_folder;
 pub mod log_folder;
 pub mod retry;
+
+#[cfg(test)]
+mod replay;
