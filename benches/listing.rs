@@ -7,6 +7,7 @@
 //! `BENCH_KEYS` changes the count (default 1,000,000). Deliveries are 5 minutes apart, with
 //! a 30-minute hole every 500 keys, so the hole list reaches its cap (`MAX_HOLES`) and the
 //! cap is what keeps memory flat.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::hint::black_box;

@@ -13,6 +13,7 @@
 //! `BENCH_DUMP_DIR=dir` also writes the corpus there as `.json.gz` files.
 //!
 //! The corpus: `support/corpus.rs`.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 use chrono::Utc;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};

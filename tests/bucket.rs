@@ -4,6 +4,7 @@
 //! 100 days of history.
 //!
 //! trailsim's clock is global, so the tests here take turns (one lock).
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

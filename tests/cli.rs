@@ -1,5 +1,6 @@
 //! The command line without AWS: configuration errors name file, line and column and exit 2;
 //! the shipped configuration files are valid; help explains each command.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! Real CloudTrail records (../shared/corpus/cloudtrail, when present): every one parses, and
 //! the default detections find the tampering the corpus documents, failed attempts included,
 //! and nothing in the benign records around it.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;

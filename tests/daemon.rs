@@ -1,5 +1,6 @@
 //! `trailwarden run` against moto: the metrics and `/status` a user watches, the Stop Logging
 //! signal within one scheduled tick, first-seen times across a restart, and config reload.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

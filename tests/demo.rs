@@ -1,6 +1,7 @@
 //! The demo world of `scripts/demo.sh`, seeded and changed by its own script in the test
 //! moto: every shipped policy passes with `config/demo.yaml`, and each action the demo offers
 //! fails the policy it is meant to.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

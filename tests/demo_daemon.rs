@@ -2,6 +2,7 @@
 //! every 30 s, the world seeded by `scripts/demo_world.py`, the daemon on `config/demo.yaml`.
 //! Every policy passes within a minute of start, and none fails or errs on the way: a young
 //! trail is `pending`, not failing. A binary of its own: trailsim's timers are global.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

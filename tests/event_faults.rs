@@ -1,5 +1,6 @@
 //! Injected LookupEvents faults delay the event history watcher but lose nothing. A test
 //! binary of its own: trailsim's faults apply to every caller, so no other test may share it.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! The event history watcher against trailsim: tamper events counted exactly once, with who
 //! did it, across polls and restarts; failed attempts; targets; history older than the
 //! emulator. (Injected faults: `event_faults.rs`.)
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

@@ -3,6 +3,7 @@
 //! trailwarden gives too, plus what the CLI misses (a second deleted digest, broken links).
 //!
 //! trailsim's clock is global, so the tests here take turns (one lock).
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

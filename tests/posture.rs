@@ -1,6 +1,7 @@
 //! `trailwarden check` against real moto worlds: the compliant lab passes, and each way of
 //! breaking it fails the policy that guards it, with exit code 1; what cannot be read is an
 //! error with exit code 2, never a pass.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

@@ -4,6 +4,7 @@
 //! StopLogging and not before; `promtool check metrics` passes on a scrape; and every metric
 //! the alerts and dashboards name is in a scrape. Needs Debian's `prometheus` package
 //! (prometheus and promtool on PATH); without it the tests fail, they do not skip.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,3 +1,5 @@
+// Test infrastructure: a failed unwrap here is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
 //! The integration test bed shared by the workspace's test binaries: a real moto server,
 //! installed on first use into a virtual environment under `target/` (pinned version, under a
 //! file lock) and started once per test binary with `TZ=UTC`; unique account ids; small HTTP

@@ -1,6 +1,7 @@
 //! Fidelity, proven by an independent client: the AWS CLI v1, unchanged, against trailsim.
 //! `lookup-events` finds a StopLogging made by the test; `validate-logs` finds the delivered
 //! chain valid, then reports a modified log file and a deleted digest as INVALID.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The control API calls that change trailsim as a whole (clock, reset). This test binary has
 //! its own moto and trailsim, and one test, so nothing else sees them change.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

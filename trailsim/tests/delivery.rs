@@ -1,5 +1,6 @@
 //! trailsim's log delivery into trail buckets in moto, and the GetTrailStatus fields it makes
 //! honest, through the real Rust SDK.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

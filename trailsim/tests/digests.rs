@@ -1,6 +1,7 @@
 //! trailsim's digest files, checked the way a strict validator would: signatures with the
 //! key ListPublicKeys serves, links to the actual previous digest, listed log file hashes,
 //! chain restarts after StopLogging/StartLogging, empty digests for quiet intervals.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

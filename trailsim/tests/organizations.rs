@@ -1,6 +1,7 @@
 //! Organization trails: a management account's trail delivers every member account's events,
 //! log files and digests under `AWSLogs/<o-id>/<member>/`, and nothing of accounts outside
 //! the organization. The AWS CLI validates a member's chain.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! trailsim as a user runs it by hand: it starts its own moto, honours `--no-throttle`,
 //! `--visibility-delay`, `--s3-read-cache` and `--latency-ms`, and takes its moto down with it
 //! on SIGTERM.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

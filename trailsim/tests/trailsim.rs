@@ -1,5 +1,6 @@
 //! trailsim against a real moto, through the real Rust SDK: what it records, what
 //! LookupEvents answers, its rate limit, faults and control API.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 

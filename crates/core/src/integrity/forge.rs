@@ -1,5 +1,6 @@
 //! Digests signed with a key made for the test, as CloudTrail would sign them, and a chain of
 //! them: for tests, property tests and fuzz targets (feature `forge`), never for the daemon.
+#![allow(clippy::unwrap_used)] // test fixtures: a failure here is a failed test
 
 use super::chain::{ChainScope, DigestRead, ListedDigest, LogState};
 use super::digest::{DigestDoc, PublicKey, PublicKeys, data_to_sign, hex, sha256_hex};
