@@ -385,6 +385,42 @@ impl Lab {
         path
     }
 
+    /// A daemon config for the reliability tests: the shipped policies and detections,
+    /// every poller on `every` (cron with seconds), the given AWS timeout, and `extra` lines
+    /// at the end (e.g. a `bucket:` section).
+    pub fn write_daemon_config(
+        &self,
+        port: u16,
+        endpoint: &str,
+        every: &str,
+        operation_timeout: &str,
+        extra: &str,
+    ) -> PathBuf {
+        let dir = self.dir.path();
+        for file in ["policies.yaml", "detections.yaml"] {
+            std::fs::copy(
+                super::manifest_dir().join("config").join(file),
+                dir.join(file),
+            )
+            .unwrap();
+        }
+        let path = dir.join("trailwarden.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "listen: 127.0.0.1:{port}\n\
+                 state_dir: state\n\
+                 log_level: info\n\
+                 aws:\n  regions: [us-east-1]\n  endpoint_url: {endpoint}\n  operation_timeout: {operation_timeout}\n  max_attempts: 2\n\
+                 schedule:\n  trails: \"{every}\"\n  posture: \"{every}\"\n  events: \"{every}\"\n  bucket: \"{every}\"\n\
+                 policies: policies.yaml\n\
+                 detections: detections.yaml\n{extra}"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     /// `trailwarden check --format json` against this lab: exit code and parsed output.
     pub fn check(&self) -> (i32, serde_json::Value) {
         let config = self.write_config(super::free_port(), &self.account.endpoint);

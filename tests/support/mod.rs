@@ -6,6 +6,7 @@
 pub mod event_watch;
 pub mod lab;
 pub mod prometheus;
+pub mod proof;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,20 +69,30 @@ fn start_trailsim(setup: TrailsimSetup) -> String {
 
 /// POSTs JSON to trailsim's control API; panics unless it answers 200.
 pub fn trailsim_control(path: &str, body: &serde_json::Value) -> serde_json::Value {
+    trailsim_request("POST", path, body)
+}
+
+/// One request to trailsim's control API; panics unless it answers 200.
+pub fn trailsim_request(method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
     use std::io::{Read, Write};
     let addr = trailsim().trim_start_matches("http://").to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    let text = body.to_string();
+    // A GET sends no body: a server that answers without reading one resets the connection.
+    let text = if method == "GET" {
+        String::new()
+    } else {
+        body.to_string()
+    };
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     )
     .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.contains(" 200 "), "{path}: {raw}");
+    assert!(head.contains(" 200 "), "{method} {path}: {raw}");
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
 
@@ -203,6 +214,12 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would: no clean-up at all.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then wait for a clean exit.

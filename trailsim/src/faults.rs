@@ -108,6 +108,11 @@ impl Faults {
     pub fn clear(&mut self) {
         self.list.clear();
     }
+
+    /// Clears the faults limited to `account`; the others stay.
+    pub fn clear_account(&mut self, account: &str) {
+        self.list.retain(|f| f.account.as_deref() != Some(account));
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +160,11 @@ mod tests {
         assert_eq!(f.take("GetObject", log, "1", t), None);
         assert_eq!(f.take("GetObject", digest, "2", t), None, "another account");
         assert_eq!(f.take("GetTrailStatus", None, "1", t), None, "no key");
+        f.add(&json!({"kind": "drop", "seconds": 60.0, "account": "2"}), t)
+            .unwrap();
+        f.clear_account("1");
+        assert_eq!(f.take("GetObject", digest, "1", t), None);
+        assert_eq!(f.take("Anything", None, "2", t), Some(FaultKind::Drop));
         assert!(
             f.add(&json!({"kind": "drop", "count": 1, "key_prefix": 3}), t)
                 .is_err()

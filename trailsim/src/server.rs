@@ -520,9 +520,16 @@ async fn add_fault(State(sim): State<Arc<Sim>>, Json(spec): Json<Value>) -> Resp
     }
 }
 
-async fn clear_faults(State(sim): State<Arc<Sim>>) -> Json<Value> {
-    sim.faults.lock().expect("faults lock").clear();
-    Json(json!({"cleared": true}))
+/// Clears every fault, or with `{"account": ID}` only those limited to that account.
+async fn clear_faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let mut faults = sim.faults.lock().expect("faults lock");
+    match field(&body, "account") {
+        Ok(Value::Null) => faults.clear(),
+        Ok(Value::String(account)) => faults.clear_account(&account),
+        Ok(other) => return bad_request(format!("account must be an account id, not {other}")),
+        Err(e) => return bad_request(e),
+    }
+    Json(json!({"cleared": true})).into_response()
 }
 
 /// `{"offset_seconds": -3600}`: trailsim's clock runs that far from real time.

@@ -8,7 +8,9 @@ use crate::collect::aws::reason_class;
 use crate::collect::chain::{self as fetch, Wanted};
 use crate::collect::objects;
 use crate::collect::public_keys;
-use crate::integrity::chain::{self, ChainScope, DigestRead, LogState, Transition, Unjudged};
+use crate::integrity::chain::{
+    self, ChainScope, DigestRead, LogState, Resume, Transition, Unjudged,
+};
 use crate::integrity::digest::DigestDoc;
 use crate::integrity::layout::{self, AccountRoot};
 use crate::integrity::verdict::{Class, Item};
@@ -226,7 +228,10 @@ pub(super) async fn validate_folder(
     (inputs.tick)();
     let report = chain::judge(
         scope,
-        st.last.as_ref(),
+        Resume {
+            last: st.last.as_ref(),
+            valid: st.valid.as_ref(),
+        },
         &digests,
         &public,
         &logs,

@@ -187,19 +187,39 @@ impl Previous {
     }
 }
 
-/// Judges `listed` (ascending keys of one chain) after `previous`, the last digest judged
-/// before.
-pub fn judge(
+/// Where a walk resumes: after the last digest judged, knowing the last valid one (so an
+/// object that is no digest, planted between two digests, does not break their link: it is
+/// reported on its own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resume<'a> {
+    pub last: Option<&'a Anchor>,
+    pub valid: Option<&'a Anchor>,
+}
+
+/// A walk after `anchor`, a digest judged valid.
+impl<'a> From<Option<&'a Anchor>> for Resume<'a> {
+    fn from(anchor: Option<&'a Anchor>) -> Resume<'a> {
+        Resume {
+            last: anchor,
+            valid: anchor,
+        }
+    }
+}
+
+/// Judges `listed` (ascending keys of one chain) after where the last walk stopped.
+pub fn judge<'a>(
     scope: &ChainScope,
-    previous: Option<&Anchor>,
+    resume: impl Into<Resume<'a>>,
     listed: &[ListedDigest],
     keys: &PublicKeys,
     logs: &HashMap<String, LogState>,
     transitions: &[Transition],
     unjudged: Unjudged,
 ) -> ChainReport {
+    let resume = resume.into();
     let mut report = ChainReport::default();
-    let mut prev: Option<Previous> = previous.map(Previous::of);
+    let mut prev: Option<Previous> = resume.last.map(Previous::of);
+    let mut valid: Option<Previous> = resume.valid.map(Previous::of);
     let interval = typical_interval(listed);
     let hold = |reason: String, object: &str, digest: &str| Held {
         object: object.to_string(),
@@ -327,7 +347,13 @@ pub fn judge(
                 }
             }
             Ok(Some(link)) => {
-                if let Some(p) = &prev {
+                // Objects between the last valid digest and this one that are no digest at
+                // all (each already reported): the link skips them.
+                let before = match (&prev, &valid) {
+                    (Some(p), Some(v)) if link.key != p.key && link.key == v.key => Some(v),
+                    (p, _) => p.as_ref(),
+                };
+                if let Some(p) = before {
                     report
                         .items
                         .extend(check_link(&d.key, end, &link, p, interval));
@@ -345,6 +371,7 @@ pub fn judge(
             let first = report.covered.map_or(start, |(s, _)| s.min(start));
             report.covered = Some((first, end));
         }
+        valid = Some(this((sha256.clone(), signature.clone())));
         let judged = this((sha256, signature.clone()));
         report.anchor = Some(judged.anchor());
         prev = Some(judged);
@@ -1010,5 +1037,90 @@ mod tests {
                 .any(|(c, _)| *c == "broken_link" || *c == "missing_digest")
         );
         assert_eq!(r.last.unwrap().key, key(2));
+    }
+
+    /// An object that is no digest, planted between two digests, is reported on its own and
+    /// does not break their link, in the same walk or across walks; a digest replaced by one
+    /// breaks its successor's link, as it should.
+    #[test]
+    fn a_planted_object_is_reported_alone_and_a_replaced_digest_breaks_the_link() {
+        let f = forge();
+        let c = chain(&f, 3, None);
+        let planted = ListedDigest {
+            // Between digests 0 and 1.
+            key: key(0)
+                .replace(".json.gz", "x.json.gz")
+                .replace("T010005Z", "T013005Z"),
+            read: DigestRead::Oversized("inflates past 4 MiB".into()),
+        };
+        let mut listed = vec![c[0].clone(), planted.clone(), c[1].clone(), c[2].clone()];
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        let r = judge(
+            &scope(),
+            None,
+            &listed,
+            &f.keys,
+            &logs(3),
+            &[],
+            Unjudged::Report,
+        );
+        assert_eq!(
+            r.items
+                .iter()
+                .filter(|i| i.failed())
+                .map(|i| (i.class.as_str(), i.object.as_str()))
+                .collect::<Vec<_>>(),
+            [("oversized", planted.key.as_str())]
+        );
+        // Across walks: the first stops at the planted object.
+        let first = judge(
+            &scope(),
+            None,
+            &listed[..2],
+            &f.keys,
+            &logs(3),
+            &[],
+            Unjudged::Report,
+        );
+        let resume = Resume {
+            last: first.last.as_ref(),
+            valid: first.anchor.as_ref(),
+        };
+        let next = judge(
+            &scope(),
+            resume,
+            &listed[2..],
+            &f.keys,
+            &logs(3),
+            &[],
+            Unjudged::Report,
+        );
+        assert!(
+            next.items.iter().all(|i| !i.failed()),
+            "{:?}",
+            classes(&next)
+        );
+        // Replaced: digest 1's key holds garbage; digest 2 links to what was there.
+        let mut replaced = c.clone();
+        replaced[1].read = DigestRead::Malformed {
+            why: "not valid gzip".into(),
+            sha256: "00".repeat(32),
+            signature: None,
+        };
+        let r = judge(
+            &scope(),
+            None,
+            &replaced,
+            &f.keys,
+            &logs(3),
+            &[],
+            Unjudged::Report,
+        );
+        let got = classes(&r);
+        assert!(
+            got.contains(&("invalid_format", key(1).as_str())),
+            "{got:?}"
+        );
+        assert!(got.contains(&("broken_link", key(2).as_str())), "{got:?}");
     }
 }

@@ -54,7 +54,7 @@ pub enum InflateError {
 pub fn uncompressed(body: &[u8], max: u64) -> Result<(Vec<u8>, bool), InflateError> {
     let oversized = || {
         InflateError::Oversized(format!(
-            "inflates past {} MiB (limit bucket.max_inflated_size)",
+            "inflates past {} MiB (limit bucket.max_digest_size)",
             max >> 20
         ))
     };

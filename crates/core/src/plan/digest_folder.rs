@@ -30,6 +30,10 @@ pub struct DigestFolder {
     /// its successor's link against it.
     #[serde(default)]
     pub last: Option<Anchor>,
+    /// The newest valid digest: a later digest may link to it over objects that are no
+    /// digest.
+    #[serde(default)]
+    pub valid: Option<Anchor>,
     /// End of the newest valid digest.
     #[serde(default)]
     pub validated_until: Option<DateTime<Utc>>,
@@ -69,6 +73,7 @@ pub fn walk_now(hold: Option<&Retry>, now: DateTime<Utc>) -> bool {
 pub fn after(state: &DigestFolder, report: &ChainReport) -> DigestFolder {
     DigestFolder {
         last: report.last.clone().or_else(|| state.last.clone()),
+        valid: report.anchor.clone().or_else(|| state.valid.clone()),
         validated_until: report
             .anchor
             .as_ref()
