@@ -207,7 +207,7 @@ fn run_operation(operation: &Operation) -> Vec<String> {
     );
     let mut problems = Vec::new();
     let mut note = |what: String| problems.push(format!("{name}: {what}"));
-    if !wait(&d, 120, |s| healthy(s)) {
+    if !wait(&d, 120, healthy) {
         note(format!(
             "never healthy before any fault: {:#?}",
             findings(&status_of(&d))
@@ -240,7 +240,7 @@ fn run_operation(operation: &Operation) -> Vec<String> {
             "/_trailsim/faults",
             &json!({"account": lab.account.id}),
         );
-        if !wait(&d, 120, |s| healthy(s)) {
+        if !wait(&d, 120, healthy) {
             note(format!(
                 "{kind}: not back to pass after the fault cleared: {:#?}",
                 findings(&status_of(&d))
@@ -253,7 +253,7 @@ fn run_operation(operation: &Operation) -> Vec<String> {
         trailsim_control("/_trailsim/faults", &fault);
         runtime.block_on(start_logging(&lab));
         std::thread::sleep(Duration::from_secs(3));
-        if !wait(&d, 120, |s| healthy(s)) {
+        if !wait(&d, 120, healthy) {
             note(format!(
                 "{kind}: not back to pass after a transient fault: {:#?}",
                 findings(&status_of(&d))
