@@ -334,3 +334,45 @@ fn wait(d: &Daemon, seconds: u64, mut ready: impl FnMut(&Value) -> bool) -> bool
     }
     false
 }
+
+/// A poller stuck inside one run (its listing answered 8 s late, with a timeout of 20 s)
+/// makes `/healthz` say so within `health.stall_after`, and healthy again once it moves.
+#[test]
+fn a_poller_stuck_without_progress_makes_healthz_unhealthy() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lab = runtime.block_on(Lab::build_at(trailsim(), Options::default()));
+    trailsim_control("/_trailsim/deliver", &json!({}));
+    let port = support::free_port();
+    let config = lab.write_daemon_config(
+        port,
+        trailsim(),
+        "*/2 * * * * *",
+        "20s",
+        "health:\n  stall_after: 3s\n",
+    );
+    let mut d = Daemon::start(
+        &lab.account,
+        &config,
+        port,
+        lab.dir.path().join("stall.log"),
+    );
+    d.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
+    assert_eq!(d.get("/healthz").unwrap().0, 200);
+    trailsim_control(
+        "/_trailsim/faults",
+        &json!({"operation": "ListObjectsV2", "kind": "latency", "latency_ms": 8000,
+                "account": lab.account.id, "seconds": 10.0}),
+    );
+    d.wait_until("/healthz unhealthy", |d| {
+        d.get("/healthz").is_some_and(|(code, body)| {
+            code == 503 && body.contains("poller bucket has made no progress")
+        })
+    });
+    d.wait_until("/healthz healthy again", |d| {
+        d.get("/healthz").is_some_and(|(code, _)| code == 200)
+    });
+    d.stop();
+}

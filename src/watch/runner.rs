@@ -143,3 +143,112 @@ impl Watch {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::http::Published;
+    use crate::publish::metrics::Metrics;
+    use crate::publish::status::StatusDocument;
+    use crate::state::{StateStore, Store};
+    use std::sync::atomic::{AtomicBool, AtomicI64};
+
+    /// A watch on nothing: no AWS call is made by these tests.
+    fn offline(dir: &std::path::Path) -> (Watch, Arc<Published>) {
+        let metrics = Metrics::new();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let aws = crate::collect::aws::Aws::from_sdk_config(sdk, metrics.aws_api_calls.clone());
+        let published = Arc::new(Published {
+            metrics,
+            status: parking_lot::RwLock::new(StatusDocument::new(Utc::now())),
+            ready: AtomicBool::new(false),
+            heartbeat: AtomicI64::new(0),
+            progress: std::sync::OnceLock::new(),
+            stall_after: 600,
+        });
+        let setup = crate::watch::Setup {
+            aws,
+            regions: vec!["us-east-1".into()],
+            policies: crate::config::PolicySet::default(),
+            detections: crate::config::DetectionSet::default(),
+            event_history: Default::default(),
+            bucket: Default::default(),
+            body_timeout: std::time::Duration::from_secs(5),
+            store: Store::new(StateStore::open(dir).unwrap()),
+        };
+        (Watch::new(setup, published.clone()), published)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_panic_fails_its_run_is_counted_and_poisons_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (watch, published) = offline(dir.path());
+        let poller = &watch.pollers.bucket;
+        // A panic while the store's lock is held, on a blocking thread, and one on the poll's
+        // own task while /status is locked for writing.
+        watch
+            .execute(poller, Overlap::Skip, async {
+                watch
+                    .store
+                    .run(|s| {
+                        let _ = s.recent_detections();
+                        panic!("inside the store");
+                    })
+                    .await
+            })
+            .await;
+        watch
+            .execute(poller, Overlap::Skip, async {
+                let _doc = published.status.write();
+                panic!("with /status locked");
+            })
+            .await;
+        let m = published.metrics.render();
+        assert!(
+            m.contains(r#"trailwarden_poll_panics_total{poller="bucket"} 2"#),
+            "{m}"
+        );
+        assert!(m.contains(r#"trailwarden_poll_success{poller="bucket"} 0"#));
+        let entry = poller.entry();
+        assert!(
+            entry.last_error.unwrap().contains("with /status locked"),
+            "the run failed with the panic's message"
+        );
+        // Nothing is poisoned: /status reads, the store answers, the next run succeeds.
+        let _ = published.status.read().clone();
+        let stored = watch.store.run(|s| s.recent_detections()).await;
+        assert!(stored.is_ok());
+        watch
+            .execute(poller, Overlap::Skip, async { Vec::new() })
+            .await;
+        assert!(poller.entry().last_success.is_some());
+        assert_eq!(poller.progress.read().0, 0, "not running any more");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_tick_that_finds_the_previous_run_going_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (watch, published) = offline(dir.path());
+        let poller = &watch.pollers.events;
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        let long = watch.execute(poller, Overlap::Skip, async {
+            let _ = wait.await;
+            Vec::new()
+        });
+        let skipped = async {
+            tokio::task::yield_now().await;
+            watch
+                .execute(poller, Overlap::Skip, async { Vec::new() })
+                .await;
+            let _ = release.send(());
+        };
+        tokio::join!(long, skipped);
+        let m = published.metrics.render();
+        assert!(
+            m.contains(r#"trailwarden_poll_skipped_total{poller="events"} 1"#),
+            "{m}"
+        );
+    }
+}

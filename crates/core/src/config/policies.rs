@@ -140,7 +140,7 @@ impl Policy {
 }
 
 /// The whole policy file. Disabled entries are dropped at load.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PolicySet {
     pub policies: Vec<Policy>,
 }
