@@ -285,10 +285,11 @@ def dashboard():
         color_mode="value", text_mode="value_and_name",
     ))
     status_mapping = value_map({"pass": ("pass", "green"), "fail": ("FAIL", "red"),
-                                "error": ("error", "orange")})
+                                "error": ("error", "orange"), "pending": ("pending", "blue")})
     L.add(24, 9, table(
         "Findings not passing",
-        "Every policy finding whose current status is fail or error "
+        "Every policy finding whose current status is fail, error or pending (a trail too "
+        "young for its first delivery or digest) "
         "(trailwarden_policy_status == 1). `resource` is the trail name, the region, or "
         "`account`. Why: the finding's `message` in /status.",
         [target(f'trailwarden_policy_status{{status!="pass", {ACC_REG}}} == 1',
@@ -551,14 +552,30 @@ def dashboard():
         "Poll errors and skipped ticks",
         "AWS calls that failed after retries, per poller and reason "
         "(trailwarden_poll_errors_total: access_denied, throttled, timeout, unreachable, "
-        "bad_response, not_found, other), and ticks skipped because the previous run was "
-        "still going (trailwarden_poll_skipped_total).",
+        "bad_response, not_found, other), ticks skipped because the previous run was "
+        "still going (trailwarden_poll_skipped_total), and runs that panicked "
+        "(trailwarden_poll_panics_total: a bug; the daemon goes on).",
         [target(born_inclusive(f"trailwarden_poll_errors_total{{{INST}}}", "poller, reason"),
                 "{{poller}}: {{reason}}"),
          target(born_inclusive(f"trailwarden_poll_skipped_total{{{INST}}}", "poller"),
-                "{{poller}}: skipped", ref="B")],
+                "{{poller}}: skipped", ref="B"),
+         target(born_inclusive(f"trailwarden_poll_panics_total{{{INST}}}", "poller"),
+                "{{poller}}: panicked", ref="C")],
         field_defaults(unit="none", decimals=0, min_=0,
                        custom=timeseries_custom(bars=True, stack=True),
+                       color={"mode": "palette-classic"}),
+        interval="1m",
+    ))
+    L.add(12, 7, timeseries(
+        "Bucket objects not read",
+        "Objects whose read failed and that wait for a retry, by kind: log (its records "
+        "wait) or digest (a chain waits at it) (trailwarden_unread_objects); reads that "
+        "failed, by reason (trailwarden_object_read_failures_total). Which objects: "
+        "/status `buckets[].unread`.",
+        [target(f"sum by (kind) (trailwarden_unread_objects{{{INST}}})", "waiting: {{kind}}"),
+         target(born_inclusive(f"trailwarden_object_read_failures_total{{{INST}}}",
+                               "kind, reason"), "failed: {{kind}} {{reason}}", ref="B")],
+        field_defaults(unit="none", decimals=0, min_=0, custom=timeseries_custom(),
                        color={"mode": "palette-classic"}),
         interval="1m",
     ))
