@@ -400,12 +400,27 @@ impl yaml::ParseScalar for LogLevel {
     const EXPECTING: &'static str = "a log level: error, warn, info, debug or trace";
     fn parse(text: &str) -> Result<Self, String> {
         const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
-        // A bare word would be taken as a target name and silently log nothing useful.
-        let directive = text.contains('=');
-        if !LEVELS.contains(&text.to_ascii_lowercase().as_str()) && !directive {
-            return Err(format!(
+        let invalid = || {
+            format!(
                 "invalid log level {text:?}: use error, warn, info, debug, trace, or a filter such as trailwarden=debug,info"
-            ));
+            )
+        };
+        // Levels and `target=level` directives only: span and field filters compile
+        // patterns (fuzzing found one that ate gigabytes), and a bare word would be taken as a
+        // target name and silently log nothing useful.
+        let level = |l: &str| LEVELS.contains(&l.to_ascii_lowercase().as_str());
+        let target = |t: &str| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'))
+        };
+        let simple = text.len() <= 256
+            && text.split(',').all(|d| match d.trim().split_once('=') {
+                None => level(d.trim()),
+                Some((t, l)) => target(t) && level(l),
+            });
+        if !simple {
+            return Err(invalid());
         }
         tracing_subscriber::EnvFilter::try_new(text)
             .map(|_| LogLevel(text.to_string()))
@@ -513,6 +528,33 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz/fuzz_targets/config.rs): a field filter with a pattern in
+    /// `log_level` took gigabytes to compile. Only levels and `target=level` are accepted.
+    #[test]
+    fn log_levels_are_levels_or_target_directives() {
+        use yaml::ParseScalar;
+        for good in [
+            "info",
+            "DEBUG",
+            "trailwarden=debug,info",
+            "aws_config=warn,trailwarden::watch=trace",
+        ] {
+            assert!(LogLevel::parse(good).is_ok(), "{good}");
+        }
+        let fuzzed =
+            "TTTTTT2TTTT[T000000Hfaric } - { pathHHHHHHHHHH=config-recordin1024819115206>....";
+        for bad in [
+            "verbose",
+            "trailwarden",
+            "x[span{field=a.*}]=debug",
+            fuzzed,
+            &"a=info,".repeat(60),
+        ] {
+            let e = LogLevel::parse(bad).unwrap_err();
+            assert!(e.contains("invalid log level"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn bucket_settings_that_contradict_each_other_are_refused() {
