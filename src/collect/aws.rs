@@ -214,6 +214,17 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Every class [`reason_class`] gives.
+pub const REASON_CLASSES: [&str; 7] = [
+    "access_denied",
+    "throttled",
+    "timeout",
+    "unreachable",
+    "bad_response",
+    "not_found",
+    "other",
+];
+
 /// A class for `trailwarden_poll_errors_total{reason}`, from an [`Unavailable`] reason.
 pub fn reason_class(reason: &str) -> &'static str {
     let r = reason.to_ascii_lowercase();
@@ -264,5 +275,14 @@ mod tests {
             reason_class("GetBucketAcl: NoSuchBucket: gone"),
             "not_found"
         );
+        for r in [
+            "x",
+            "timed out",
+            "AccessDenied",
+            "cannot reach",
+            "unreadable response",
+        ] {
+            assert!(REASON_CLASSES.contains(&reason_class(r)), "{r}");
+        }
     }
 }

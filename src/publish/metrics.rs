@@ -277,6 +277,21 @@ impl Metrics {
             registry: r,
             published: Mutex::new(BTreeMap::new()),
         }
+        .with_zero_series()
+    }
+
+    /// Counters of known label sets start at 0, so `increase()` sees their first event.
+    fn with_zero_series(self) -> Metrics {
+        for kind in ["log", "digest"] {
+            for reason in crate::collect::aws::REASON_CLASSES {
+                self.object_read_failures.with_label_values(&[kind, reason]);
+            }
+            self.unread_objects.with_label_values(&[kind]);
+        }
+        for source in ["event_history", "bucket"] {
+            self.event_claims.with_label_values(&[source]);
+        }
+        self
     }
 
     /// Sets `trailwarden_trail_logging` from the latest trail poll. A trail whose status could

@@ -98,6 +98,9 @@ impl Watch {
 
     pub fn new(setup: Setup, published: Arc<Published>) -> Watch {
         let with_events = !setup.detections.detections.is_empty();
+        for name in [TRAILS, POSTURE, EVENTS, BUCKET] {
+            published.metrics.poll_panics.with_label_values(&[name]);
+        }
         let b = &setup.bucket;
         let read_limits = ReadLimits::new(b.max_object_size.0, b.read_memory.0, setup.body_timeout);
         Watch {
