@@ -6,9 +6,9 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Account, Daemon, TrailsimSetup, manifest_dir, python_env, trailsim_with};
+use support::demo::{demo_account, demo_config, demo_world};
+use support::{Daemon, TrailsimSetup, trailsim_with};
 
 #[test]
 fn the_demo_is_all_pass_within_a_minute_and_never_fails_on_the_way() {
@@ -17,44 +17,18 @@ fn the_demo_is_all_pass_within_a_minute_and_never_fails_on_the_way() {
         ..Default::default()
     })
     .to_string();
-    let out = Command::new(python_env().join("bin/python"))
-        .arg(manifest_dir().join("scripts/demo_world.py"))
-        .args(["seed", "--endpoint", &endpoint])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let account = Account {
-        id: "123456789012".into(),
-        endpoint: endpoint.clone(),
-        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-        secret_access_key: "demo".into(),
-        session_token: String::new(),
-    };
+    demo_world("seed", &endpoint);
+    let account = demo_account(&endpoint);
     let dir = tempfile::tempdir().unwrap();
     let port = support::free_port();
-    let shipped = std::fs::read_to_string(manifest_dir().join("config/demo.yaml")).unwrap();
-    let mut text = shipped
-        .replace("http://127.0.0.1:4566", &endpoint)
-        .replace("127.0.0.1:9847", &format!("127.0.0.1:{port}"))
-        .replace(
-            "state_dir: ../target/demo-state",
-            &format!("state_dir: {}", dir.path().join("state").display()),
-        );
-    for file in ["policies", "detections"] {
-        text = text.replace(
-            &format!("{file}: {file}.yaml"),
-            &format!(
-                "{file}: {}",
-                manifest_dir().join(format!("config/{file}.yaml")).display()
-            ),
-        );
-    }
-    let config = dir.path().join("demo.yaml");
-    std::fs::write(&config, text).unwrap();
+    let state = dir.path().join("state");
+    let config = demo_config(dir.path(), &endpoint, |text| {
+        text.replace("127.0.0.1:9847", &format!("127.0.0.1:{port}"))
+            .replace(
+                "state_dir: ../target/demo-state",
+                &format!("state_dir: {}", state.display()),
+            )
+    });
     let started = Instant::now();
     let mut daemon = Daemon::start(&account, &config, port, dir.path().join("demo.log"));
     let mut seen_pending = false;

@@ -44,7 +44,10 @@ fn fast_digests_over_minute_boundaries_raise_no_integrity_failure() {
     // trailsim's clock (key minutes, digest times) 30 seconds before a minute boundary, so
     // the run crosses one.
     let offset = 30 - i64::from(chrono::Utc::now().second());
-    support::trailsim_control("/_trailsim/clock", &serde_json::json!({"offset_seconds": offset}));
+    support::trailsim_control(
+        "/_trailsim/clock",
+        &serde_json::json!({"offset_seconds": offset}),
+    );
     let run = Duration::from_secs(45);
     let started = Instant::now();
     let mut looks = 0;

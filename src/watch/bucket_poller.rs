@@ -5,7 +5,6 @@
 
 use super::Watch;
 use super::bucket::{Inputs, TrailPass, read_trail_bucket};
-use super::runner::Overlap;
 use crate::integrity::coverage::gaps;
 use crate::integrity::verdict::Kind;
 use crate::posture::{TrailEvidence, TrailState, Unavailable};
@@ -16,18 +15,8 @@ use std::sync::Arc;
 
 impl Watch {
     pub async fn poll_bucket(&self) {
-        let mut found = Vec::new();
-        self.execute(&self.pollers.bucket, Overlap::Skip, async {
-            let (errors, detections) = self.run_bucket().await;
-            found = detections;
-            errors
-        })
-        .await;
-        if found.iter().any(|(_, recollect)| *recollect) {
-            self.refresh().await;
-        }
-        let detections: Vec<StoredDetection> = found.into_iter().map(|(d, _)| d).collect();
-        self.publish_detections(&detections, false).await;
+        self.execute_detecting(&self.pollers.bucket, self.run_bucket())
+            .await;
     }
 
     async fn run_bucket(&self) -> (Vec<Unavailable>, Vec<(StoredDetection, bool)>) {

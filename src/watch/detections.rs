@@ -5,16 +5,42 @@
 //! detection it matched.
 
 use super::Watch;
+use super::runner::{Overlap, Poller};
 use crate::config::Severity;
 use crate::evaluate::detection::Hit;
+use crate::posture::Unavailable;
 use crate::state::StoredDetection;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::future::Future;
 
 /// How many events `/status` lists.
 const STATUS_EVENTS: usize = 100;
 
 impl Watch {
+    /// Runs a poller that claims detections: the run, then a re-collection of what they
+    /// touched (so a StopLogging counted is already a stopped trail in the metrics), then
+    /// their publication. `run` gives its failures and what it claimed, each with whether it
+    /// asks for a re-collection.
+    pub(super) async fn execute_detecting(
+        &self,
+        poller: &Poller,
+        run: impl Future<Output = (Vec<Unavailable>, Vec<(StoredDetection, bool)>)>,
+    ) {
+        let mut found = Vec::new();
+        self.execute(poller, Overlap::Skip, async {
+            let (errors, detections) = run.await;
+            found = detections;
+            errors
+        })
+        .await;
+        if found.iter().any(|(_, recollect)| *recollect) {
+            self.refresh().await;
+        }
+        let detections: Vec<StoredDetection> = found.into_iter().map(|(d, _)| d).collect();
+        self.publish_detections(&detections, false).await;
+    }
+
     /// Publishes detections whose claim is stored, then marks them published.
     pub(super) async fn publish_detections(
         &self,

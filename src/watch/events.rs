@@ -6,13 +6,11 @@
 
 use super::Watch;
 use super::detections::stored;
-use super::runner::Overlap;
 use crate::collect::events::{LookedUp, RateLimiter, write_events};
 use crate::config::{Check, DetectionSet, EventHistorySettings};
 use crate::evaluate::detection::{Watched, detect};
-use crate::evaluate::log_records::FoundTransition;
+use crate::evaluate::log_records::{FoundTransition, transition_of};
 use crate::evaluate::record_facts::Retention;
-use crate::integrity::chain::TRANSITIONS;
 use crate::posture::Unavailable;
 use crate::record::Record;
 use crate::state::{Claim, Source, StateError, StoredDetection};
@@ -68,20 +66,8 @@ impl Watch {
         if self.detections().detections.is_empty() {
             return;
         }
-        let mut found = Vec::new();
-        self.execute(&self.pollers.events, Overlap::Skip, async {
-            let (errors, detections) = self.run_events().await;
-            found = detections;
-            errors
-        })
-        .await;
-        // Collect what the events touched before publishing them, so a StopLogging counted
-        // is already a stopped trail in the metrics.
-        if found.iter().any(|(_, recollect)| *recollect) {
-            self.refresh().await;
-        }
-        let detections: Vec<StoredDetection> = found.into_iter().map(|(d, _)| d).collect();
-        self.publish_detections(&detections, false).await;
+        self.execute_detecting(&self.pollers.events, self.run_events())
+            .await;
     }
 
     /// The detections claimed (with whether they ask for a re-collection), and the failures.
@@ -281,18 +267,7 @@ fn read_page(
                 }
             };
             let hits = detect(detections, &record, watched, now);
-            let mut transitions = Vec::new();
-            if record.event_source == "cloudtrail.amazonaws.com"
-                && TRANSITIONS.contains(&record.event_name.as_str())
-                && !record.failed()
-                && let Some(name) = record.raw["requestParameters"]["name"].as_str()
-            {
-                transitions.push(FoundTransition {
-                    trail: name.to_string(),
-                    time: record.event_time,
-                    event_name: record.event_name.clone(),
-                });
-            }
+            let transitions = transition_of(&record).into_iter().collect();
             ReadEntry {
                 recollect: hits.iter().any(|h| h.recollect),
                 claim: Claim {

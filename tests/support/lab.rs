@@ -360,29 +360,10 @@ impl Lab {
         trails: &str,
         extra: &str,
     ) -> PathBuf {
-        let dir = self.dir.path();
-        for file in ["policies.yaml", "detections.yaml"] {
-            std::fs::copy(
-                super::manifest_dir().join("config").join(file),
-                dir.join(file),
-            )
-            .unwrap();
-        }
-        let path = dir.join("trailwarden.yaml");
-        std::fs::write(
-            &path,
-            format!(
-                "listen: 127.0.0.1:{port}\n\
-                 state_dir: state\n\
-                 log_level: info\n\
-                 aws:\n  regions: [us-east-1]\n  endpoint_url: {endpoint}\n  operation_timeout: 10s\n  max_attempts: 2\n\
-                 schedule:\n  trails: \"{trails}\"\n  posture: \"0 0 * * * *\"\n  events: \"*/2 * * * * *\"\n\
-                 policies: policies.yaml\n\
-                 detections: detections.yaml\n{extra}"
-            ),
-        )
-        .unwrap();
-        path
+        let schedule = format!(
+            "  trails: \"{trails}\"\n  posture: \"0 0 * * * *\"\n  events: \"*/2 * * * * *\"\n"
+        );
+        self.write_detecting_config(port, endpoint, &schedule, "10s", extra)
     }
 
     /// A daemon config for the reliability tests: the shipped policies and detections,
@@ -393,6 +374,21 @@ impl Lab {
         port: u16,
         endpoint: &str,
         every: &str,
+        operation_timeout: &str,
+        extra: &str,
+    ) -> PathBuf {
+        let schedule = ["trails", "posture", "events", "bucket"]
+            .map(|p| format!("  {p}: \"{every}\"\n"))
+            .concat();
+        self.write_detecting_config(port, endpoint, &schedule, operation_timeout, extra)
+    }
+
+    /// The shipped policies and detections beside a config with `schedule` lines.
+    fn write_detecting_config(
+        &self,
+        port: u16,
+        endpoint: &str,
+        schedule: &str,
         operation_timeout: &str,
         extra: &str,
     ) -> PathBuf {
@@ -412,7 +408,7 @@ impl Lab {
                  state_dir: state\n\
                  log_level: info\n\
                  aws:\n  regions: [us-east-1]\n  endpoint_url: {endpoint}\n  operation_timeout: {operation_timeout}\n  max_attempts: 2\n\
-                 schedule:\n  trails: \"{every}\"\n  posture: \"{every}\"\n  events: \"{every}\"\n  bucket: \"{every}\"\n\
+                 schedule:\n{schedule}\
                  policies: policies.yaml\n\
                  detections: detections.yaml\n{extra}"
             ),

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod demo;
 pub mod event_watch;
 pub mod lab;
 pub mod prometheus;

@@ -3,7 +3,7 @@
 //! tolerance. Event history forgets after 90 days; this says the bucket still has it.
 
 use super::CheckResult;
-use super::delivery::{FIRST_DELIVERY, expected_regions, humanize, started_logging};
+use super::delivery::{FIRST_DELIVERY, humanize, started_logging};
 use super::regions::RegionResults;
 use crate::integrity::coverage::gaps;
 use crate::posture::{Trail, TrailEvidence, TrailStatus};
@@ -26,12 +26,7 @@ pub fn log_coverage(
 ) -> CheckResult {
     let started = started_logging(status);
     let mut results = RegionResults::default();
-    for region in expected_regions(trail, monitored) {
-        let r = evidence.region(&trail.account, &region);
-        if let Some(e) = r.and_then(|r| r.log_error.as_deref()) {
-            results.unknown.push(format!("{region}: {e}"));
-            continue;
-        }
+    for (region, r) in results.readable(trail, evidence, monitored) {
         let coverage = r.map(|r| r.coverage.clone()).unwrap_or_default();
         let young = started.is_some_and(|s| now - s < FIRST_DELIVERY);
         if coverage.oldest.is_none() && young {
@@ -169,12 +164,7 @@ mod tests {
                 Duration::hours(6),
                 now,
             );
-            let outcome = match &got {
-                Err(_) => "error",
-                Ok(v) if v.passed => "pass",
-                Ok(v) if v.pending => "pending",
-                Ok(_) => "fail",
-            };
+            let outcome = crate::evaluate::finding::status_of(&got).as_str();
             assert_eq!(outcome, expected, "{name}: {got:?}");
         }
     }

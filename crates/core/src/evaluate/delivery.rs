@@ -36,12 +36,7 @@ pub fn delivery_freshness(
 ) -> CheckResult {
     let started = started_logging(status);
     let mut results = RegionResults::default();
-    for region in expected_regions(trail, monitored) {
-        let r = evidence.region(&trail.account, &region);
-        if let Some(e) = r.and_then(|r| r.log_error.as_deref()) {
-            results.unknown.push(format!("{region}: {e}"));
-            continue;
-        }
+    for (region, r) in results.readable(trail, evidence, monitored) {
         let newest = r.and_then(|r| r.coverage.newest_delivery());
         // Nothing delivered since logging (re)started, and the first delivery is not due yet.
         // A minute of slack: keys carry the minute, S3 write times the second.
@@ -200,11 +195,10 @@ mod tests {
                 Duration::minutes(30),
                 now,
             );
-            let (outcome, text) = match got {
-                Err(e) => ("error", e.reason),
-                Ok(v) if v.passed => ("pass", v.message),
-                Ok(v) if v.pending => ("pending", v.message),
-                Ok(v) => ("fail", v.message),
+            let outcome = crate::evaluate::finding::status_of(&got).as_str();
+            let text = match got {
+                Ok(v) => v.message,
+                Err(e) => e.reason,
             };
             assert_eq!(outcome, expected, "{name}: {text}");
             assert!(text.contains(message), "{name}: {text}");

@@ -81,6 +81,16 @@ impl Verdict {
 /// `Err` when the check could not be evaluated: that becomes status `error`, never `pass`.
 pub type CheckResult = Result<Verdict, Unavailable>;
 
+/// The status a check's result gives its finding.
+pub fn status_of(result: &CheckResult) -> Status {
+    match result {
+        Ok(v) if v.passed => Status::Pass,
+        Ok(v) if v.pending => Status::Pending,
+        Ok(_) => Status::Fail,
+        Err(_) => Status::Error,
+    }
+}
+
 /// Clones the error out of a borrowed [`crate::posture::Fetched`], for use with `?`.
 pub fn need<T>(fetched: &Result<T, Unavailable>) -> Result<&T, Unavailable> {
     fetched.as_ref().map_err(Clone::clone)

@@ -174,12 +174,7 @@ mod tests {
         ];
         for (name, evidence, expected) in cases {
             let got = digest_integrity(&trail, &evidence, Duration::days(7), now);
-            let outcome = match &got {
-                Err(_) => "error",
-                Ok(v) if v.passed => "pass",
-                Ok(v) if v.pending => "pending",
-                Ok(_) => "fail",
-            };
+            let outcome = crate::evaluate::finding::status_of(&got).as_str();
             assert_eq!(outcome, expected, "{name}: {got:?}");
         }
     }

@@ -6,6 +6,7 @@ use super::detection::{Hit, Watched, detect, wants};
 use crate::config::DetectionSet;
 use crate::integrity::chain::TRANSITIONS;
 use crate::logfile::{self, Limits, LogFileSummary, Oversized};
+use crate::record::Record;
 use chrono::{DateTime, Utc};
 
 /// One event's detections.
@@ -23,6 +24,20 @@ pub struct FoundTransition {
     pub trail: String,
     pub time: DateTime<Utc>,
     pub event_name: String,
+}
+
+/// The logging transition a record is, if it is one: a successful CloudTrail call that starts
+/// or stops a trail's digest chains, with the trail it names.
+pub fn transition_of(record: &Record) -> Option<FoundTransition> {
+    let name = record.raw["requestParameters"]["name"].as_str()?;
+    (record.event_source == "cloudtrail.amazonaws.com"
+        && TRANSITIONS.contains(&record.event_name.as_str())
+        && !record.failed())
+    .then(|| FoundTransition {
+        trail: name.to_string(),
+        time: record.event_time,
+        event_name: record.event_name.clone(),
+    })
 }
 
 /// What reading one log file gave.
@@ -73,15 +88,8 @@ pub fn scan(
             Ok(record) => record,
             Err(e) => return fault(format!("{} record: {e}", r.event_name)),
         };
-        if transition
-            && !record.failed()
-            && let Some(name) = record.raw["requestParameters"]["name"].as_str()
-        {
-            transitions.push(FoundTransition {
-                trail: name.to_string(),
-                time: record.event_time,
-                event_name: record.event_name.clone(),
-            });
+        if transition {
+            transitions.extend(transition_of(&record));
         }
         let Some((detections, watched)) = detections else {
             return;

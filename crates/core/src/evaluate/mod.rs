@@ -236,11 +236,10 @@ fn finding(
     resource_name: &str,
     result: CheckResult,
 ) -> Finding {
-    let (status, message) = match result {
-        Ok(v) if v.passed => (Status::Pass, v.message),
-        Ok(v) if v.pending => (Status::Pending, v.message),
-        Ok(v) => (Status::Fail, v.message),
-        Err(e) => (Status::Error, e.reason),
+    let status = finding::status_of(&result);
+    let message = match result {
+        Ok(v) => v.message,
+        Err(e) => e.reason,
     };
     Finding {
         policy: policy.id.clone(),

@@ -5,7 +5,7 @@
 //! failure of its own.
 
 use super::{CheckResult, Verdict};
-use crate::posture::Unavailable;
+use crate::posture::{RegionEvidence, Trail, TrailEvidence, Unavailable};
 
 #[derive(Debug, Default)]
 pub struct RegionResults {
@@ -16,6 +16,26 @@ pub struct RegionResults {
 }
 
 impl RegionResults {
+    /// The regions whose log folders a trail must fill (see `delivery::expected_regions`),
+    /// with their evidence; the ones whose folder could not be read are noted unknown here
+    /// and left out.
+    pub fn readable<'e>(
+        &mut self,
+        trail: &Trail,
+        evidence: &'e TrailEvidence,
+        monitored: &[String],
+    ) -> Vec<(String, Option<&'e RegionEvidence>)> {
+        let mut out = Vec::new();
+        for region in super::delivery::expected_regions(trail, monitored) {
+            let r = evidence.region(&trail.account, &region);
+            match r.and_then(|r| r.log_error.as_deref()) {
+                Some(e) => self.unknown.push(format!("{region}: {e}")),
+                None => out.push((region, r)),
+            }
+        }
+        out
+    }
+
     /// `failing` and `passing` open the message of a failure and of a pass.
     pub fn conclude(self, failing: &str, passing: &str) -> CheckResult {
         if !self.failed.is_empty() {
@@ -61,13 +81,8 @@ mod tests {
             (results(&[], &[], &[]), "pass"),
         ];
         for (r, expected) in cases {
-            let got = match r.conclude("stale", "fresh") {
-                Err(_) => "error",
-                Ok(v) if v.passed => "pass",
-                Ok(v) if v.pending => "pending",
-                Ok(_) => "fail",
-            };
-            assert_eq!(got, expected);
+            let got = crate::evaluate::finding::status_of(&r.conclude("stale", "fresh"));
+            assert_eq!(got.as_str(), expected);
         }
         let v = results(&["eu: stale"], &["ap: AccessDenied"], &[])
             .conclude("stale", "fresh")
