@@ -19,11 +19,6 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// How long claimed event ids are remembered at least: as long as the bucket poller may read
-/// a log file (`bucket.read_window`, 3 days by default), so an event seen in event history is
-/// not counted again when its log file is read.
-const SEEN_MEMORY: chrono::Duration = chrono::Duration::days(3);
-
 /// LookupEvents' limit per account and region.
 const LOOKUPS_PER_SECOND: u32 = 2;
 
@@ -210,8 +205,10 @@ impl Watch {
         }
         tracing::debug!(region, calls = pages.calls, %start, "event history read");
         // Older than the next query's start, an event cannot come back from event history;
-        // but the bucket poller may still read it from a log file: ids are kept SEEN_MEMORY.
-        let forget = now - (overlap + chrono::Duration::hours(1)).max(SEEN_MEMORY);
+        // but the bucket poller may still read it from a log file within its read window.
+        let read_window = chrono::Duration::from_std(self.bucket_settings.read_window.0)
+            .unwrap_or(chrono::Duration::days(3));
+        let forget = crate::plan::claims::forget_before(now, overlap, read_window);
         let (a, r) = (account.to_string(), region.to_string());
         if let Err(e) = self
             .store

@@ -3,6 +3,7 @@
 //! and what is retried when. The pollers keep only the I/O around these: a restart or a fault
 //! can only turn into a lost event or a false alarm here, so here is where the tests are.
 
+pub mod claims;
 pub mod digest_folder;
 pub mod log_folder;
 pub mod retry;
