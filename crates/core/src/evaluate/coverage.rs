@@ -4,6 +4,7 @@
 
 use super::CheckResult;
 use super::delivery::{FIRST_DELIVERY, humanize, started_logging};
+use super::integrity::FIRST_DIGEST;
 use super::regions::RegionResults;
 use crate::integrity::coverage::gaps;
 use crate::posture::{Trail, TrailEvidence, TrailStatus};
@@ -36,13 +37,25 @@ pub fn log_coverage(
             ));
             continue;
         }
-        let g = gaps(
-            &coverage,
-            now,
-            min_days as i64,
-            tolerance,
-            began(evidence, r.and_then(|r| r.origin)),
-        );
+        let began = began(evidence, r.and_then(|r| r.origin));
+        let g = gaps(&coverage, now, min_days as i64, tolerance, began);
+        // Every log file is from after logging (re)started, and nothing says yet whether the
+        // trail is new (its CreateTrail shows in event history minutes late; its first digest
+        // comes within the hour): wait for that, not a failure of the whole window.
+        let unproven_new = began.is_none()
+            && started.is_some_and(|s| {
+                now - s < FIRST_DIGEST
+                    && coverage
+                        .oldest
+                        .is_some_and(|o| o + Duration::minutes(1) >= s)
+            });
+        if !g.uncovered.is_empty() && unproven_new {
+            results.pending.push(format!(
+                "{region}: logging started {} ago and no log file is older; waiting for event history or the first digest to show whether the trail is new",
+                humanize(now - started.unwrap_or(now))
+            ));
+            continue;
+        }
         if g.uncovered.is_empty() {
             results.passed.push(format!(
                 "{region} since {}",
@@ -140,6 +153,24 @@ mod tests {
                 ),
                 status(Duration::days(1)),
                 "pass",
+            ),
+            (
+                "started ten minutes ago, logs since, creation not known yet",
+                with(Some(region(now - Duration::minutes(9))), None),
+                status(Duration::minutes(10)),
+                "pending",
+            ),
+            (
+                "restarted ten minutes ago over older logs",
+                with(Some(region(now - Duration::days(1))), None),
+                status(Duration::minutes(10)),
+                "fail",
+            ),
+            (
+                "started two hours ago and still no proof it is new",
+                with(Some(region(now - Duration::minutes(119))), None),
+                status(Duration::hours(2)),
+                "fail",
             ),
             (
                 "a day of logs and no proof the trail is young",
