@@ -3,7 +3,8 @@
 # trailwarden container image: a release build on Debian bookworm, run on distroless
 # (glibc, CA certificates, nothing else: no shell, no package manager) as a non-root user.
 #
-#   docker build -t trailwarden:0.1.0 .
+#   docker build --build-arg TRAILWARDEN_COMMIT=$(git rev-parse --short=12 HEAD) \
+#     -t trailwarden:0.1.0 .
 #   docker run --rm -p 127.0.0.1:9847:9847 -v "$PWD/my-config:/etc/trailwarden:ro" \
 #     -e AWS_REGION=us-east-1 trailwarden:0.1.0 run --config /etc/trailwarden/trailwarden.yaml
 #
@@ -14,12 +15,14 @@ ARG RUST_VERSION=1.94.1
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
-# The whole workspace: Cargo.toml lists crates/core/, testbed/ and trailsim/ as members, so
-# cargo needs them to load it, even though only the trailwarden binary is built.
+# The whole workspace: Cargo.toml lists crates/core/, testbed/, trailsim/ and xtask/ as
+# members, so cargo needs them to load it, even though only the trailwarden binary is built.
 COPY . .
+# .git stays out of the context: `trailwarden --version` names the commit given here.
+ARG TRAILWARDEN_COMMIT=unknown
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin trailwarden \
+    TRAILWARDEN_COMMIT="$TRAILWARDEN_COMMIT" cargo build --release --locked --bin trailwarden \
     && install -D -m 0755 target/release/trailwarden /out/usr/local/bin/trailwarden \
     && install -d -m 0700 /out/var/lib/trailwarden \
     && install -D -m 0644 -t /out/etc/trailwarden \

@@ -7,6 +7,7 @@
 pub use trailwarden_core::{config, evaluate, integrity, logfile, plan, posture, record};
 
 pub mod check;
+pub mod cli;
 pub mod collect;
 pub mod daemon;
 pub mod publish;
