@@ -19,6 +19,11 @@ for t in $targets; do
   start=$(date +%s)
   out=$(cd fuzz && cargo fuzz run -O -s none "$t" "corpus/$t" -- \
           -runs="$runs" -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 2>&1) || {
+    if echo "$out" | grep -q 'libFuzzer: run interrupted'; then
+      done_runs=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: *//p' | tail -1)
+      echo "FUZZ $t: interrupted after ${done_runs:-?} executions, 0 crashes"
+      exit 130
+    fi
     echo "$out" | tail -40
     echo "FUZZ $t: CRASH (artifact in fuzz/artifacts/$t/)"
     exit 1
