@@ -3,6 +3,7 @@
 //! Loading resolves relative paths against the main file, checks every value that can be
 //! checked without AWS, and reports problems as `file:line:column: message`.
 
+pub mod accounts;
 pub mod condition;
 pub mod detections;
 pub mod policies;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use accounts::AccountSettings;
 pub use detections::DetectionSet;
 pub use policies::{Check, Policy, PolicySet, Severity};
 pub use yaml::{ByteSize, ConfigError, CronSchedule, HumanDuration};
@@ -29,6 +31,9 @@ pub struct DaemonFile {
     pub log_level: Option<LogLevel>,
     #[serde(default)]
     pub aws: AwsSettings,
+    /// The accounts to watch (an organization, or a list); absent: the daemon's own account.
+    #[serde(default)]
+    pub accounts: Option<AccountSettings>,
     #[serde(default)]
     pub schedule: Schedule,
     /// The policy file, relative to this file.
@@ -479,14 +484,23 @@ impl Config {
     /// `file:line:column`; the first problem of a file stops its parsing.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let daemon: DaemonFile = yaml::load_file(path).map_err(|e| vec![e])?;
-        daemon.bucket.check().map_err(|message| {
-            vec![ConfigError {
-                file: path.to_path_buf(),
-                line: None,
-                column: None,
-                message,
-            }]
-        })?;
+        daemon
+            .bucket
+            .check()
+            .and_then(|()| {
+                daemon
+                    .accounts
+                    .as_ref()
+                    .map_or(Ok(()), AccountSettings::check)
+            })
+            .map_err(|message| {
+                vec![ConfigError {
+                    file: path.to_path_buf(),
+                    line: None,
+                    column: None,
+                    message,
+                }]
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let policies_path = base.join(&daemon.policies);
         let state_dir = base.join(&daemon.state_dir);

@@ -1,6 +1,7 @@
 //! Evaluation: pure functions from a [`Snapshot`] to findings. No I/O, no clock reads: `now`
 //! is passed in. One file per check family; this file only dispatches.
 
+pub mod accounts;
 pub mod condition;
 pub mod config_recording;
 pub mod coverage;

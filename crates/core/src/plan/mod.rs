@@ -1,8 +1,9 @@
-//! The pollers' stateful rules, decided in pure code: what a pass over a bucket folder lists
-//! and reads, how far its cursor may move, when a digest chain is walked and where it resumes,
+//! The pollers' stateful rules, decided in pure code: which accounts are watched, what a
+//! pass over a bucket folder lists and reads, how far its cursor may move, when a digest chain is walked and where it resumes,
 //! and what is retried when. The pollers keep only the I/O around these: a restart or a fault
 //! can only turn into a lost event or a false alarm here, so here is where the tests are.
 
+pub mod accounts;
 pub mod claims;
 pub mod digest_folder;
 pub mod log_folder;

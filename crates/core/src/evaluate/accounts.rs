@@ -1,0 +1,298 @@
+//! Evaluation over many accounts, and organization trails judged once.
+//!
+//! An organization trail shows in every member account (as a "shadow" of the trail in the
+//! management account). Judging it in each member would repeat its findings once per member,
+//! and judging its bucket and key from a member would fail for want of access. So a trail
+//! is judged in one account only: its owner when the owner is watched and lists it, else the
+//! lowest watched account that lists it. Members still count it where the question is about
+//! the member: "is there a trail" and "are management events recorded" (what competing tools
+//! get wrong: prowler#2438, steampipe-mod-aws-compliance#536).
+
+use super::{Finding, evaluate};
+use crate::config::{Check, PolicySet};
+use crate::posture::{Snapshot, Unavailable};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// One watched account's collection, or why it could not be made (a role that cannot be
+/// assumed, AccessDenied everywhere).
+#[derive(Debug, Clone)]
+pub struct AccountSnapshot {
+    pub account: String,
+    pub snapshot: Result<Snapshot, Unavailable>,
+}
+
+/// For each trail ARN seen in any account: the account that judges it.
+pub fn judges(accounts: &[AccountSnapshot]) -> BTreeMap<String, String> {
+    let mut judge: BTreeMap<String, String> = BTreeMap::new();
+    let mut sorted: Vec<&AccountSnapshot> = accounts.iter().collect();
+    sorted.sort_by(|a, b| a.account.cmp(&b.account));
+    for a in sorted {
+        let Ok(Ok(states)) = a.snapshot.as_ref().map(|s| s.trails.as_ref()) else {
+            continue;
+        };
+        for s in states {
+            let t = &s.trail;
+            let owner_here = t.account == a.account;
+            match judge.get(&t.arn) {
+                // The owner wins over a member that came first.
+                Some(j) if owner_here && j != &a.account => {
+                    judge.insert(t.arn.clone(), a.account.clone());
+                }
+                Some(_) => {}
+                None => {
+                    judge.insert(t.arn.clone(), a.account.clone());
+                }
+            }
+        }
+    }
+    judge
+}
+
+/// Every policy over every account. An account that could not be collected gets one `error`
+/// per policy with the reason, and nothing else; the others are unaffected. A trail's own
+/// findings come from the account that judges it; account-level findings (no trail,
+/// management events, AWS Config recording) from each account, with resources made unique
+/// across accounts.
+pub fn evaluate_accounts(
+    policies: &PolicySet,
+    accounts: &[AccountSnapshot],
+    now: DateTime<Utc>,
+) -> Vec<Finding> {
+    let judge = judges(accounts);
+    let mut findings = Vec::new();
+    for a in accounts {
+        match &a.snapshot {
+            Err(why) => {
+                for policy in &policies.policies {
+                    let mut f = super::account_finding(policy, &a.account, Err(why.reason.clone()));
+                    if let Check::ConfigRecording = policy.check {
+                        f.resource = format!("account/{}/config-recording", a.account);
+                    }
+                    findings.push(f);
+                }
+            }
+            Ok(snapshot) => {
+                for mut f in evaluate(policies, snapshot, now) {
+                    if let Some(j) = judge.get(&f.resource) {
+                        if j != &a.account {
+                            continue;
+                        }
+                    } else if !f.resource.starts_with("account/") {
+                        // A regional finding (AWS Config): named by region, per account.
+                        f.resource = format!("account/{}/{}", a.account, f.resource);
+                        f.account = a.account.clone();
+                    }
+                    findings.push(f);
+                }
+            }
+        }
+    }
+    findings.sort_by(|a, b| (&a.policy, &a.resource).cmp(&(&b.policy, &b.resource)));
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::yaml::parse_str;
+    use crate::evaluate::Status;
+    use crate::evaluate::testing::{lab_now, lab_snapshot, logging_trail, unavailable};
+    use crate::posture::TrailState;
+    use std::path::Path;
+
+    const MANAGEMENT: &str = "111122223333";
+    const ORG_ARN: &str = "arn:aws:cloudtrail:us-east-1:111122223333:trail/org";
+
+    fn policies() -> PolicySet {
+        parse_str(
+            Path::new("p.yaml"),
+            include_str!("../../../../config/policies.yaml"),
+        )
+        .unwrap()
+    }
+
+    /// The lab's trail made the organization's, as any account sees it.
+    fn org_trail(logging: bool) -> TrailState {
+        let mut s = logging_trail();
+        s.trail.arn = ORG_ARN.into();
+        s.trail.name = "org".into();
+        s.trail.account = MANAGEMENT.into();
+        s.trail.is_organization_trail = true;
+        s.status.as_mut().unwrap().is_logging = logging;
+        s
+    }
+
+    /// The management account: the lab (bucket, key, evidence) around the organization trail.
+    fn management(logging: bool) -> AccountSnapshot {
+        let mut snap = lab_snapshot();
+        snap.trails = Ok(vec![org_trail(logging)]);
+        snap.evidence = snap
+            .evidence
+            .map(|e| e.into_values().map(|v| (ORG_ARN.to_string(), v)).collect());
+        AccountSnapshot {
+            account: MANAGEMENT.into(),
+            snapshot: Ok(snap),
+        }
+    }
+
+    /// A member: sees the organization trail (and maybe trails of its own); the
+    /// organization's bucket and key are not in its posture.
+    fn member(id: &str, own: Vec<TrailState>, org_logging: bool) -> AccountSnapshot {
+        let mut snap = lab_snapshot();
+        snap.account = Ok(id.into());
+        let mut trails = vec![org_trail(org_logging)];
+        trails.extend(own);
+        snap.trails = Ok(trails);
+        if let Some(p) = snap.posture.as_mut() {
+            p.buckets.clear();
+            p.keys.clear();
+        }
+        snap.evidence = Some(Default::default());
+        AccountSnapshot {
+            account: id.into(),
+            snapshot: Ok(snap),
+        }
+    }
+
+    /// A member's own trail, writing to its own bucket (collected with the lab's posture).
+    fn own_trail(account: &str, name: &str, logging: bool) -> TrailState {
+        let mut s = logging_trail();
+        s.trail.account = account.into();
+        s.trail.name = name.into();
+        s.trail.arn = format!("arn:aws:cloudtrail:us-east-1:{account}:trail/{name}");
+        s.status.as_mut().unwrap().is_logging = logging;
+        s
+    }
+
+    fn by(findings: &[Finding], policy: &str, resource: &str) -> Vec<(String, Status)> {
+        findings
+            .iter()
+            .filter(|f| f.policy == policy && f.resource == resource)
+            .map(|f| (f.account.clone(), f.status))
+            .collect()
+    }
+
+    #[test]
+    fn the_owner_judges_the_organization_trail_once_and_members_are_covered() {
+        let accounts = vec![
+            member("444455556666", vec![], true),
+            management(true),
+            member("777788889999", vec![], true),
+        ];
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        // One finding for the trail, from its owner.
+        assert_eq!(
+            by(&findings, "trail-logging", ORG_ARN),
+            vec![(MANAGEMENT.to_string(), Status::Pass)]
+        );
+        // Members have no "no trail" failure and no bucket or key error of the org trail.
+        for f in &findings {
+            assert_ne!(f.status, Status::Fail, "{f:?}");
+            if f.account != MANAGEMENT {
+                assert!(f.resource.starts_with("account/"), "{f:?}");
+            }
+        }
+        // Management events are judged per member, covered by the organization trail.
+        assert_eq!(
+            by(&findings, "management-events", "account/444455556666"),
+            vec![("444455556666".to_string(), Status::Pass)]
+        );
+        // No two findings share a key.
+        let mut keys: Vec<_> = findings.iter().map(|f| (&f.policy, &f.resource)).collect();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "duplicate findings");
+    }
+
+    #[test]
+    fn a_stopped_organization_trail_fails_once_and_members_own_trails_are_judged_too() {
+        let accounts = vec![
+            management(false),
+            member(
+                "444455556666",
+                vec![own_trail("444455556666", "mine", true)],
+                false,
+            ),
+            member(
+                "777788889999",
+                vec![own_trail("777788889999", "stopped", false)],
+                false,
+            ),
+        ];
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        assert_eq!(
+            by(&findings, "trail-logging", ORG_ARN),
+            vec![(MANAGEMENT.to_string(), Status::Fail)]
+        );
+        let mine = "arn:aws:cloudtrail:us-east-1:444455556666:trail/mine";
+        let stopped = "arn:aws:cloudtrail:us-east-1:777788889999:trail/stopped";
+        assert_eq!(
+            by(&findings, "trail-logging", mine),
+            vec![("444455556666".to_string(), Status::Pass)]
+        );
+        assert_eq!(
+            by(&findings, "trail-logging", stopped),
+            vec![("777788889999".to_string(), Status::Fail)]
+        );
+    }
+
+    #[test]
+    fn without_its_owner_a_member_judges_the_organization_trail_and_says_what_it_cannot_see() {
+        let accounts = vec![
+            member("777788889999", vec![], true),
+            member("444455556666", vec![], true),
+        ];
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        assert_eq!(
+            by(&findings, "trail-logging", ORG_ARN),
+            vec![(MANAGEMENT.to_string(), Status::Pass)],
+            "once (from the lowest member that lists it), labelled with the owner"
+        );
+        for f in findings.iter().filter(|f| f.resource == ORG_ARN) {
+            assert_ne!(f.status, Status::Fail, "never a false failure: {f:?}");
+        }
+    }
+
+    #[test]
+    fn an_account_that_cannot_be_reached_is_an_error_and_no_one_else_is_affected() {
+        let alone = evaluate_accounts(&policies(), &[management(true)], lab_now());
+        let accounts = vec![
+            management(true),
+            AccountSnapshot {
+                account: "444455556666".into(),
+                snapshot: Err(unavailable(
+                    "cannot assume arn:aws:iam::444455556666:role/audit: AccessDenied",
+                )),
+            },
+        ];
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        let (theirs, ours): (Vec<_>, Vec<_>) = findings
+            .into_iter()
+            .partition(|f| f.account == "444455556666");
+        assert_eq!(ours, alone, "the management account is unaffected");
+        assert_eq!(theirs.len(), policies().policies.len());
+        for f in &theirs {
+            assert_eq!(f.status, Status::Error, "{f:?}");
+            assert!(f.message.contains("cannot assume"), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn regional_findings_are_per_account() {
+        let accounts = vec![management(true), member("444455556666", vec![], true)];
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        let recording: Vec<_> = findings
+            .iter()
+            .filter(|f| f.policy == "config-recording")
+            .map(|f| f.resource.as_str())
+            .collect();
+        assert_eq!(
+            recording,
+            vec![
+                "account/111122223333/us-east-1",
+                "account/444455556666/us-east-1"
+            ]
+        );
+    }
+}

@@ -1,0 +1,409 @@
+//! Which accounts are watched, from one discovery to the next.
+//!
+//! The faults this guards against: a discovery that fails (or answers an empty organization
+//! because of a permission problem) must not retire every account and drop its alarms; an
+//! account that is suspended, closed or leaves must stop being required from then on, and
+//! say so, instead of turning into a false "not logging"; an account that comes back is
+//! watched again.
+
+use crate::config::AccountSettings;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// How long a retired account stays listed in `/status` (with when and why it left).
+pub const RETIRED_KEPT: Duration = Duration::days(90);
+
+/// An account as Organizations describes it (or as the configured list names it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrgAccount {
+    pub id: String,
+    pub name: String,
+    /// `ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE`, `CLOSED`, ...
+    pub status: String,
+    /// The ids of the root and units above the account, root first.
+    pub parents: Vec<String>,
+    /// The same path by name, `Root/Workloads/Prod`.
+    pub ou_path: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl OrgAccount {
+    /// An account named in the configured list: nothing known but its id.
+    pub fn listed(id: &str) -> OrgAccount {
+        OrgAccount {
+            id: id.to_string(),
+            name: String::new(),
+            status: ACTIVE.to_string(),
+            parents: Vec::new(),
+            ou_path: String::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+pub const ACTIVE: &str = "ACTIVE";
+
+/// A watched account.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    pub account: OrgAccount,
+    /// The daemon's own account: its own credentials, no role.
+    pub own: bool,
+    pub since: DateTime<Utc>,
+}
+
+/// An account no longer watched: not required from `left_at` on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retired {
+    pub account: OrgAccount,
+    pub left_at: DateTime<Utc>,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Roster {
+    pub watched: BTreeMap<String, Member>,
+    pub retired: BTreeMap<String, Retired>,
+    /// The last discovery that answered.
+    pub discovered_at: Option<DateTime<Utc>>,
+    /// Why the last discovery did not answer; the roster before it stays in force.
+    pub discovery_error: Option<String>,
+}
+
+/// The roster after a discovery. `discovered` is the accounts listed (all of the
+/// organization's, or the configured list), or why they could not be. `own` is the daemon's
+/// own account, when known: always watched unless excluded, even outside the listed units.
+pub fn next_roster(
+    settings: Option<&AccountSettings>,
+    own: Option<&str>,
+    discovered: Result<Vec<OrgAccount>, String>,
+    previous: &Roster,
+    now: DateTime<Utc>,
+) -> Roster {
+    let discovered = match discovered {
+        Ok(list) => list,
+        Err(why) => {
+            // Keep every account: a failed listing says nothing about them.
+            let mut kept = previous.clone();
+            kept.discovery_error = Some(why);
+            add_own(&mut kept, settings, own, now);
+            return kept;
+        }
+    };
+    let mut next = Roster {
+        discovered_at: Some(now),
+        ..Roster::default()
+    };
+    let units: &[crate::config::accounts::OrganizationalUnitId] = settings
+        .and_then(|s| s.organization.as_ref())
+        .map_or(&[], |o| &o.organizational_units);
+    for account in discovered {
+        let in_scope = settings.is_none_or(|s| s.selects(&account.id))
+            && (units.is_empty() || units.iter().any(|u| account.parents.contains(&u.0)));
+        if !in_scope {
+            continue;
+        }
+        if account.status == ACTIVE {
+            let since = previous.watched.get(&account.id).map_or(now, |m| m.since);
+            next.watched.insert(
+                account.id.clone(),
+                Member {
+                    account,
+                    own: false,
+                    since,
+                },
+            );
+        } else {
+            let why = format!("account is {}", account.status);
+            retire(&mut next, previous, account, why, now);
+        }
+    }
+    add_own(&mut next, settings, own, now);
+    for (id, member) in &previous.watched {
+        if !next.watched.contains_key(id) && !next.retired.contains_key(id) {
+            let why = if settings.is_some_and(|s| !s.selects(id)) {
+                "excluded by the configuration"
+            } else {
+                "no longer listed (left the organization or its units)"
+            };
+            retire(&mut next, previous, member.account.clone(), why.into(), now);
+        }
+    }
+    for (id, r) in &previous.retired {
+        let back = next.watched.contains_key(id);
+        if !back && !next.retired.contains_key(id) && now - r.left_at < RETIRED_KEPT {
+            next.retired.insert(id.clone(), r.clone());
+        }
+    }
+    next
+}
+
+/// Retired as of when it first left: a second discovery does not move `left_at`.
+fn retire(
+    next: &mut Roster,
+    previous: &Roster,
+    account: OrgAccount,
+    why: String,
+    now: DateTime<Utc>,
+) {
+    let left_at = previous
+        .retired
+        .get(&account.id)
+        .filter(|_| !previous.watched.contains_key(&account.id))
+        .map_or(now, |r| r.left_at);
+    next.retired.insert(
+        account.id.clone(),
+        Retired {
+            account,
+            left_at,
+            why,
+        },
+    );
+}
+
+fn add_own(
+    roster: &mut Roster,
+    settings: Option<&AccountSettings>,
+    own: Option<&str>,
+    now: DateTime<Utc>,
+) {
+    let Some(own) = own else { return };
+    if settings.is_some_and(|s| s.exclude.iter().any(|a| a.0 == own)) {
+        return;
+    }
+    roster.retired.remove(own);
+    let member = roster.watched.entry(own.to_string()).or_insert(Member {
+        account: OrgAccount::listed(own),
+        own: true,
+        since: now,
+    });
+    member.own = true;
+    member.account.status = ACTIVE.to_string();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::yaml::parse_str;
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    const OWN: &str = "000000000000";
+
+    fn t(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).unwrap()
+    }
+
+    fn settings(extra: &str) -> AccountSettings {
+        settings_in("{}", extra)
+    }
+
+    fn settings_in(organization: &str, extra: &str) -> AccountSettings {
+        parse_str(
+            Path::new("a.yaml"),
+            &format!(
+                "organization: {organization}\nrole: {{ arn: 'arn:aws:iam::{{account}}:role/a' }}\n{extra}"
+            ),
+        )
+        .unwrap()
+    }
+
+    fn acct(id: &str, status: &str, ou: &str) -> OrgAccount {
+        OrgAccount {
+            id: id.into(),
+            name: format!("n{id}"),
+            status: status.into(),
+            parents: vec!["r-root".into(), ou.into()],
+            ou_path: format!("Root/{ou}"),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn watched(r: &Roster) -> Vec<&str> {
+        r.watched.keys().map(String::as_str).collect()
+    }
+
+    fn retired(r: &Roster) -> Vec<(&str, DateTime<Utc>)> {
+        r.retired
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.left_at))
+            .collect()
+    }
+
+    #[test]
+    fn discoveries_over_time() {
+        let s = settings("exclude: ['999999999999']");
+        let a = "111111111111";
+        let b = "222222222222";
+        let c = "333333333333";
+        let x = "999999999999";
+        // (hour, discovery, watched after, retired after with left_at hour)
+        type Step<'a> = (
+            u32,
+            Result<Vec<OrgAccount>, String>,
+            Vec<&'a str>,
+            Vec<(&'a str, u32)>,
+        );
+        let steps: Vec<Step> = vec![
+            // First discovery: active accounts and our own; the excluded one never appears.
+            (
+                1,
+                Ok(vec![
+                    acct(a, ACTIVE, "ou-p"),
+                    acct(b, ACTIVE, "ou-p"),
+                    acct(x, ACTIVE, "ou-p"),
+                ]),
+                vec![OWN, a, b],
+                vec![],
+            ),
+            // A failed discovery keeps everyone watched.
+            (2, Err("AccessDenied".into()), vec![OWN, a, b], vec![]),
+            // b is suspended: retired at 3; c joins.
+            (
+                3,
+                Ok(vec![
+                    acct(a, ACTIVE, "ou-p"),
+                    acct(b, "SUSPENDED", "ou-p"),
+                    acct(c, ACTIVE, "ou-p"),
+                ]),
+                vec![OWN, a, c],
+                vec![(b, 3)],
+            ),
+            // b still suspended: left_at does not move. a leaves the organization.
+            (
+                4,
+                Ok(vec![acct(b, "SUSPENDED", "ou-p"), acct(c, ACTIVE, "ou-p")]),
+                vec![OWN, c],
+                vec![(a, 4), (b, 3)],
+            ),
+            // a comes back: watched again, no longer retired.
+            (
+                5,
+                Ok(vec![
+                    acct(a, ACTIVE, "ou-p"),
+                    acct(b, "CLOSED", "ou-p"),
+                    acct(c, ACTIVE, "ou-p"),
+                ]),
+                vec![OWN, a, c],
+                vec![(b, 3)],
+            ),
+        ];
+        let mut roster = Roster::default();
+        for (hour, discovery, want_watched, want_retired) in steps {
+            roster = next_roster(Some(&s), Some(OWN), discovery, &roster, t(hour));
+            assert_eq!(watched(&roster), want_watched, "hour {hour}");
+            let want: Vec<(&str, DateTime<Utc>)> =
+                want_retired.iter().map(|(id, h)| (*id, t(*h))).collect();
+            assert_eq!(retired(&roster), want, "hour {hour}");
+        }
+        assert!(roster.watched[OWN].own);
+        assert!(!roster.watched[a].own);
+        assert_eq!(
+            roster.watched[c].since,
+            t(3),
+            "since the first discovery that found it"
+        );
+    }
+
+    #[test]
+    fn a_failed_discovery_is_reported_and_changes_nothing_else() {
+        let s = settings("");
+        let first = next_roster(
+            Some(&s),
+            Some(OWN),
+            Ok(vec![acct("111111111111", ACTIVE, "ou-p")]),
+            &Roster::default(),
+            t(1),
+        );
+        let after = next_roster(Some(&s), Some(OWN), Err("throttled".into()), &first, t(2));
+        assert_eq!(after.watched, first.watched);
+        assert_eq!(after.discovered_at, Some(t(1)));
+        assert_eq!(after.discovery_error.as_deref(), Some("throttled"));
+        let again = next_roster(
+            Some(&s),
+            Some(OWN),
+            Ok(vec![acct("111111111111", ACTIVE, "ou-p")]),
+            &after,
+            t(3),
+        );
+        assert_eq!(again.discovery_error, None);
+    }
+
+    #[test]
+    fn an_empty_organization_retires_members_but_not_our_own_account() {
+        let s = settings("");
+        let first = next_roster(
+            Some(&s),
+            Some(OWN),
+            Ok(vec![acct("111111111111", ACTIVE, "ou-p")]),
+            &Roster::default(),
+            t(1),
+        );
+        let empty = next_roster(Some(&s), Some(OWN), Ok(vec![]), &first, t(2));
+        assert_eq!(watched(&empty), vec![OWN]);
+        assert_eq!(retired(&empty), vec![("111111111111", t(2))]);
+    }
+
+    #[test]
+    fn units_select_accounts_at_any_depth_and_our_own_account_regardless() {
+        let s = settings_in("{ organizational_units: [ou-ab-prod1] }", "");
+        let mut deep = acct("222222222222", ACTIVE, "ou-ab-prod1");
+        deep.parents.push("ou-ab-apps1".into());
+        let r = next_roster(
+            Some(&s),
+            Some(OWN),
+            Ok(vec![
+                acct("111111111111", ACTIVE, "ou-ab-dev1"),
+                deep,
+                acct(OWN, ACTIVE, "ou-ab-dev1"),
+            ]),
+            &Roster::default(),
+            t(1),
+        );
+        assert_eq!(watched(&r), vec![OWN, "222222222222"]);
+    }
+
+    #[test]
+    fn our_own_account_can_be_excluded_and_is_watched_without_a_role() {
+        let s = settings(&format!("exclude: ['{OWN}']"));
+        let r = next_roster(
+            Some(&s),
+            Some(OWN),
+            Ok(vec![acct(OWN, ACTIVE, "ou-p")]),
+            &Roster::default(),
+            t(1),
+        );
+        assert!(r.watched.is_empty());
+        // Without an accounts section: our own account only, as before organizations.
+        let r = next_roster(None, Some(OWN), Ok(vec![]), &Roster::default(), t(1));
+        assert_eq!(watched(&r), vec![OWN]);
+        assert!(r.watched[OWN].own);
+    }
+
+    #[test]
+    fn excluding_a_watched_account_says_so_and_old_retirements_expire() {
+        let first = next_roster(
+            Some(&settings("")),
+            None,
+            Ok(vec![acct("111111111111", ACTIVE, "ou-p")]),
+            &Roster::default(),
+            t(1),
+        );
+        let s = settings("exclude: ['111111111111']");
+        let r = next_roster(
+            Some(&s),
+            None,
+            Ok(vec![acct("111111111111", ACTIVE, "ou-p")]),
+            &first,
+            t(2),
+        );
+        assert_eq!(
+            r.retired["111111111111"].why,
+            "excluded by the configuration"
+        );
+        let later = t(2) + RETIRED_KEPT;
+        let r = next_roster(Some(&s), None, Ok(vec![]), &r, later);
+        assert!(r.retired.is_empty(), "kept {RETIRED_KEPT} only");
+    }
+}
