@@ -38,7 +38,8 @@ pub struct TrailInfo {
 pub struct Organization {
     /// `o-` and 10 to 32 letters or digits.
     pub id: String,
-    /// Every account in it, the management account included.
+    /// Every active account in it, the management account included (in AWS a closed or
+    /// suspended account makes no calls: the trail logs it no more).
     pub accounts: Vec<String>,
 }
 
@@ -449,7 +450,7 @@ pub(crate) async fn describe_trails(
         }
     }
     let organization = if trails.values().any(|t| t.is_organization_trail) {
-        organization(sim, key).await
+        crate::organization::managed_by(sim, account).await
     } else {
         None
     };
@@ -478,40 +479,6 @@ pub(crate) async fn describe_trails(
         }
     }
     trails
-}
-
-/// The organization `key`'s account manages, with every account in it; `None` when it manages
-/// none (a member account, or no organization).
-async fn organization(sim: &Sim, key: &str) -> Option<Organization> {
-    let org = sim
-        .upstream
-        .organizations(key, "DescribeOrganization", &json!({}))
-        .await
-        .ok()?;
-    let id = org["Organization"]["Id"].as_str()?.to_string();
-    let mut accounts = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let body = match &token {
-            Some(t) => json!({"NextToken": t}),
-            None => json!({}),
-        };
-        // Only the management account may list the accounts.
-        let page = sim
-            .upstream
-            .organizations(key, "ListAccounts", &body)
-            .await
-            .ok()?;
-        for a in page["Accounts"].as_array().into_iter().flatten() {
-            if let Some(id) = a["Id"].as_str() {
-                accounts.push(id.to_string());
-            }
-        }
-        token = page["NextToken"].as_str().map(str::to_string);
-        if token.is_none() {
-            return Some(Organization { id, accounts });
-        }
-    }
 }
 
 fn trail_info(t: &Value, account: &str) -> Option<TrailInfo> {

@@ -75,6 +75,12 @@ impl Identities {
             .unwrap_or_else(|| Identity::default_user(access_key_id))
     }
 
+    /// Whether trailsim issued `access_key_id` (an AssumeRole answer taught it); any other key
+    /// is moto's default user.
+    pub fn issued(&self, access_key_id: &str) -> bool {
+        self.by_key.contains_key(access_key_id)
+    }
+
     /// Learns the keys of an AssumeRole answer (STS query protocol, XML).
     pub fn learn_assume_role(&mut self, response: &[u8]) {
         let Some((_, doc)) = crate::xml::document(response) else {
@@ -146,5 +152,6 @@ mod tests {
             "arn:aws:iam::222233334444:role/auditor"
         );
         assert_eq!(ids.of("AKIAOTHER").account_id, DEFAULT_ACCOUNT);
+        assert!(ids.issued("ASIAXYZ") && !ids.issued("AKIAOTHER"));
     }
 }

@@ -3,12 +3,14 @@
 //! It serves one endpoint for AWS SDK clients and forwards to moto, adding what moto lacks:
 //! every call recorded as a CloudTrail event ([`record`]), LookupEvents over those events with
 //! the real 2-per-second limit ([`history`], [`limiter`]), log files delivered into trail
-//! buckets with honest GetTrailStatus fields ([`delivery`], [`answers`]), injected faults
-//! ([`faults`]), and a control API under `/_trailsim/` ([`server`]). Not part of the shipped
-//! `trailwarden`.
+//! buckets with honest GetTrailStatus fields ([`delivery`], [`answers`]), organization trails
+//! as member accounts see them ([`organization`]), AssumeRole checked against the role
+//! ([`trust`]), injected faults ([`faults`]), and a control API under `/_trailsim/`
+//! ([`server`]). Not part of the shipped `trailwarden`.
 
 pub mod answers;
 pub mod call;
+mod control;
 pub mod delivery;
 pub mod digest;
 pub mod digest_run;
@@ -16,9 +18,11 @@ pub mod faults;
 pub mod history;
 pub mod identity;
 pub mod limiter;
+pub mod organization;
 pub mod read_cache;
 pub mod record;
 pub mod server;
 pub mod timers;
+pub mod trust;
 pub mod upstream;
 pub mod xml;

@@ -1,9 +1,11 @@
-//! The HTTP endpoint: AWS calls are identified, checked against injected faults, answered
-//! here (LookupEvents) or forwarded to moto, and recorded as CloudTrail events. The control
-//! API lives under `/_trailsim/`.
+//! The HTTP endpoint: AWS calls are identified, checked against injected faults (and
+//! AssumeRole against the role), answered here (LookupEvents) or forwarded to moto, and
+//! recorded as CloudTrail events. The control API (`/_trailsim/`) is routed here and served
+//! by `control.rs`.
 
 use crate::call::{self, Call};
-use crate::delivery::{self, Deliveries};
+use crate::control;
+use crate::delivery::Deliveries;
 use crate::faults::{FaultKind, Faults};
 use crate::history::{ApiError, Event, History};
 use crate::identity::Identities;
@@ -13,7 +15,7 @@ use crate::upstream::Upstream;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -119,14 +121,20 @@ impl Sim {
 
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
-        .route("/_trailsim/reset", post(reset))
-        .route("/_trailsim/records", post(inject_records).get(list_records))
-        .route("/_trailsim/faults", post(add_fault).delete(clear_faults))
-        .route("/_trailsim/clock", post(set_clock))
-        .route("/_trailsim/throttle", post(set_throttle))
-        .route("/_trailsim/latency", post(set_latency))
-        .route("/_trailsim/deliver", post(deliver_now))
-        .route("/_trailsim/digest", post(digest_now))
+        .route("/_trailsim/reset", post(control::reset))
+        .route(
+            "/_trailsim/records",
+            post(control::inject_records).get(control::list_records),
+        )
+        .route(
+            "/_trailsim/faults",
+            post(control::add_fault).delete(control::clear_faults),
+        )
+        .route("/_trailsim/clock", post(control::set_clock))
+        .route("/_trailsim/throttle", post(control::set_throttle))
+        .route("/_trailsim/latency", post(control::set_latency))
+        .route("/_trailsim/deliver", post(control::deliver_now))
+        .route("/_trailsim/digest", post(control::digest_now))
         .route("/_trailsim/health", get(|| async { "ok\n" }))
         .fallback(aws)
         .with_state(sim)
@@ -215,6 +223,22 @@ async fn aws(
             }
             None => {}
         }
+        if call.service == "sts"
+            && call.operation == "AssumeRole"
+            && let Some(message) = crate::trust::refusal(&sim, call).await
+        {
+            let body = error_body(false, "AccessDenied", &message);
+            record_call(
+                &sim,
+                call,
+                403,
+                body.as_bytes(),
+                None,
+                &source_ip,
+                &user_agent,
+            );
+            return error(false, &call.service, 403, "AccessDenied", &message);
+        }
         if call.service == "cloudtrail" && call.operation == "LookupEvents" {
             return lookup_events(&sim, call, &source_ip, &user_agent);
         }
@@ -238,9 +262,15 @@ async fn aws(
         }
     }
 
+    // An organization trail's status asked by a member is answered as its owner.
+    let as_owner = match &call {
+        Some(call) => crate::organization::as_owner(&sim, call, &parts.headers).await,
+        None => None,
+    };
+    let headers = as_owner.as_ref().unwrap_or(&parts.headers);
     let forwarded = sim
         .upstream
-        .pass(&parts.method, &parts.uri, &parts.headers, body)
+        .pass(&parts.method, &parts.uri, headers, body)
         .await;
     let crate::read_cache::Answer {
         status,
@@ -277,6 +307,7 @@ async fn aws(
             &user_agent,
         );
         if status.is_success() && call.service == "cloudtrail" {
+            answer = crate::organization::with_shadow_trails(&sim, call, answer).await;
             answer = crate::answers::cloudtrail(&sim, call, answer, seq);
         }
         if status.is_success() && call.service == "s3" && call.operation == "GetBucketVersioning" {
@@ -430,181 +461,4 @@ fn dropped() -> Response {
         Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by trailsim"))
     });
     Response::new(Body::from_stream(stream))
-}
-
-// ---- control API ---------------------------------------------------------------------------
-
-fn bad_request(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": message.into()})),
-    )
-        .into_response()
-}
-
-use axum::Json;
-
-/// Clears events, faults, identities and the clock offset, and resets moto.
-async fn reset(State(sim): State<Arc<Sim>>) -> Response {
-    sim.history.lock().expect("history lock").clear();
-    sim.faults.lock().expect("faults lock").clear();
-    sim.identities.lock().expect("identities lock").clear();
-    sim.clock_offset_ms.store(0, Ordering::Relaxed);
-    *sim.deliveries.lock().expect("deliveries lock") = Deliveries::default();
-    *sim.digests.lock().expect("digests lock") = Default::default();
-    let uri: axum::http::Uri = "/moto-api/reset".parse().expect("valid uri");
-    match sim
-        .upstream
-        .pass(
-            &axum::http::Method::POST,
-            &uri,
-            &HeaderMap::new(),
-            Bytes::new(),
-        )
-        .await
-    {
-        Ok(_) => Json(json!({"reset": true})).into_response(),
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("moto reset failed: {e}")).into_response(),
-    }
-}
-
-/// `{"records": [CloudTrail record, ...]}`: each needs `eventTime` and `awsRegion`, and its
-/// account in `recipientAccountId` or `userIdentity.accountId`. Any `eventTime` is allowed,
-/// so history older than the emulator can be tested.
-async fn inject_records(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
-    let Some(records) = body["records"].as_array() else {
-        return bad_request("expected {\"records\": [...]}");
-    };
-    let mut parsed = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        let time = r["eventTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let account = r["recipientAccountId"]
-            .as_str()
-            .or(r["userIdentity"]["accountId"].as_str());
-        let region = r["awsRegion"].as_str();
-        let (Some(time), Some(account), Some(region)) = (time, account, region) else {
-            return bad_request(format!(
-                "records[{i}]: needs eventTime (RFC 3339), awsRegion and recipientAccountId"
-            ));
-        };
-        let mut record = r.clone();
-        if record["eventID"].is_null() {
-            record["eventID"] = json!(uuid::Uuid::new_v4().to_string());
-        }
-        parsed.push((record, time, account.to_string(), region.to_string()));
-    }
-    let added = parsed.len();
-    for (record, time, account, region) in parsed {
-        let _ = sim.record(record, time, &account, &region);
-    }
-    Json(json!({"added": added})).into_response()
-}
-
-async fn list_records(State(sim): State<Arc<Sim>>) -> Json<Value> {
-    let history = sim.history.lock().expect("history lock");
-    Json(json!({"records": history.all().map(|e| e.record.clone()).collect::<Vec<_>>()}))
-}
-
-async fn add_fault(State(sim): State<Arc<Sim>>, Json(spec): Json<Value>) -> Response {
-    match sim
-        .faults
-        .lock()
-        .expect("faults lock")
-        .add(&spec, Instant::now())
-    {
-        Ok(()) => Json(json!({"added": spec})).into_response(),
-        Err(e) => bad_request(e),
-    }
-}
-
-/// Clears every fault, or with `{"account": ID}` only those limited to that account.
-async fn clear_faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    let mut faults = sim.faults.lock().expect("faults lock");
-    match field(&body, "account") {
-        Ok(Value::Null) => faults.clear(),
-        Ok(Value::String(account)) => faults.clear_account(&account),
-        Ok(other) => return bad_request(format!("account must be an account id, not {other}")),
-        Err(e) => return bad_request(e),
-    }
-    Json(json!({"cleared": true})).into_response()
-}
-
-/// `{"offset_seconds": -3600}`: trailsim's clock runs that far from real time.
-async fn set_clock(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
-    // Ten years either way: enough for any history, far from overflowing the clock.
-    let Some(offset) = body["offset_seconds"]
-        .as_f64()
-        .filter(|o| o.is_finite() && o.abs() <= 10.0 * 366.0 * 86_400.0)
-    else {
-        return bad_request("expected {\"offset_seconds\": number within ten years}");
-    };
-    sim.clock_offset_ms
-        .store((offset * 1000.0) as i64, Ordering::Relaxed);
-    Json(json!({"now": sim.now().to_rfc3339()})).into_response()
-}
-
-/// `{"enabled": false}` turns LookupEvents' rate limit off.
-/// Writes digests now (after any delivery) and reports them.
-async fn digest_now(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    match flag(&body, "backfill") {
-        Ok(backfill) => Json(crate::digest_run::run(&sim, backfill).await).into_response(),
-        Err(e) => bad_request(e),
-    }
-}
-
-/// Runs a delivery now and reports what went where.
-/// `{"late_account": ID}`: only that account's trails deliver, late.
-async fn deliver_now(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    let late = match field(&body, "late_account") {
-        Ok(Value::Null) => None,
-        Ok(Value::String(account)) => Some(account),
-        Ok(other) => {
-            return bad_request(format!("late_account must be an account id, not {other}"));
-        }
-        Err(e) => return bad_request(e),
-    };
-    Json(delivery::run(&sim, late.as_deref()).await).into_response()
-}
-
-/// An optional boolean `name` of a JSON object body (no body: false).
-fn flag(body: &[u8], name: &str) -> Result<bool, String> {
-    match field(body, name)? {
-        Value::Null => Ok(false),
-        Value::Bool(b) => Ok(b),
-        other => Err(format!("{name} must be true or false, not {other}")),
-    }
-}
-
-/// Field `name` of a JSON object body; null when absent or when there is no body.
-fn field(body: &[u8], name: &str) -> Result<Value, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    let mut value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("expected a JSON object: {e}"))?;
-    Ok(value[name].take())
-}
-
-/// `{"milliseconds": 30}`: every AWS request from now on waits that long (0: none).
-async fn set_latency(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
-    let Some(ms) = body["milliseconds"]
-        .as_f64()
-        .filter(|ms| (0.0..=60_000.0).contains(ms))
-    else {
-        return bad_request("expected {\"milliseconds\": 0 to 60000}");
-    };
-    sim.latency_us
-        .store((ms * 1000.0) as u64, Ordering::Relaxed);
-    Json(json!({"latency_ms": ms})).into_response()
-}
-
-async fn set_throttle(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
-    let Some(enabled) = body["enabled"].as_bool() else {
-        return bad_request("expected {\"enabled\": bool}");
-    };
-    sim.throttle.store(enabled, Ordering::Relaxed);
-    Json(json!({"throttle": enabled})).into_response()
 }

@@ -1,8 +1,11 @@
 //! trailsim's own calls to moto (reading trails, writing log files), and clients' requests
 //! passed on to it ([`Upstream::pass`], through the read cache when it is on). moto checks no
 //! signatures, but tells accounts apart by the access key in the credential scope: each call
-//! carries a key moto maps to the account it acts for.
+//! carries a key moto maps to the account it acts for, or names the account outright in
+//! moto's `x-moto-account-id` header (an account trailsim knows no key of: an organization's
+//! management account, the account a role is assumed into).
 
+use crate::identity::DEFAULT_KEY;
 use crate::read_cache::{self, ReadCache};
 use axum::http::{HeaderMap, Method, Uri};
 use bytes::Bytes;
@@ -11,6 +14,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
 use std::sync::Arc;
+
+/// moto acts as the account this header names, whatever the key.
+const ACCOUNT_HEADER: &str = "x-moto-account-id";
 
 #[derive(Clone)]
 pub struct Upstream {
@@ -110,31 +116,57 @@ impl Upstream {
         body: &Value,
     ) -> Result<Value, String> {
         let target = format!("CloudTrail_20131101.{operation}");
-        self.json_call(key, region, "cloudtrail", &target, body)
+        self.json_call(key, None, region, "cloudtrail", &target, body)
             .await
     }
 
-    /// An Organizations JSON call (`DescribeOrganization`, ...) as `key`'s account.
-    pub async fn organizations(
+    /// A CloudTrail JSON call as `account` in `region`.
+    pub async fn cloudtrail_as(
         &self,
-        key: &str,
+        account: &str,
+        region: &str,
+        operation: &str,
+        body: &Value,
+    ) -> Result<Value, String> {
+        let target = format!("CloudTrail_20131101.{operation}");
+        self.json_call(
+            DEFAULT_KEY,
+            Some(account),
+            region,
+            "cloudtrail",
+            &target,
+            body,
+        )
+        .await
+    }
+
+    /// An Organizations JSON call (`DescribeOrganization`, ...) as `account`.
+    pub async fn organizations_as(
+        &self,
+        account: &str,
         operation: &str,
         body: &Value,
     ) -> Result<Value, String> {
         let target = format!("AWSOrganizationsV20161128.{operation}");
-        self.json_call(key, "us-east-1", "organizations", &target, body)
+        let (key, region) = (DEFAULT_KEY, "us-east-1");
+        self.json_call(key, Some(account), region, "organizations", &target, body)
             .await
     }
 
     async fn json_call(
         &self,
         key: &str,
+        account: Option<&str>,
         region: &str,
         service: &str,
         target: &str,
         body: &Value,
     ) -> Result<Value, String> {
-        let request = hyper::Request::post(format!("{}/", self.base))
+        let mut request = hyper::Request::post(format!("{}/", self.base));
+        if let Some(account) = account {
+            request = request.header(ACCOUNT_HEADER, account);
+        }
+        let request = request
             .header("authorization", Self::authorization(key, region, service))
             .header(
                 "x-amz-date",
@@ -150,6 +182,63 @@ impl Upstream {
             return Err(format!("{target}: {code}: {message}"));
         }
         serde_json::from_slice(&answer.body).map_err(|e| format!("{target}: {e}"))
+    }
+
+    /// IAM GetRole of `role` (its name) in `account`: the role's trust policy, or `None` when
+    /// there is no such role.
+    pub async fn role_trust_policy(
+        &self,
+        account: &str,
+        role: &str,
+    ) -> Result<Option<Value>, String> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", "GetRole")
+            .append_pair("Version", "2010-05-08")
+            .append_pair("RoleName", role)
+            .finish();
+        // A GET, as the query protocol allows: a read that leaves the S3 read cache alone.
+        let request = hyper::Request::get(format!("{}/?{query}", self.base))
+            .header(ACCOUNT_HEADER, account)
+            .header(
+                "authorization",
+                Self::authorization(DEFAULT_KEY, "us-east-1", "iam"),
+            )
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let answer = self.send(request).await?;
+        if !(200..300).contains(&answer.status) {
+            let (code, message) = crate::record::error_of(answer.status, &answer.body);
+            return match code.as_str() {
+                "NoSuchEntity" => Ok(None),
+                _ => Err(format!("GetRole: {code}: {message}")),
+            };
+        }
+        // IAM answers the document URL-encoded, as AWS does.
+        let (_, doc) = crate::xml::document(&answer.body).ok_or("GetRole: not XML")?;
+        let encoded = doc["GetRoleResult"]["Role"]["AssumeRolePolicyDocument"]
+            .as_str()
+            .ok_or("GetRole: no AssumeRolePolicyDocument")?;
+        let text = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("GetRole: trust policy: {e}"))
+    }
+
+    /// A client's request headers, changed to reach moto as `account` in `region`: the
+    /// request is answered there as if that account had made it.
+    pub fn headers_as(
+        headers: &HeaderMap,
+        account: &str,
+        region: &str,
+        service: &str,
+    ) -> HeaderMap {
+        let mut headers = headers.clone();
+        let authorization = Self::authorization(DEFAULT_KEY, region, service);
+        if let (Ok(account), Ok(authorization)) = (account.parse(), authorization.parse()) {
+            headers.insert(ACCOUNT_HEADER, account);
+            headers.insert(axum::http::header::AUTHORIZATION, authorization);
+        }
+        headers
     }
 
     /// The bucket's policy document, if it has one.
