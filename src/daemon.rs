@@ -39,6 +39,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let store = Store::new(StateStore::open(&config.daemon.state_dir)?);
     let setup = Setup {
         aws,
+        accounts: config.daemon.accounts.clone(),
         regions: config.daemon.aws.regions.clone(),
         policies: config.policies.clone(),
         detections: config.detections.clone(),
@@ -94,6 +95,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             w.poll_bucket().await
         })?;
         scheduler.add(bucket).await?;
+        if let Some(org) = config
+            .daemon
+            .accounts
+            .as_ref()
+            .and_then(|a| a.organization.as_ref())
+        {
+            let accounts = poll_job(&org.refresh.0, &watch, |w| async move {
+                w.poll_accounts().await;
+            })?;
+            scheduler.add(accounts).await?;
+        }
         let p = published.clone();
         scheduler
             .add(Job::new("*/5 * * * * *", move |_, _| {
@@ -108,8 +120,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     {
         let w = watch.clone();
         tokio::spawn(async move {
-            // The first trail poll runs the first posture poll too.
-            w.poll_trails().await;
+            // Who is watched first (a list is read once); the first trail poll runs the
+            // first posture poll too.
+            if !w.poll_accounts().await {
+                w.poll_trails().await;
+            }
             w.poll_events().await;
             w.poll_bucket().await;
         });
@@ -195,9 +210,10 @@ async fn reload_on_sighup(
                         || d.0.schedule.events != d.1.schedule.events
                         || d.0.schedule.bucket != d.1.schedule.bucket
                         || d.0.state_dir != d.1.state_dir
+                        || d.0.accounts != d.1.accounts
                     {
                         tracing::warn!(
-                            "reload: listen, state_dir, regions, endpoint and schedules change only on restart"
+                            "reload: listen, state_dir, regions, endpoint, schedules and accounts change only on restart"
                         );
                     }
                     watch.set_detections(new.detections.clone());

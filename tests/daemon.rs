@@ -192,24 +192,6 @@ async fn a_bad_reload_keeps_the_running_configuration() {
     });
 }
 
-/// IAM action for each API operation (they differ for several S3 calls).
-fn iam_action(service: &str, operation: &str) -> Option<String> {
-    let s3 = match operation {
-        "GetBucketEncryption" => "GetEncryptionConfiguration",
-        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
-        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
-        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
-        "ListObjectsV2" => "ListBucket",
-        other => other,
-    };
-    match service {
-        // GetCallerIdentity needs no permission.
-        "sts" => None,
-        "s3" => Some(format!("s3:{s3}")),
-        other => Some(format!("{other}:{operation}")),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_iam_policy_grants_exactly_what_the_daemon_calls() {
     // Through trailsim, with the default detections: event history is read too, and the
@@ -235,18 +217,7 @@ async fn the_iam_policy_grants_exactly_what_the_daemon_calls() {
             )
             .is_some_and(|n| n >= 1.0)
     });
-    let mut called: std::collections::BTreeSet<String> = daemon
-        .metrics()
-        .lines()
-        .filter(|l| l.starts_with("trailwarden_aws_api_calls_total{"))
-        .filter_map(|l| {
-            let label = |name: &str| {
-                let start = l.find(&format!("{name}=\""))? + name.len() + 2;
-                Some(l[start..start + l[start..].find('"')?].to_string())
-            };
-            iam_action(&label("service")?, &label("operation")?)
-        })
-        .collect();
+    let mut called = support::called_actions(&daemon.metrics());
     // Reading an SSE-KMS log object makes S3 call kms:Decrypt on the reader's behalf: no
     // request of ours shows it, the permission is needed all the same.
     if called.contains("s3:GetObject") {

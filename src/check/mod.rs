@@ -5,7 +5,7 @@ use crate::collect::objects::ReadLimits;
 use crate::collect::{self, aws::Aws};
 use crate::config::Config;
 use crate::evaluate::{self, Finding, Status, document::TrailDocument};
-use crate::posture::{Fetched, TrailEvidence, Unavailable};
+use crate::posture::{Fetched, Trail, TrailEvidence, Unavailable};
 use crate::publish::metrics::Metrics;
 use crate::publish::status;
 use crate::state::{StateStore, Store};
@@ -13,6 +13,8 @@ use crate::watch::bucket::{Inputs, read_trail_bucket};
 use chrono::Utc;
 use serde_json::json;
 use std::collections::BTreeMap;
+
+mod accounts;
 
 fn reads_bucket(check: &crate::config::Check) -> bool {
     use crate::config::Check;
@@ -24,11 +26,13 @@ fn reads_bucket(check: &crate::config::Check) -> bool {
 
 /// One pass of the bucket poller over each trail's bucket, with a fresh state store that is
 /// removed afterwards: `check` remembers nothing between runs.
-async fn read_buckets(
+/// `reader` says, per trail, whose clients read its bucket and as which account (`None`: the
+/// trail is judged in another account's snapshot).
+async fn read_buckets<'a>(
     config: &Config,
-    aws: &Aws,
     snapshot: &crate::posture::Snapshot,
     now: chrono::DateTime<Utc>,
+    reader: impl Fn(&Trail) -> Option<(&'a Aws, Option<&'a str>)>,
 ) -> BTreeMap<String, Fetched<TrailEvidence>> {
     let mut evidence = BTreeMap::new();
     let Ok(states) = &snapshot.trails else {
@@ -53,19 +57,21 @@ async fn read_buckets(
         b.read_memory.0,
         config.daemon.aws.operation_timeout.0,
     );
-    let inputs = Inputs {
-        aws,
-        store: &store,
-        settings: b,
-        limits: &limits,
-        detections: None,
-        now,
-        hole_tolerance: chrono::Duration::from_std(config.policies.coverage_params().1)
-            .unwrap_or(chrono::Duration::hours(6)),
-        tick: &|| {},
-    };
-    let account = snapshot.account.as_ref().ok().map(String::as_str);
     for state in states.iter().filter(|s| s.trail.s3_bucket_name.is_some()) {
+        let Some((aws, account)) = reader(&state.trail) else {
+            continue;
+        };
+        let inputs = Inputs {
+            aws,
+            store: &store,
+            settings: b,
+            limits: &limits,
+            detections: None,
+            now,
+            hole_tolerance: chrono::Duration::from_std(config.policies.coverage_params().1)
+                .unwrap_or(chrono::Duration::hours(6)),
+            tick: &|| {},
+        };
         let read = read_trail_bucket(&inputs, state, account).await;
         evidence.insert(state.trail.arn.clone(), read.map(|pass| pass.evidence));
     }
@@ -82,6 +88,9 @@ pub enum Format {
 
 /// Runs the check and returns the process exit code.
 pub async fn check(config: &Config, format: Format) -> i32 {
+    if let Some(settings) = &config.daemon.accounts {
+        return accounts::check_accounts(config, settings, format).await;
+    }
     let metrics = Metrics::new();
     let aws = Aws::connect(&config.daemon.aws, metrics.aws_api_calls.clone()).await;
     let regions = &config.daemon.aws.regions;
@@ -101,7 +110,9 @@ pub async fn check(config: &Config, format: Format) -> i32 {
         .iter()
         .any(|p| reads_bucket(&p.check))
     {
-        snapshot.evidence = Some(read_buckets(config, &aws, &snapshot, now).await);
+        let account = account.as_deref();
+        snapshot.evidence =
+            Some(read_buckets(config, &snapshot, now, |_| Some((&aws, account))).await);
     }
     let findings = evaluate::evaluate(&config.policies, &snapshot, now);
     match format {

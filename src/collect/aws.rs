@@ -2,8 +2,10 @@
 //! translation of SDK errors into [`Unavailable`] reasons a person can act on.
 
 use crate::config::AwsSettings;
+use crate::config::accounts::RoleSettings;
 use crate::posture::Unavailable;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sts::config::SharedCredentialsProvider;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
@@ -83,6 +85,8 @@ pub struct Aws {
     base: aws_config::SdkConfig,
     counter: ApiCallCounter,
     pub sts: aws_sdk_sts::Client,
+    /// Organizations answers in us-east-1 whatever the region.
+    pub organizations: aws_sdk_organizations::Client,
     regions: Mutex<HashMap<String, RegionClients>>,
 }
 
@@ -116,12 +120,39 @@ impl Aws {
                 .interceptor(counter.clone())
                 .build(),
         );
+        let organizations = aws_sdk_organizations::Client::from_conf(
+            aws_sdk_organizations::config::Builder::from(&base)
+                .region(Region::from_static("us-east-1"))
+                .interceptor(counter.clone())
+                .build(),
+        );
         Aws {
             base,
             counter,
             sts,
+            organizations,
             regions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same endpoint, timeouts and retries with the credentials of `role_arn`, assumed
+    /// with these credentials. The SDK's provider caches them and assumes again before they
+    /// expire; nothing is called until a client needs them.
+    pub async fn assume_role(&self, role_arn: &str, role: &RoleSettings) -> Aws {
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(&role.session_name.0)
+            .session_length(role.duration.0)
+            .configure(&self.base);
+        if let Some(id) = &role.external_id {
+            builder = builder.external_id(&id.0);
+        }
+        let provider = builder.build().await;
+        let config = self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+        Aws::from_sdk_config(config, self.counter.calls.clone())
     }
 
     /// Clients for `region`, built once and reused.

@@ -12,6 +12,21 @@ use crate::posture::{
 };
 use aws_sdk_s3::types as s3;
 
+/// The names of the account's buckets (ListBuckets): which account owns a trail's bucket.
+pub async fn bucket_names(aws: &Aws, region: &str) -> Fetched<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pages = aws.region(region).s3.list_buckets().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| unavailable("ListBuckets", &e))?;
+        names.extend(
+            page.buckets()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_string)),
+        );
+    }
+    Ok(names)
+}
+
 /// Collects the posture of `bucket`. `owner` is the account the bucket must belong to: S3
 /// refuses (403) rather than answer about a bucket owned by someone else.
 pub async fn bucket_posture(

@@ -5,12 +5,14 @@
 //! frequent, the Stop Logging signal) and `posture` (bucket, KMS key, AWS Config recorders).
 
 pub mod account;
+pub mod accounts;
 pub mod aws;
 pub mod bucket;
 pub mod chain;
 pub mod events;
 pub mod key;
 pub mod objects;
+pub mod organization;
 pub mod public_keys;
 pub mod recorder;
 pub mod trails;

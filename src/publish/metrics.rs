@@ -44,6 +44,9 @@ pub struct Metrics {
     pub unread_objects: IntGaugeVec,
     pub log_files_missed: IntCounterVec,
     pub event_claims: IntCounterVec,
+    pub account_up: IntGaugeVec,
+    pub account_info: IntGaugeVec,
+    pub accounts: IntGaugeVec,
     /// Label sets published last time, by family, to remove the ones that vanish.
     published: Mutex<BTreeMap<&'static str, BTreeSet<Vec<String>>>>,
 }
@@ -274,6 +277,24 @@ impl Metrics {
                 "trailwarden_config_last_reload_success_timestamp_seconds",
                 "Unix time of the last successful configuration load.",
             ),
+            account_up: gauge_vec(
+                &r,
+                "trailwarden_account_up",
+                "1 if the last trail poll reached the watched account (role assumed, trails listed), else 0; the reason is in /status.",
+                &["account"],
+            ),
+            account_info: gauge_vec(
+                &r,
+                "trailwarden_account_info",
+                "1 per watched account, with its name and organizational unit path (join on account).",
+                &["account", "name", "ou_path"],
+            ),
+            accounts: gauge_vec(
+                &r,
+                "trailwarden_accounts",
+                "Accounts by state: watched, retired (suspended, closed or gone; kept in /status for 90 days).",
+                &["state"],
+            ),
             registry: r,
             published: Mutex::new(BTreeMap::new()),
         }
@@ -297,17 +318,28 @@ impl Metrics {
     /// Sets `trailwarden_trail_logging` from the latest trail poll. A trail whose status could
     /// not be read has no series (its policies report `error`).
     pub fn publish_trails(&self, result: &TrailsResult) {
-        let mut current = Vec::new();
         if let Ok(states) = &result.trails {
             self.trails.set(states.len() as i64);
-            for s in states {
-                if let Ok(status) = &s.status {
-                    let t = &s.trail;
-                    current.push((
-                        vec![t.account.clone(), t.home_region.clone(), t.name.clone()],
-                        f64::from(u8::from(status.is_logging)),
-                    ));
-                }
+            self.publish_trail_logging(states.iter().map(|s| (s.trail.account.as_str(), s)));
+        } else {
+            self.publish_trail_logging(std::iter::empty());
+        }
+    }
+
+    /// `trailwarden_trail_logging` for each (account, trail) given: with many accounts, the
+    /// account that sees the trail, so an organization trail has a series in every member.
+    pub fn publish_trail_logging<'a>(
+        &self,
+        states: impl Iterator<Item = (&'a str, &'a crate::posture::TrailState)>,
+    ) {
+        let mut current = Vec::new();
+        for (account, s) in states {
+            if let Ok(status) = &s.status {
+                let t = &s.trail;
+                current.push((
+                    vec![account.to_string(), t.home_region.clone(), t.name.clone()],
+                    f64::from(u8::from(status.is_logging)),
+                ));
             }
         }
         self.replace("trail_logging", &self.trail_logging, current, |g, v| {

@@ -2,8 +2,11 @@
 
 use crate::collect::TrailsResult;
 use crate::evaluate::Finding;
+use crate::plan::accounts::Roster;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusDocument {
@@ -12,6 +15,10 @@ pub struct StatusDocument {
     /// When the findings below were evaluated; null before the first evaluation.
     pub evaluated_at: Option<DateTime<Utc>>,
     pub account: Option<String>,
+    /// With an `accounts` section: each watched account (name, OU path, tags, whether it
+    /// could be reached and why not) and the retired ones (when and why they left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<serde_json::Value>,
     pub trails: Vec<TrailSummary>,
     pub findings: Vec<FindingEntry>,
     /// Tamper detections from event history (newest first).
@@ -80,6 +87,7 @@ impl StatusDocument {
             started_at,
             evaluated_at: None,
             account: None,
+            accounts: None,
             trails: Vec::new(),
             findings: Vec::new(),
             events: Vec::new(),
@@ -129,4 +137,45 @@ pub fn finding_entries(findings: &[Finding], since: Option<&[DateTime<Utc>]>) ->
             since: since.and_then(|s| s.get(i).copied()),
         })
         .collect()
+}
+
+/// Each watched account with its name, OU path, tags and, when it could not be reached, why;
+/// the retired ones with when and why they left (not required after that).
+pub fn accounts_json(roster: &Roster, unreachable: &BTreeMap<&str, &str>) -> serde_json::Value {
+    let watched: Vec<_> = roster
+        .watched
+        .values()
+        .map(|m| {
+            let a = &m.account;
+            json!({
+                "id": a.id,
+                "name": a.name,
+                "ou_path": a.ou_path,
+                "tags": a.tags,
+                "own": m.own,
+                "watched_since": m.since,
+                "error": unreachable.get(a.id.as_str()),
+            })
+        })
+        .collect();
+    let retired: Vec<_> = roster
+        .retired
+        .values()
+        .map(|r| {
+            json!({
+                "id": r.account.id,
+                "name": r.account.name,
+                "ou_path": r.account.ou_path,
+                "left_at": r.left_at,
+                "why": r.why,
+                "required": format!("not after {}", r.left_at.to_rfc3339()),
+            })
+        })
+        .collect();
+    json!({
+        "watched": watched,
+        "retired": retired,
+        "discovered_at": roster.discovered_at,
+        "discovery_error": roster.discovery_error,
+    })
 }

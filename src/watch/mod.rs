@@ -6,12 +6,14 @@
 //! poller lives in `events.rs`, the bucket poller in `bucket_poller.rs` (one pass:
 //! `bucket/`), and the publication of detections in `detections.rs`.
 
+mod accounts;
 pub mod bucket;
 mod bucket_poller;
 mod detections;
 mod events;
 mod runner;
 
+pub use accounts::ACCOUNTS;
 pub use detections::status_events;
 
 use crate::collect::objects::ReadLimits;
@@ -42,26 +44,38 @@ struct Latest {
     evidence: Option<BTreeMap<String, Fetched<crate::posture::TrailEvidence>>>,
 }
 
-/// The four pollers.
+/// The pollers.
 struct Pollers {
+    /// Discovery of the watched accounts (with an `accounts` section only).
+    accounts: Poller,
     trails: Poller,
     posture: Poller,
     events: Poller,
     bucket: Poller,
     /// Whether event history is polled (there are detections).
     with_events: bool,
+    with_accounts: bool,
 }
 
 impl Pollers {
     fn iter(&self) -> impl Iterator<Item = &Poller> {
-        [&self.trails, &self.posture, &self.events, &self.bucket]
-            .into_iter()
-            .filter(|p| p.name != EVENTS || self.with_events)
+        [
+            &self.accounts,
+            &self.trails,
+            &self.posture,
+            &self.events,
+            &self.bucket,
+        ]
+        .into_iter()
+        .filter(|p| p.name != EVENTS || self.with_events)
+        .filter(|p| p.name != ACCOUNTS || self.with_accounts)
     }
 }
 
 pub struct Watch {
-    aws: Aws,
+    aws: Arc<Aws>,
+    /// Many accounts; `None`: the daemon's own account only.
+    accounts: Option<accounts::AccountsWatch>,
     regions: Vec<String>,
     policies: RwLock<Arc<PolicySet>>,
     store: Store,
@@ -80,6 +94,7 @@ pub struct Watch {
 /// What the daemon builds a [`Watch`] from.
 pub struct Setup {
     pub aws: Aws,
+    pub accounts: Option<crate::config::AccountSettings>,
     pub regions: Vec<String>,
     pub policies: PolicySet,
     pub detections: DetectionSet,
@@ -98,13 +113,18 @@ impl Watch {
 
     pub fn new(setup: Setup, published: Arc<Published>) -> Watch {
         let with_events = !setup.detections.detections.is_empty();
-        for name in [TRAILS, POSTURE, EVENTS, BUCKET] {
+        let with_accounts = setup.accounts.is_some();
+        for name in [ACCOUNTS, TRAILS, POSTURE, EVENTS, BUCKET] {
+            if name == ACCOUNTS && !with_accounts {
+                continue;
+            }
             published.metrics.poll_panics.with_label_values(&[name]);
         }
         let b = &setup.bucket;
         let read_limits = ReadLimits::new(b.max_object_size.0, b.read_memory.0, setup.body_timeout);
         Watch {
-            aws: setup.aws,
+            aws: Arc::new(setup.aws),
+            accounts: setup.accounts.map(accounts::AccountsWatch::new),
             regions: setup.regions,
             policies: RwLock::new(Arc::new(setup.policies)),
             store: setup.store,
@@ -112,11 +132,13 @@ impl Watch {
             latest: Mutex::new(Latest::default()),
             publishing: tokio::sync::Mutex::new(()),
             pollers: Pollers {
+                accounts: Poller::new(ACCOUNTS),
                 trails: Poller::new(TRAILS),
                 posture: Poller::new(POSTURE),
                 events: Poller::new(EVENTS),
                 bucket: Poller::new(BUCKET),
                 with_events,
+                with_accounts,
             },
             read_limits,
             bucket_settings: setup.bucket,
@@ -142,7 +164,7 @@ impl Watch {
         })
         .await;
         if unseen {
-            self.poll_posture().await;
+            Box::pin(self.poll_posture()).await;
         }
     }
 
@@ -157,6 +179,9 @@ impl Watch {
     }
 
     async fn run_trails(&self) -> (Vec<Unavailable>, bool) {
+        if let Some(a) = &self.accounts {
+            return Box::pin(self.run_trails_of_accounts(a)).await;
+        }
         let result = collect::collect_trails(&self.aws, &self.regions).await;
         let errors = trails_errors(&result);
         self.published.metrics.publish_trails(&result);
@@ -177,6 +202,9 @@ impl Watch {
     }
 
     async fn run_posture(&self) -> Vec<Unavailable> {
+        if let Some(a) = &self.accounts {
+            return Box::pin(self.run_posture_of_accounts(a)).await;
+        }
         let (account, trails) = {
             let latest = self.latest.lock();
             let Some(t) = &latest.trails else {
@@ -205,18 +233,26 @@ impl Watch {
     /// `error` and reset their `since`. The first publication makes the daemon ready.
     async fn evaluate_and_publish(&self) {
         let _publishing = self.publishing.lock().await;
-        let (snapshot, trail_summaries) = {
-            let latest = self.latest.lock();
-            let (Some(trails), Some(posture)) = (&latest.trails, &latest.posture) else {
+        let now = Utc::now();
+        let (findings, account, trail_summaries, accounts) = if let Some(a) = &self.accounts {
+            let Some(e) = self.evaluate_accounts(a, now) else {
                 return;
             };
-            let mut snapshot = trails.snapshot(&self.regions, Some(posture.clone()));
-            snapshot.evidence = latest.evidence.clone();
-            (snapshot, status::trail_summaries(trails))
+            (e.findings, e.own, e.trails, Some(e.accounts))
+        } else {
+            let (snapshot, trail_summaries) = {
+                let latest = self.latest.lock();
+                let (Some(trails), Some(posture)) = (&latest.trails, &latest.posture) else {
+                    return;
+                };
+                let mut snapshot = trails.snapshot(&self.regions, Some(posture.clone()));
+                snapshot.evidence = latest.evidence.clone();
+                (snapshot, status::trail_summaries(trails))
+            };
+            let policies = self.policies.read().clone();
+            let findings = evaluate::evaluate(&policies, &snapshot, now);
+            (findings, snapshot.account.ok(), trail_summaries, None)
         };
-        let policies = self.policies.read().clone();
-        let now = Utc::now();
-        let findings = evaluate::evaluate(&policies, &snapshot, now);
         let recorded = findings.clone();
         let since = match self
             .store
@@ -234,7 +270,8 @@ impl Watch {
         {
             let mut doc = self.published.status.write();
             doc.evaluated_at = Some(now);
-            doc.account = snapshot.account.clone().ok();
+            doc.account = account;
+            doc.accounts = accounts;
             doc.findings = status::finding_entries(&findings, since.as_deref());
             doc.trails = trail_summaries;
         }

@@ -169,6 +169,7 @@ mod tests {
             stall_after: 600,
         });
         let setup = crate::watch::Setup {
+            accounts: None,
             aws,
             regions: vec!["us-east-1".into()],
             policies: crate::config::PolicySet::default(),

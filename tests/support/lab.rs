@@ -50,16 +50,21 @@ pub async fn isolated_account() -> Account {
 
 /// AssumeRole through `endpoint` (moto, or trailsim, which learns the keys from the answer).
 pub async fn isolated_account_at(endpoint: &str) -> Account {
+    account_at(endpoint, fresh_account(), "trailwarden-test").await
+}
+
+/// Into account `id` through `endpoint`, as moto's default user (whom trailsim lets into
+/// any account: the way in to an account nothing has set up yet).
+pub async fn account_at(endpoint: &str, id: String, role: &str) -> Account {
     let endpoint = endpoint.to_string();
     let base = sdk_config(
         &endpoint,
         Credentials::new("AKIAIOSFODNN7EXAMPLE", "not-a-secret", None, None, "tests"),
     )
     .await;
-    let id = fresh_account();
     let assumed = aws_sdk_sts::Client::new(&base)
         .assume_role()
-        .role_arn(format!("arn:aws:iam::{id}:role/trailwarden-test"))
+        .role_arn(format!("arn:aws:iam::{id}:role/{role}"))
         .role_session_name("trailwarden-tests")
         .send()
         .await
@@ -91,7 +96,11 @@ impl Lab {
 
     /// The lab built through `endpoint` (e.g. trailsim, so every call is recorded).
     pub async fn build_at(endpoint: &str, options: Options) -> Lab {
-        let account = isolated_account_at(endpoint).await;
+        Lab::build_in(isolated_account_at(endpoint).await, options).await
+    }
+
+    /// The lab built in a given account (an organization's member).
+    pub async fn build_in(account: Account, options: Options) -> Lab {
         let sdk = sdk_config(
             &account.endpoint,
             Credentials::new(

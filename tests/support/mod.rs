@@ -6,6 +6,7 @@
 pub mod demo;
 pub mod event_watch;
 pub mod lab;
+pub mod organization;
 pub mod prometheus;
 pub mod proof;
 
@@ -249,4 +250,38 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
     }
+}
+
+/// IAM action for each API operation (they differ for several S3 calls).
+pub fn iam_action(service: &str, operation: &str) -> Option<String> {
+    let s3 = match operation {
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        "ListObjectsV2" => "ListBucket",
+        "ListBuckets" => "ListAllMyBuckets",
+        other => other,
+    };
+    match service {
+        // GetCallerIdentity needs no permission.
+        "sts" => None,
+        "s3" => Some(format!("s3:{s3}")),
+        other => Some(format!("{other}:{operation}")),
+    }
+}
+
+/// The IAM actions of the AWS calls a daemon's `/metrics` counted.
+pub fn called_actions(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("trailwarden_aws_api_calls_total{"))
+        .filter_map(|l| {
+            let label = |name: &str| {
+                let start = l.find(&format!("{name}=\""))? + name.len() + 2;
+                Some(l[start..start + l[start..].find('"')?].to_string())
+            };
+            iam_action(&label("service")?, &label("operation")?)
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use super::yaml::{self, CronSchedule, HumanDuration};
 use serde::Deserialize;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSettings {
     /// Discover the accounts with Organizations (ListRoots, ListOrganizationalUnitsForParent,
@@ -31,7 +31,7 @@ pub struct AccountSettings {
     pub concurrency: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationDiscovery {
     /// Only accounts under these organizational units (at any depth) or roots; empty: the
@@ -45,7 +45,7 @@ pub struct OrganizationDiscovery {
 }
 
 /// The audit role assumed in every watched account but the daemon's own.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleSettings {
     /// The role's ARN with `{account}` where the account id goes.
@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn every_bad_value_is_refused_with_its_reason() {
         for (text, says) in [
-            (format!("{ROLE}"), "give organization"),
+            (ROLE.to_string(), "give organization"),
             (
                 format!("organization: {{}}\nlist: ['111111111111']\n{ROLE}"),
                 "not both",

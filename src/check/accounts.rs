@@ -1,0 +1,158 @@
+//! `check` over many accounts (the `accounts` section): discovery, one collection per
+//! account, an organization trail judged once, and the findings of every account together.
+
+use super::{Format, exit_code, read_buckets, reads_bucket};
+use crate::collect::accounts::{PostureOfAll, posture_of_all, reach_all, snapshots, trails_of_all};
+use crate::collect::{account, aws::Aws, organization};
+use crate::config::{AccountSettings, Config};
+use crate::evaluate::accounts::{evaluate_accounts, judges};
+use crate::evaluate::{Finding, Status};
+use crate::plan::accounts::{OrgAccount, Roster, next_roster};
+use crate::publish::metrics::Metrics;
+use crate::publish::status;
+use chrono::Utc;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub async fn check_accounts(config: &Config, settings: &AccountSettings, format: Format) -> i32 {
+    let metrics = Metrics::new();
+    let own = Arc::new(Aws::connect(&config.daemon.aws, metrics.aws_api_calls.clone()).await);
+    let own_id = account::caller_account(&own).await.ok();
+    let discovered = match &settings.list {
+        Some(list) => Ok(list.iter().map(|a| OrgAccount::listed(&a.0)).collect()),
+        None => organization::discover(&own)
+            .await
+            .map_err(|e| format!("cannot list the organization's accounts: {e}")),
+    };
+    let now = Utc::now();
+    let roster = next_roster(
+        Some(settings),
+        own_id.as_deref(),
+        discovered,
+        &Roster::default(),
+        now,
+    );
+    let reach = reach_all(&own, settings, &roster, &[]).await;
+    let regions = &config.daemon.aws.regions;
+    let trails = trails_of_all(&reach, regions, settings.concurrency).await;
+    let PostureOfAll {
+        postures,
+        bucket_readers,
+    } = posture_of_all(&reach, regions, settings.concurrency, &trails).await;
+    let mut accounts = snapshots(&trails, &postures, regions);
+    if config
+        .policies
+        .policies
+        .iter()
+        .any(|p| reads_bucket(&p.check))
+    {
+        let judge = judges(&accounts);
+        let clients: BTreeMap<&str, &Aws> = reach
+            .iter()
+            .map(|r| (r.member.account.id.as_str(), r.aws.as_ref()))
+            .collect();
+        for a in &mut accounts {
+            let Ok(snapshot) = &a.snapshot else { continue };
+            let here = a.account.as_str();
+            let evidence = read_buckets(config, snapshot, now, |trail| {
+                if judge.get(&trail.arn).map(String::as_str) != Some(here) {
+                    return None;
+                }
+                let reader = trail
+                    .s3_bucket_name
+                    .as_ref()
+                    .and_then(|b| bucket_readers.get(b))
+                    .map_or(here, String::as_str);
+                let aws = clients.get(reader).copied()?;
+                Some((aws, Some(here)))
+            })
+            .await;
+            if let Ok(snapshot) = &mut a.snapshot {
+                snapshot.evidence = Some(evidence);
+            }
+        }
+    }
+    let findings = evaluate_accounts(&config.policies, &accounts, now);
+    let failed: BTreeMap<&str, &str> = accounts
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a.account.as_str(),
+                a.snapshot.as_ref().err()?.reason.as_str(),
+            ))
+        })
+        .collect();
+    match format {
+        Format::Text => print!("{}", render_text(&findings, &roster, &failed)),
+        Format::Json => {
+            let out = json!({
+                "evaluated_at": now,
+                "account": own_id,
+                "accounts": status::accounts_json(&roster, &failed),
+                "findings": status::finding_entries(&findings, None),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("JSON of plain values")
+            );
+        }
+    }
+    if roster.discovery_error.is_some() {
+        // The accounts are unknown: whatever else passed, the answer is incomplete.
+        return exit_code(&findings).max(2);
+    }
+    exit_code(&findings)
+}
+
+fn render_text(findings: &[Finding], roster: &Roster, failed: &BTreeMap<&str, &str>) -> String {
+    let mut out = format!(
+        "trailwarden check: {} account(s) watched, {} retired, {} finding(s)\n",
+        roster.watched.len(),
+        roster.retired.len(),
+        findings.len()
+    );
+    if let Some(e) = &roster.discovery_error {
+        out.push_str(&format!("discovery failed: {e}\n"));
+    }
+    for (id, why) in failed {
+        out.push_str(&format!("account {id} could not be checked: {why}\n"));
+    }
+    for r in roster.retired.values() {
+        out.push_str(&format!(
+            "account {} retired at {} ({}): not required after it left\n",
+            r.account.id,
+            r.left_at.to_rfc3339(),
+            r.why
+        ));
+    }
+    out.push('\n');
+    let policy_width = findings.iter().map(|f| f.policy.len()).max().unwrap_or(6);
+    let resource_width = findings
+        .iter()
+        .map(|f| f.resource_name.len())
+        .max()
+        .unwrap_or(8);
+    for f in findings {
+        out.push_str(&format!(
+            "{:<5}  {:<8}  {:<12}  {:<pw$}  {:<rw$}  {}\n",
+            f.status.as_str().to_uppercase(),
+            f.severity.as_str(),
+            f.account,
+            f.policy,
+            f.resource_name,
+            f.message,
+            pw = policy_width,
+            rw = resource_width,
+        ));
+    }
+    let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
+    out.push_str(&format!(
+        "\n{} passed, {} failed, {} could not be evaluated, {} pending\n",
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Error),
+        count(Status::Pending)
+    ));
+    out
+}

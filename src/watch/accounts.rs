@@ -1,0 +1,264 @@
+//! Many accounts in the daemon (the `accounts` section): the discovery poller, and the trail
+//! and posture polls over every watched account.
+//!
+//! Discovery keeps the roster (plan/accounts.rs decides it) and the clients of each account.
+//! The trail poll reaches every account, `concurrency` at a time; an account that cannot be
+//! reached is an `error` of its own (`trailwarden_account_up` 0, the reason in `/status`) and
+//! holds no one else up. The posture poll reads each judged trail's bucket and key with the
+//! owner's credentials. The bucket and event history pollers keep working on the daemon's own
+//! account's trails (the organization trail, when the daemon runs in the management account).
+
+use super::runner::Overlap;
+use super::{Watch, posture_errors, trails_errors};
+use crate::collect::TrailsResult;
+use crate::collect::accounts::{Reach, posture_of_all, reach_all, snapshots, trails_of_all};
+use crate::collect::{account, organization};
+use crate::config::AccountSettings;
+use crate::evaluate::Finding;
+use crate::evaluate::accounts::{AccountSnapshot, evaluate_accounts};
+use crate::plan::accounts::{OrgAccount, Roster, next_roster};
+use crate::posture::{Fetched, Posture, Unavailable};
+use crate::publish::status::{self, TrailSummary};
+use chrono::Utc;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub const ACCOUNTS: &str = "accounts";
+
+/// What the daemon keeps about the watched accounts.
+pub struct AccountsWatch {
+    pub settings: AccountSettings,
+    own_id: Mutex<Option<String>>,
+    roster: Mutex<Roster>,
+    reach: Mutex<Arc<Vec<Reach>>>,
+    trails: Mutex<Option<BTreeMap<String, Fetched<TrailsResult>>>>,
+    postures: Mutex<Option<BTreeMap<String, Posture>>>,
+}
+
+impl AccountsWatch {
+    pub fn new(settings: AccountSettings) -> AccountsWatch {
+        AccountsWatch {
+            settings,
+            own_id: Mutex::new(None),
+            roster: Mutex::new(Roster::default()),
+            reach: Mutex::new(Arc::new(Vec::new())),
+            trails: Mutex::new(None),
+            postures: Mutex::new(None),
+        }
+    }
+}
+
+/// What evaluation publishes for many accounts.
+pub(super) struct Evaluated {
+    pub findings: Vec<Finding>,
+    pub trails: Vec<TrailSummary>,
+    pub accounts: serde_json::Value,
+    pub own: Option<String>,
+}
+
+impl Watch {
+    /// Discovery: who is watched. When that changes, a trail poll follows at once, so a new
+    /// account is checked without waiting for the next tick. Returns whether it did.
+    pub async fn poll_accounts(&self) -> bool {
+        let Some(a) = &self.accounts else {
+            return false;
+        };
+        let mut changed = false;
+        self.execute(&self.pollers.accounts, Overlap::Skip, async {
+            let (errors, c) = self.run_accounts(a).await;
+            changed = c;
+            errors
+        })
+        .await;
+        if changed {
+            // Boxed, as the polls below: their futures hold the SDK's, and nested unboxed
+            // they overflowed a runtime thread's stack in debug builds.
+            Box::pin(self.poll_trails()).await;
+        }
+        changed
+    }
+
+    async fn run_accounts(&self, a: &AccountsWatch) -> (Vec<Unavailable>, bool) {
+        let mut errors = Vec::new();
+        let own_id = match account::caller_account(&self.aws).await {
+            Ok(id) => {
+                *a.own_id.lock() = Some(id.clone());
+                Some(id)
+            }
+            Err(e) => {
+                errors.push(e);
+                a.own_id.lock().clone()
+            }
+        };
+        let discovered = match &a.settings.list {
+            Some(list) => Ok(list.iter().map(|id| OrgAccount::listed(&id.0)).collect()),
+            None => organization::discover(&self.aws).await.map_err(|e| {
+                let why = format!("cannot list the organization's accounts: {e}");
+                errors.push(e);
+                why
+            }),
+        };
+        let previous = a.roster.lock().clone();
+        let roster = next_roster(
+            Some(&a.settings),
+            own_id.as_deref(),
+            discovered,
+            &previous,
+            Utc::now(),
+        );
+        let changed = !roster.watched.keys().eq(previous.watched.keys());
+        let kept = a.reach.lock().clone();
+        let reach = reach_all(&self.aws, &a.settings, &roster, &kept).await;
+        for r in roster.retired.keys() {
+            tracing::debug!(account = %r, "retired account");
+        }
+        if changed {
+            tracing::info!(
+                watched = roster.watched.len(),
+                retired = roster.retired.len(),
+                "watched accounts changed"
+            );
+        }
+        self.published.metrics.publish_accounts(&roster);
+        *a.reach.lock() = Arc::new(reach);
+        *a.roster.lock() = roster;
+        (errors, changed)
+    }
+
+    /// The trail poll over every watched account. Returns the errors and whether a bucket or
+    /// key is new to the posture poll.
+    pub(super) async fn run_trails_of_accounts(
+        &self,
+        a: &AccountsWatch,
+    ) -> (Vec<Unavailable>, bool) {
+        let reach = a.reach.lock().clone();
+        if reach.is_empty() {
+            tracing::debug!("trail poll before the first discovery: skipped");
+            return (Vec::new(), false);
+        }
+        let results = Box::pin(trails_of_all(&reach, &self.regions, a.settings.concurrency)).await;
+        let mut errors = Vec::new();
+        for result in results.values() {
+            match result {
+                Ok(r) => errors.extend(trails_errors(r)),
+                Err(e) => errors.push(e.clone()),
+            }
+        }
+        let m = &self.published.metrics;
+        m.publish_account_up(&results);
+        let mut arns = BTreeSet::new();
+        let seen = results.iter().flat_map(|(account, r)| {
+            r.iter()
+                .flat_map(|r| r.trails.iter().flatten())
+                .map(move |s| (account.as_str(), s))
+        });
+        m.publish_trail_logging(seen.inspect(|(_, s)| {
+            arns.insert(s.trail.arn.clone());
+        }));
+        m.trails.set(arns.len() as i64);
+        let unseen = {
+            let postures = a.postures.lock();
+            postures.as_ref().is_none_or(|p| has_unseen(&results, p))
+        };
+        let own = a.own_id.lock().clone();
+        if let Some(Ok(mine)) = own.as_ref().and_then(|id| results.get(id)) {
+            // The bucket and event history pollers work on the daemon's own account.
+            self.latest.lock().trails = Some(mine.clone());
+        }
+        *a.trails.lock() = Some(results);
+        self.evaluate_and_publish().await;
+        (errors, unseen)
+    }
+
+    /// The posture poll over every reachable account.
+    pub(super) async fn run_posture_of_accounts(&self, a: &AccountsWatch) -> Vec<Unavailable> {
+        let Some(trails) = a.trails.lock().clone() else {
+            tracing::debug!("posture poll before the first trail poll: skipped");
+            return Vec::new();
+        };
+        let reach = a.reach.lock().clone();
+        let all = Box::pin(posture_of_all(
+            &reach,
+            &self.regions,
+            a.settings.concurrency,
+            &trails,
+        ))
+        .await;
+        let errors: Vec<Unavailable> = all.postures.values().flat_map(posture_errors).collect();
+        let own = a.own_id.lock().clone();
+        if let Some(mine) = own.as_ref().and_then(|id| all.postures.get(id)) {
+            self.latest.lock().posture = Some(mine.clone());
+        }
+        *a.postures.lock() = Some(all.postures);
+        self.evaluate_and_publish().await;
+        errors
+    }
+
+    /// Evaluation over every account, once both polls have run. The bucket poller's evidence
+    /// belongs to the daemon's own account's trails.
+    pub(super) fn evaluate_accounts(
+        &self,
+        a: &AccountsWatch,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<Evaluated> {
+        let trails = a.trails.lock().clone()?;
+        let postures = a.postures.lock().clone()?;
+        let own = a.own_id.lock().clone();
+        let mut accounts: Vec<AccountSnapshot> = snapshots(&trails, &postures, &self.regions);
+        let evidence = self.latest.lock().evidence.clone();
+        for acc in &mut accounts {
+            if Some(&acc.account) == own.as_ref()
+                && let Ok(s) = &mut acc.snapshot
+            {
+                s.evidence = evidence.clone();
+            }
+        }
+        let policies = self.policies.read().clone();
+        let findings = evaluate_accounts(&policies, &accounts, now);
+        let unreachable: BTreeMap<&str, &str> = accounts
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    a.account.as_str(),
+                    a.snapshot.as_ref().err()?.reason.as_str(),
+                ))
+            })
+            .collect();
+        let roster = a.roster.lock().clone();
+        let mut summaries: Vec<TrailSummary> = Vec::new();
+        let mut listed = BTreeSet::new();
+        for r in trails.values().flatten() {
+            for s in status::trail_summaries(r) {
+                if listed.insert(s.arn.clone()) {
+                    summaries.push(s);
+                }
+            }
+        }
+        Some(Evaluated {
+            findings,
+            trails: summaries,
+            accounts: status::accounts_json(&roster, &unreachable),
+            own,
+        })
+    }
+}
+
+/// Whether a trail poll found a bucket or key that no posture holds yet.
+fn has_unseen(
+    results: &BTreeMap<String, Fetched<TrailsResult>>,
+    postures: &BTreeMap<String, Posture>,
+) -> bool {
+    let held = |f: &dyn Fn(&Posture) -> bool| postures.values().any(f);
+    results.values().flatten().any(|r| {
+        r.trails.iter().flatten().any(|s| {
+            let t = &s.trail;
+            t.s3_bucket_name
+                .as_ref()
+                .is_some_and(|b| !held(&|p| p.buckets.contains_key(b)))
+                || t.kms_key_id
+                    .as_ref()
+                    .is_some_and(|k| !held(&|p| p.keys.contains_key(k)))
+        })
+    })
+}

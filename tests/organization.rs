@@ -1,0 +1,424 @@
+//! The whole organization from one deployment, against trailsim: 22 members, an organization
+//! trail whose bucket and key sit in a log archive account, members with trails of their own
+//! (one compliant, one stopped), one without the audit role, one suspended. `check` and the
+//! daemon give each account its verdicts, the organization trail is judged once and raises
+//! no false failure, the role-less account is an `error` that affects no one else, StopLogging
+//! of the organization trail shows in every member within one trail poll, and an account that
+//! joins is watched after the next discovery.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
+mod support;
+
+use std::collections::BTreeSet;
+use support::lab::{Lab, Options, check_with};
+use support::organization::{AUDIT_ROLE, EXTERNAL_ID, Organization};
+use support::{Daemon, free_port, metric_value, trailsim};
+
+const POLICIES: &str = "policies:
+  - { id: trail-logging, check: trail_logging, severity: critical }
+  - { id: sse-kms, check: sse_kms, severity: high }
+  - { id: log-file-validation, check: log_file_validation, severity: high }
+  - { id: management-events, check: management_events, severity: high }
+  - { id: retention, check: retention, severity: high, min_days: 365 }
+  - { id: bucket-not-public, check: bucket_not_public, severity: critical }
+";
+
+struct World {
+    org: Organization,
+    org_trail_arn: String,
+    log_archive: Lab,
+    stopped: Lab,
+    roleless: String,
+    suspended: String,
+    /// Every ACTIVE member with the audit role.
+    members: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+/// A member entered as an administrator would, with the audit role made in it.
+async fn with_role(org: &Organization, id: &str) -> support::Account {
+    let member = org.enter(id).await;
+    org.create_audit_role(&member);
+    member
+}
+
+impl World {
+    async fn build() -> World {
+        let org = Organization::create(trailsim()).await;
+        let unit = org.add_unit("Workloads").await;
+        let archive_id = org.add_account("log-archive", None).await;
+        let log_archive =
+            Lab::build_in(with_role(&org, &archive_id).await, Options::default()).await;
+        let stopped_id = org.add_account("stopped", Some(&unit)).await;
+        let stopped = Lab::build_in(with_role(&org, &stopped_id).await, Options::default()).await;
+        stopped.stop_logging().await;
+        let roleless = org.add_account("no-role", Some(&unit)).await;
+        let suspended = org.add_account("closed", None).await;
+        with_role(&org, &suspended).await;
+        org.close(&suspended).await;
+        let mut members = vec![archive_id, stopped_id];
+        for n in 0..18 {
+            let unit = (n % 2 == 0).then_some(unit.as_str());
+            let id = org.add_account(&format!("member-{n}"), unit).await;
+            with_role(&org, &id).await;
+            members.push(id);
+        }
+        members.sort();
+
+        // The organization trail, in the management account, writing to the log archive's
+        // bucket with its key.
+        let ct = aws_sdk_cloudtrail::Client::new(&org.sdk);
+        let org_trail_arn = ct
+            .create_trail()
+            .name("org")
+            .s3_bucket_name(&log_archive.bucket)
+            .kms_key_id(&log_archive.key_arn)
+            .is_organization_trail(true)
+            .is_multi_region_trail(true)
+            .include_global_service_events(true)
+            .enable_log_file_validation(true)
+            .send()
+            .await
+            .expect("CreateTrail")
+            .trail_arn()
+            .unwrap()
+            .to_string();
+        ct.start_logging()
+            .name(&org_trail_arn)
+            .send()
+            .await
+            .unwrap();
+        World {
+            org,
+            org_trail_arn,
+            log_archive,
+            stopped,
+            roleless,
+            suspended,
+            members,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self, port: u16) -> std::path::PathBuf {
+        self.config_with(
+            port,
+            "*/2 * * * * *",
+            "*/5 * * * * *",
+            "*/3 * * * * *",
+            "state",
+        )
+    }
+
+    fn config_with(
+        &self,
+        port: u16,
+        trails: &str,
+        posture: &str,
+        refresh: &str,
+        state: &str,
+    ) -> std::path::PathBuf {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("policies.yaml"), POLICIES).unwrap();
+        let path = dir.join("trailwarden.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "listen: 127.0.0.1:{port}\n\
+                 state_dir: {state}\n\
+                 log_level: info\n\
+                 aws:\n  regions: [us-east-1]\n  endpoint_url: {}\n  operation_timeout: 10s\n  max_attempts: 2\n\
+                 schedule:\n  trails: \"{trails}\"\n  posture: \"{posture}\"\n  bucket: \"0 0 0 1 1 *\"\n\
+                 accounts:\n  organization:\n    refresh: \"{refresh}\"\n  role:\n    arn: \"arn:aws:iam::{{account}}:role/{AUDIT_ROLE}\"\n    external_id: {EXTERNAL_ID}\n  concurrency: 4\n\
+                 policies: policies.yaml\n",
+                trailsim()
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+fn findings(out: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    out["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (s("policy"), s("account"), s("resource"), s("status"))
+        })
+        .collect()
+}
+
+fn logging(metrics: &str, account: &str, trail: &str) -> Option<f64> {
+    metric_value(
+        metrics,
+        "trailwarden_trail_logging",
+        &[("account", account), ("trail", trail)],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_from_one_deployment() {
+    let world = World::build().await;
+    let management = world.org.management.id.clone();
+    let config = world.config(free_port());
+
+    // --- check: every account once, the organization trail judged once.
+    let (code, out) = check_with(&world.org.management, &config);
+    let watched: BTreeSet<&str> = out["accounts"]["watched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    let mut expected: BTreeSet<&str> = world.members.iter().map(String::as_str).collect();
+    expected.insert(&management);
+    expected.insert(&world.roleless);
+    assert_eq!(watched, expected, "every ACTIVE account and ours: {out:#}");
+    let retired = &out["accounts"]["retired"][0];
+    assert_eq!(retired["id"], world.suspended.as_str(), "{out:#}");
+    assert_eq!(retired["why"], "account is SUSPENDED");
+    let in_unit = out["accounts"]["watched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == world.stopped.account.id.as_str())
+        .unwrap();
+    assert_eq!(in_unit["ou_path"], "Root/Workloads");
+    assert_eq!(in_unit["name"], "stopped");
+
+    let all = findings(&out);
+    let org_logging: Vec<_> = all
+        .iter()
+        .filter(|f| f.2 == world.org_trail_arn)
+        .filter(|f| f.0 == "trail-logging")
+        .collect();
+    assert_eq!(org_logging.len(), 1, "judged once: {org_logging:?}");
+    assert_eq!(org_logging[0].1, management);
+    assert_eq!(org_logging[0].3, "pass");
+    let failing: Vec<_> = all.iter().filter(|f| f.3 == "fail").collect();
+    assert_eq!(
+        failing,
+        vec![&(
+            "trail-logging".to_string(),
+            world.stopped.account.id.clone(),
+            world.stopped.trail_arn.clone(),
+            "fail".to_string()
+        )],
+        "the stopped member's own trail, and nothing from the organization trail"
+    );
+    for f in all.iter().filter(|f| f.3 == "error") {
+        assert_eq!(
+            f.1, world.roleless,
+            "only the role-less account errs: {f:?}"
+        );
+    }
+    let roleless: Vec<_> = out["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["account"] == world.roleless.as_str())
+        .collect();
+    assert_eq!(roleless.len(), 6, "one error per policy");
+    for f in &roleless {
+        assert_eq!(f["status"], "error");
+        assert!(
+            f["message"].as_str().unwrap().contains("cannot assume"),
+            "{f}"
+        );
+    }
+    // The organization trail's bucket and key were read in the log archive account.
+    for policy in ["sse-kms", "retention", "bucket-not-public"] {
+        let f = all
+            .iter()
+            .find(|f| f.0 == policy && f.2 == world.org_trail_arn)
+            .unwrap();
+        assert_eq!(f.3, "pass", "{policy} of the organization trail: {out:#}");
+    }
+    assert_eq!(code, 1, "a stopped trail fails the check");
+    let _ = &world.log_archive;
+
+    // --- the daemon: a series per member, StopLogging within one trail poll, a new account.
+    let port = free_port();
+    let config = world.config(port);
+    let mut daemon = Daemon::start(
+        &world.org.management,
+        &config,
+        port,
+        world.dir.path().join("run.log"),
+    );
+    daemon.wait_until("every member sees the organization trail logging", |d| {
+        let m = d.metrics();
+        world
+            .members
+            .iter()
+            .all(|a| logging(&m, a, "org") == Some(1.0))
+    });
+    let m = daemon.metrics();
+    assert_eq!(
+        metric_value(
+            &m,
+            "trailwarden_account_up",
+            &[("account", &world.roleless)]
+        ),
+        Some(0.0)
+    );
+    for a in &world.members {
+        assert_eq!(
+            metric_value(&m, "trailwarden_account_up", &[("account", a)]),
+            Some(1.0),
+            "{a}"
+        );
+    }
+    assert_eq!(
+        metric_value(&m, "trailwarden_accounts", &[("state", "retired")]),
+        Some(1.0)
+    );
+    daemon.wait_until("the first evaluation over every account", |d| {
+        d.status()["accounts"]["watched"].is_array()
+    });
+    let status = daemon.status();
+    let unreachable: Vec<_> = status["accounts"]["watched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["error"].is_null())
+        .collect();
+    assert_eq!(unreachable.len(), 1, "{status:#}");
+    assert!(
+        unreachable[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(AUDIT_ROLE)
+    );
+
+    let polls = |d: &Daemon| {
+        metric_value(
+            &d.metrics(),
+            "trailwarden_poll_duration_seconds_count",
+            &[("poller", "trails")],
+        )
+        .unwrap_or(0.0)
+    };
+    aws_sdk_cloudtrail::Client::new(&world.org.sdk)
+        .stop_logging()
+        .name(&world.org_trail_arn)
+        .send()
+        .await
+        .unwrap();
+    let before = polls(&daemon);
+    // The first poll that starts after StopLogging ends by `before + 2` at the latest.
+    daemon.wait_until("two more trail polls", |d| polls(d) >= before + 2.0);
+    let m = daemon.metrics();
+    for a in world.members.iter().chain([&management]) {
+        assert_eq!(
+            logging(&m, a, "org"),
+            Some(0.0),
+            "{a} within one trail poll"
+        );
+    }
+
+    let late = world.org.add_account("late", None).await;
+    let entered = world.org.enter(&late).await;
+    world.org.create_audit_role(&entered);
+    daemon.wait_until("the new account is watched", |d| {
+        let m = d.metrics();
+        metric_value(&m, "trailwarden_account_up", &[("account", &late)]) == Some(1.0)
+            && logging(&m, &late, "org") == Some(0.0)
+    });
+    daemon.stop();
+
+    // --- API calls per poll, against the README's formula: a daemon whose pollers run once
+    // at start only (discovery, one trail poll, one posture poll).
+    let port = free_port();
+    let never = "0 0 0 1 1 *";
+    let config = world.config_with(port, never, never, never, "state-calls");
+    let mut daemon = Daemon::start(
+        &world.org.management,
+        &config,
+        port,
+        world.dir.path().join("calls.log"),
+    );
+    daemon.wait_until("one discovery, trail and posture poll", |d| {
+        let m = d.metrics();
+        ["accounts", "trails", "posture"].iter().all(|p| {
+            metric_value(
+                &m,
+                "trailwarden_poll_duration_seconds_count",
+                &[("poller", p)],
+            ) == Some(1.0)
+        }) && d.status()["accounts"]["watched"].is_array()
+    });
+    let m = daemon.metrics();
+    let calls = |operation: &str| {
+        metric_value(
+            &m,
+            "trailwarden_aws_api_calls_total",
+            &[("operation", operation), ("outcome", "success")],
+        )
+        .unwrap_or(0.0)
+    };
+    // The world: A reachable accounts (the members with the role, the late one, ours), one
+    // region, every account lists the organization trail and two list a trail of their own;
+    // the root and one unit; N accounts in the organization (the role-less and the closed
+    // ones too); three judged trails, each with its bucket and key (the organization trail's
+    // and the log archive's own trail share a bucket, judged by two accounts).
+    let a = (world.members.len() + 2) as f64;
+    let r = 1.0;
+    let trails = a + 2.0;
+    let (units, n, b, k) = (2.0, a + 2.0, 3.0, 3.0);
+    let expected = [
+        ("DescribeTrails", a * r),
+        ("GetTrailStatus", trails),
+        ("GetEventSelectors", trails),
+        ("DescribeConfigurationRecorderStatus", a * r),
+        ("ListBuckets", a),
+        ("ListRoots", 1.0),
+        ("ListAccountsForParent", units),
+        ("ListOrganizationalUnitsForParent", units),
+        ("ListTagsForResource", n),
+        ("GetBucketEncryption", b),
+        ("GetBucketAcl", b),
+        ("DescribeKey", k),
+        ("GetKeyRotationStatus", k),
+        ("ListAliases", k),
+    ];
+    for (operation, count) in expected {
+        assert_eq!(calls(operation), count, "{operation}: {m}");
+    }
+    daemon.stop();
+
+    // What the daemon calls beyond one account's permissions (deploy/iam-policy.json, kept
+    // equal to the calls by tests/daemon.rs) is what deploy/aws/daemon-role.yaml adds for
+    // organizations; .ci/deploy_checks.py keeps the templates to these sets.
+    let one_account: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(support::manifest_dir().join("deploy/iam-policy.json")).unwrap(),
+    )
+    .unwrap();
+    let one_account: BTreeSet<String> = one_account["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let extra_called: BTreeSet<String> = support::called_actions(&m)
+        .difference(&one_account)
+        .cloned()
+        .collect();
+    let template =
+        std::fs::read_to_string(support::manifest_dir().join("deploy/aws/daemon-role.yaml"))
+            .unwrap();
+    let extra_granted: BTreeSet<String> = template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter(|a| a.starts_with("organizations:") || *a == "s3:ListAllMyBuckets")
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        extra_called, extra_granted,
+        "deploy/aws/daemon-role.yaml must grant the organization calls made"
+    );
+}
