@@ -33,6 +33,7 @@ pub enum DaemonError {
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let started_at = Utc::now();
     let metrics = Metrics::new();
+    metrics.set_families(&config.daemon.metrics);
     metrics.config_reload_success.set(1);
     metrics.config_reload_timestamp.set(started_at.timestamp());
     let aws = Aws::connect(&config.daemon.aws, metrics.aws_api_calls.clone()).await;
@@ -216,6 +217,7 @@ async fn reload_on_sighup(
                             "reload: listen, state_dir, regions, endpoint, schedules and accounts change only on restart"
                         );
                     }
+                    m.set_families(&new.daemon.metrics);
                     watch.set_detections(new.detections.clone());
                     watch.set_policies(new.policies.clone()).await;
                     m.config_reload_success.set(1);

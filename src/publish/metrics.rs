@@ -47,6 +47,8 @@ pub struct Metrics {
     pub account_up: IntGaugeVec,
     pub account_info: IntGaugeVec,
     pub accounts: IntGaugeVec,
+    /// Which families `/metrics` serves (`metrics.allow`, `metrics.deny`).
+    families: parking_lot::RwLock<FamilyFilter>,
     /// Label sets published last time, by family, to remove the ones that vanish.
     published: Mutex<BTreeMap<&'static str, BTreeSet<Vec<String>>>>,
 }
@@ -296,6 +298,7 @@ impl Metrics {
                 &["state"],
             ),
             registry: r,
+            families: parking_lot::RwLock::new(FamilyFilter::default()),
             published: Mutex::new(BTreeMap::new()),
         }
         .with_zero_series()
@@ -427,10 +430,47 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
+        let mut families = self.registry.gather();
+        {
+            let filter = self.families.read();
+            families.retain(|f| filter.serves(f.name()));
+        }
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("text encoding cannot fail for valid metrics");
         String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
+
+impl Metrics {
+    /// Serves only the families `settings` allows (at start and on reload).
+    pub fn set_families(&self, settings: &crate::config::MetricsSettings) {
+        *self.families.write() = FamilyFilter::new(settings);
+    }
+}
+
+/// Allow and deny lists of family names, each pattern matched against the whole name.
+#[derive(Default)]
+pub struct FamilyFilter {
+    allow: Vec<regex::Regex>,
+    deny: Vec<regex::Regex>,
+}
+
+impl FamilyFilter {
+    pub fn new(settings: &crate::config::MetricsSettings) -> FamilyFilter {
+        // Anchored, so `trailwarden_trail_.*` means a whole name, as in kube-state-metrics.
+        let whole = |p: &crate::config::yaml::Pattern| {
+            regex::Regex::new(&format!("^(?:{})$", p.0.as_str())).expect("checked at load")
+        };
+        FamilyFilter {
+            allow: settings.allow.iter().map(whole).collect(),
+            deny: settings.deny.iter().map(whole).collect(),
+        }
+    }
+
+    pub fn serves(&self, family: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(family)))
+            && !self.deny.iter().any(|r| r.is_match(family))
     }
 }
 
@@ -442,6 +482,46 @@ impl Default for Metrics {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn allow_and_deny_lists_match_whole_family_names() {
+        let settings: crate::config::MetricsSettings = crate::config::yaml::parse_str(
+            std::path::Path::new("m.yaml"),
+            "allow: ['trailwarden_trail_.*', 'trailwarden_policy_status', 'trailwarden_digest.*']\ndeny: ['.*_failures_total']\n",
+        )
+        .unwrap();
+        let filter = FamilyFilter::new(&settings);
+        for (family, served) in [
+            ("trailwarden_trail_logging", true),
+            ("trailwarden_policy_status", true),
+            // Anchored: a prefix of an allowed name is not enough.
+            ("trailwarden_policy_status_extra", false),
+            ("xtrailwarden_trail_logging", false),
+            ("trailwarden_digest_validation_failures_total", false),
+            ("trailwarden_accounts", false),
+        ] {
+            assert_eq!(filter.serves(family), served, "{family}");
+        }
+        let everything = FamilyFilter::default();
+        assert!(everything.serves("trailwarden_accounts"));
+        let metrics = Metrics::new();
+        metrics
+            .trail_logging
+            .with_label_values(&["1", "us-east-1", "t"])
+            .set(1);
+        assert!(
+            metrics
+                .render()
+                .contains("trailwarden_object_read_failures_total")
+        );
+        metrics.set_families(&settings);
+        let text = metrics.render();
+        assert!(text.contains("trailwarden_trail_logging{"), "{text}");
+        assert!(
+            !text.contains("trailwarden_object_read_failures_total"),
+            "{text}"
+        );
+    }
+
     use super::*;
     use crate::config::Severity;
 

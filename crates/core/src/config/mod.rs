@@ -48,6 +48,21 @@ pub struct DaemonFile {
     pub bucket: BucketSettings,
     #[serde(default)]
     pub health: HealthSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// Which metric families `/metrics` serves, as kube-state-metrics' allow and deny lists: at
+/// organization size a family may cost more series than its signal is worth.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Regular expressions matched against whole family names; empty: every family.
+    #[serde(default)]
+    pub allow: Vec<yaml::Pattern>,
+    /// Families matching one of these are never served, allowed or not.
+    #[serde(default)]
+    pub deny: Vec<yaml::Pattern>,
 }
 
 /// When `/healthz` says the daemon is stuck.
