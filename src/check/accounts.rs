@@ -7,7 +7,7 @@ use crate::collect::{account, aws::Aws, organization};
 use crate::config::{AccountSettings, Config};
 use crate::evaluate::accounts::{evaluate_accounts, judges};
 use crate::evaluate::{Finding, Status};
-use crate::plan::accounts::{OrgAccount, Roster, next_roster};
+use crate::plan::accounts::{OrgAccount, Roster, memberships, next_roster};
 use crate::publish::metrics::Metrics;
 use crate::publish::status;
 use chrono::Utc;
@@ -40,7 +40,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         postures,
         bucket_readers,
     } = posture_of_all(&reach, regions, settings.concurrency, &trails).await;
-    let mut accounts = snapshots(&trails, &postures, regions);
+    let mut accounts = snapshots(&trails, &postures, regions, &memberships(settings, &roster));
     if config
         .policies
         .policies

@@ -14,7 +14,7 @@ use super::{account, bucket, key, recorder, trails};
 use crate::config::AccountSettings;
 use crate::evaluate::accounts::{AccountSnapshot, judges};
 use crate::plan::accounts::{Member, Roster};
-use crate::posture::{Fetched, Posture, Trail, Unavailable, arn_account};
+use crate::posture::{Fetched, Membership, Posture, Trail, Unavailable, arn_account};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -122,20 +122,25 @@ pub async fn trails_of_all(
 
 /// The snapshots evaluation works on, from the latest trail and posture polls. An account
 /// whose trail poll could not reach it carries that reason.
+/// `members`: when each account belonged (`plan::accounts::memberships`), for the member
+/// folders of organization trails.
 pub fn snapshots(
     trails: &BTreeMap<String, Fetched<TrailsResult>>,
     postures: &BTreeMap<String, Posture>,
     regions: &[String],
+    members: &BTreeMap<String, Membership>,
 ) -> Vec<AccountSnapshot> {
     trails
         .iter()
         .map(|(account, result)| AccountSnapshot {
             account: account.clone(),
             snapshot: result.as_ref().map_err(Clone::clone).map(|r| {
-                r.snapshot(
+                let mut s = r.snapshot(
                     regions,
                     Some(postures.get(account).cloned().unwrap_or_default()),
-                )
+                );
+                s.members = members.clone();
+                s
             }),
         })
         .collect()
@@ -190,7 +195,12 @@ pub async fn posture_of_all(
         .iter()
         .map(|r| (r.member.account.id.as_str(), r))
         .collect();
-    let judge = judges(&snapshots(trails, &BTreeMap::new(), regions));
+    let judge = judges(&snapshots(
+        trails,
+        &BTreeMap::new(),
+        regions,
+        &BTreeMap::new(),
+    ));
     let mut postures = BTreeMap::new();
     let mut bucket_readers = BTreeMap::new();
     for (account, mut posture, _) in own_parts.iter().cloned() {

@@ -63,6 +63,7 @@ pub async fn discover(aws: &Aws) -> Fetched<Vec<OrgAccount>> {
                     parents: parent.ids.clone(),
                     ou_path: parent.names.join("/"),
                     tags: BTreeMap::new(),
+                    joined: a.joined_timestamp().and_then(super::to_utc),
                 });
             }
         }

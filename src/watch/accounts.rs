@@ -16,7 +16,7 @@ use crate::collect::{account, organization};
 use crate::config::AccountSettings;
 use crate::evaluate::Finding;
 use crate::evaluate::accounts::{AccountSnapshot, evaluate_accounts};
-use crate::plan::accounts::{OrgAccount, Roster, next_roster};
+use crate::plan::accounts::{OrgAccount, Roster, memberships, next_roster};
 use crate::posture::{Fetched, Posture, Unavailable};
 use crate::publish::status::{self, TrailSummary};
 use chrono::Utc;
@@ -205,7 +205,13 @@ impl Watch {
         let trails = a.trails.lock().clone()?;
         let postures = a.postures.lock().clone()?;
         let own = a.own_id.lock().clone();
-        let mut accounts: Vec<AccountSnapshot> = snapshots(&trails, &postures, &self.regions);
+        let roster = a.roster.lock().clone();
+        let mut accounts: Vec<AccountSnapshot> = snapshots(
+            &trails,
+            &postures,
+            &self.regions,
+            &memberships(&a.settings, &roster),
+        );
         let evidence = self.latest.lock().evidence.clone();
         for acc in &mut accounts {
             if Some(&acc.account) == own.as_ref()
@@ -225,7 +231,6 @@ impl Watch {
                 ))
             })
             .collect();
-        let roster = a.roster.lock().clone();
         let mut summaries: Vec<TrailSummary> = Vec::new();
         let mut listed = BTreeSet::new();
         for r in trails.values().flatten() {

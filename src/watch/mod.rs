@@ -407,6 +407,7 @@ impl TrailsResult {
             trail_listing_errors: self.listing_errors.clone(),
             posture,
             evidence: None,
+            members: Default::default(),
         }
     }
 }

@@ -261,6 +261,17 @@ pub struct Snapshot {
     pub posture: Option<Posture>,
     /// What the bucket poller found, by trail ARN; `None` until it has run once.
     pub evidence: Option<BTreeMap<String, Fetched<TrailEvidence>>>,
+    /// With many accounts: the watched and retired accounts, whose folders an organization
+    /// trail fills while they belong. Empty otherwise: only the owner's folder is judged.
+    pub members: BTreeMap<String, Membership>,
+}
+
+/// When an account belonged to the organization, as far as the roster knows: an
+/// organization trail fills its folder from `joined` until `left` (or now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Membership {
+    pub joined: Option<DateTime<Utc>>,
+    pub left: Option<DateTime<Utc>>,
 }
 
 /// What a trail's bucket shows: per account folder and delivering region, the log files'

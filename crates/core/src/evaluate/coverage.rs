@@ -7,8 +7,9 @@ use super::delivery::{FIRST_DELIVERY, humanize, started_logging};
 use super::integrity::FIRST_DIGEST;
 use super::regions::RegionResults;
 use crate::integrity::coverage::gaps;
-use crate::posture::{Trail, TrailEvidence, TrailStatus};
+use crate::posture::{Membership, Trail, TrailEvidence, TrailStatus};
 use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
 
 /// When the trail began: its CreateTrail when known, else the start of its oldest chain when
 /// that is a starting digest. Nothing can be missing from before it.
@@ -16,20 +17,33 @@ fn began(evidence: &TrailEvidence, origin: Option<DateTime<Utc>>) -> Option<Date
     evidence.created.or(origin)
 }
 
+/// `members` as in `delivery_freshness`: an organization trail must cover each member's
+/// folder from when it joined (or the window's start) until it left (or now).
+#[allow(clippy::too_many_arguments)] // the check's inputs, each plain
 pub fn log_coverage(
     trail: &Trail,
     status: Option<&TrailStatus>,
     evidence: &TrailEvidence,
     monitored: &[String],
+    members: &BTreeMap<String, Membership>,
     min_days: u64,
     tolerance: Duration,
     now: DateTime<Utc>,
 ) -> CheckResult {
     let started = started_logging(status);
     let mut results = RegionResults::default();
-    for (region, r) in results.readable(trail, evidence, monitored) {
+    for folder in results.readable(trail, evidence, monitored, members) {
+        let (region, r, member) = (&folder.label, folder.evidence, folder.membership);
+        // A departed member's folder is required only up to when it left: the window ends
+        // there, and is shorter by as much.
+        let end = member.left.map_or(now, |left| left.min(now));
+        let days = min_days as i64 - (now - end).num_days();
+        if days <= 0 {
+            continue;
+        }
         let coverage = r.map(|r| r.coverage.clone()).unwrap_or_default();
-        let young = started.is_some_and(|s| now - s < FIRST_DELIVERY);
+        let since = started.max(member.joined);
+        let young = since.is_some_and(|s| now - s < FIRST_DELIVERY);
         if coverage.oldest.is_none() && young {
             results.pending.push(format!(
                 "{region}: logging started {} ago; no log file is due yet",
@@ -37,8 +51,9 @@ pub fn log_coverage(
             ));
             continue;
         }
-        let began = began(evidence, r.and_then(|r| r.origin));
-        let g = gaps(&coverage, now, min_days as i64, tolerance, began);
+        // Nothing can be missing from before the trail began, or before the account joined.
+        let began = began(evidence, r.and_then(|r| r.origin)).max(member.joined);
+        let g = gaps(&coverage, end, days, tolerance, began);
         // Every log file is from after logging (re)started, and nothing says yet whether the
         // trail is new (its CreateTrail shows in event history minutes late; its first digest
         // comes within the hour): wait for that, not a failure of the whole window.
@@ -191,6 +206,91 @@ mod tests {
                 Some(&status),
                 &evidence,
                 &["us-east-1".to_string()],
+                &BTreeMap::new(),
+                90,
+                Duration::hours(6),
+                now,
+            );
+            let outcome = crate::evaluate::finding::status_of(&got).as_str();
+            assert_eq!(outcome, expected, "{name}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_folder_is_covered_from_joining_until_leaving() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let day = |d: i64| now - Duration::days(d);
+        let org = Trail {
+            account: "1".into(),
+            home_region: "us-east-1".into(),
+            is_organization_trail: true,
+            ..Default::default()
+        };
+        // A folder with a log file every 5 minutes from `from` to `to` (days ago).
+        let folder = |account: &str, from: i64, to: i64| {
+            let mut r = RegionEvidence {
+                account: account.into(),
+                region: "us-east-1".into(),
+                ..Default::default()
+            };
+            let mut t = day(from);
+            while t <= day(to) {
+                r.coverage.add(t, Duration::hours(1));
+                t += Duration::minutes(5);
+            }
+            r
+        };
+        let member = |joined: Option<i64>, left: Option<i64>| Membership {
+            joined: joined.map(day),
+            left: left.map(day),
+        };
+        // name, member folder (from, to days ago), membership, outcome
+        let cases = [
+            ("a member for years", (100, 0), member(None, None), "pass"),
+            (
+                "a member since 10 days",
+                (10, 0),
+                member(Some(10), None),
+                "pass",
+            ),
+            (
+                "10 days of logs, joining unknown",
+                (10, 0),
+                member(None, None),
+                "fail",
+            ),
+            (
+                "left 20 days ago, covered until then",
+                (100, 20),
+                member(None, Some(20)),
+                "pass",
+            ),
+            (
+                "left 20 days ago, a hole before",
+                (50, 20),
+                member(None, Some(20)),
+                "fail",
+            ),
+            (
+                "left 95 days ago",
+                (300, 95),
+                member(None, Some(95)),
+                "pass",
+            ),
+        ];
+        for (name, (from, to), membership, expected) in cases {
+            let evidence = TrailEvidence {
+                regions: vec![folder("1", 100, 0), folder("2", from, to)],
+                ..Default::default()
+            };
+            let members: BTreeMap<String, Membership> =
+                [("2".to_string(), membership)].into_iter().collect();
+            let got = log_coverage(
+                &org,
+                None,
+                &evidence,
+                &["us-east-1".to_string()],
+                &members,
                 90,
                 Duration::hours(6),
                 now,

@@ -4,8 +4,9 @@
 
 use super::CheckResult;
 use super::regions::RegionResults;
-use crate::posture::{Trail, TrailEvidence, TrailStatus};
+use crate::posture::{Membership, Trail, TrailEvidence, TrailStatus};
 use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
 
 /// The regions whose log folders a trail must fill: every monitored region for a
 /// multi-region trail, else its home region; in the trail owner's account folder.
@@ -26,21 +27,31 @@ pub fn started_logging(status: Option<&TrailStatus>) -> Option<DateTime<Utc>> {
     status.and_then(|s| s.start_logging_time)
 }
 
+/// `members`: the organization's accounts with when they belonged (empty outside
+/// many-account mode); an organization trail must keep each member's folder fresh while it
+/// belongs, and not after it left.
 pub fn delivery_freshness(
     trail: &Trail,
     status: Option<&TrailStatus>,
     evidence: &TrailEvidence,
     monitored: &[String],
+    members: &BTreeMap<String, Membership>,
     max_age: Duration,
     now: DateTime<Utc>,
 ) -> CheckResult {
     let started = started_logging(status);
     let mut results = RegionResults::default();
-    for (region, r) in results.readable(trail, evidence, monitored) {
-        let newest = r.and_then(|r| r.coverage.newest_delivery());
-        // Nothing delivered since logging (re)started, and the first delivery is not due yet.
-        // A minute of slack: keys carry the minute, S3 write times the second.
-        let awaiting_first = started.is_some_and(|s| {
+    for folder in results.readable(trail, evidence, monitored, members) {
+        let region = &folder.label;
+        if folder.membership.left.is_some_and(|left| left <= now) {
+            continue;
+        }
+        let newest = folder.evidence.and_then(|r| r.coverage.newest_delivery());
+        // Logging (re)started, or the account joined: whichever came last.
+        let since = started.max(folder.membership.joined);
+        // Nothing delivered since then, and the first delivery is not due yet. A minute of
+        // slack: keys carry the minute, S3 write times the second.
+        let awaiting_first = since.is_some_and(|s| {
             now - s < max_age.max(FIRST_DELIVERY)
                 && newest.is_none_or(|n| n + Duration::minutes(1) < s)
         });
@@ -51,8 +62,8 @@ pub fn delivery_freshness(
                     .push(format!("{region} {}", humanize(now - t)));
             }
             _ if awaiting_first => results.pending.push(format!(
-                "{region}: logging started {} ago; its first log file is not due yet",
-                humanize(now - started.unwrap_or(now))
+                "{region}: logging started (or the account joined) {} ago; its first log file is not due yet",
+                humanize(now - since.unwrap_or(now))
             )),
             None => results
                 .failed
@@ -192,6 +203,7 @@ mod tests {
                 Some(&status),
                 evidence,
                 regions,
+                &BTreeMap::new(),
                 Duration::minutes(30),
                 now,
             );
@@ -202,6 +214,113 @@ mod tests {
             };
             assert_eq!(outcome, expected, "{name}: {text}");
             assert!(text.contains(message), "{name}: {text}");
+        }
+    }
+
+    #[test]
+    fn an_organization_trail_keeps_each_member_folder_fresh_while_it_belongs() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let east = ["us-east-1".to_string()];
+        let mut org = trail();
+        org.is_organization_trail = true;
+        let folder = |account: &str, newest: Option<DateTime<Utc>>| {
+            let mut r = RegionEvidence {
+                account: account.into(),
+                region: "us-east-1".into(),
+                ..Default::default()
+            };
+            r.coverage.newest = newest;
+            r
+        };
+        let member = |joined: Option<i64>, left: Option<i64>| Membership {
+            joined: joined.map(|m| now - Duration::minutes(m)),
+            left: left.map(|m| now - Duration::minutes(m)),
+        };
+        let fresh = Some(now - Duration::minutes(5));
+        let stale = Some(now - Duration::hours(3));
+        // name, member's folder newest file, membership, outcome, words of the message
+        let cases = [
+            (
+                "a member delivering",
+                fresh,
+                member(None, None),
+                "pass",
+                "2 us-east-1",
+            ),
+            (
+                "a member gone quiet",
+                stale,
+                member(None, None),
+                "fail",
+                "2 us-east-1",
+            ),
+            (
+                "a member never delivered",
+                None,
+                member(None, None),
+                "fail",
+                "2 us-east-1",
+            ),
+            (
+                "a member that left",
+                stale,
+                member(None, Some(60)),
+                "pass",
+                "1 us-east-1",
+            ),
+            (
+                "a member that just joined",
+                None,
+                member(Some(5), None),
+                "pending",
+                "joined",
+            ),
+            (
+                "a member joined long ago",
+                None,
+                member(Some(600), None),
+                "fail",
+                "2 us-east-1",
+            ),
+        ];
+        for (name, newest, membership, expected, words) in cases {
+            let evidence = TrailEvidence {
+                regions: vec![folder("1", fresh), folder("2", newest)],
+                ..Default::default()
+            };
+            let members: BTreeMap<String, Membership> = [
+                ("1".to_string(), Membership::default()),
+                ("2".to_string(), membership),
+            ]
+            .into_iter()
+            .collect();
+            let got = delivery_freshness(
+                &org,
+                Some(&status(now - Duration::days(30))),
+                &evidence,
+                &east,
+                &members,
+                Duration::minutes(30),
+                now,
+            );
+            let outcome = crate::evaluate::finding::status_of(&got).as_str();
+            let text = match got {
+                Ok(v) => v.message,
+                Err(e) => e.reason,
+            };
+            assert_eq!(outcome, expected, "{name}: {text}");
+            assert!(text.contains(words), "{name}: {text}");
+            // Outside many-account mode the owner's folder alone is judged.
+            let alone = delivery_freshness(
+                &org,
+                Some(&status(now - Duration::days(30))),
+                &evidence,
+                &east,
+                &BTreeMap::new(),
+                Duration::minutes(30),
+                now,
+            );
+            assert!(alone.unwrap().passed, "{name}");
         }
     }
 }

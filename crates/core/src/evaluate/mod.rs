@@ -155,6 +155,7 @@ fn check_trail(
                 state.status.as_ref().ok(),
                 evidence,
                 &snapshot.regions,
+                &snapshot.members,
                 duration(*max_age),
                 now,
             )
@@ -171,6 +172,7 @@ fn check_trail(
                 state.status.as_ref().ok(),
                 evidence,
                 &snapshot.regions,
+                &snapshot.members,
                 *min_days,
                 duration(*tolerance),
                 now,

@@ -5,7 +5,17 @@
 //! failure of its own.
 
 use super::{CheckResult, Verdict};
-use crate::posture::{RegionEvidence, Trail, TrailEvidence, Unavailable};
+use crate::posture::{Membership, RegionEvidence, Trail, TrailEvidence, Unavailable};
+use std::collections::BTreeMap;
+
+/// A folder a trail must fill: an account folder's delivering region, with its evidence, and
+/// for a member of an organization trail when it belonged.
+pub struct Folder<'e> {
+    /// `us-east-1`, or `111122223333 us-east-1` when the trail fills several account folders.
+    pub label: String,
+    pub evidence: Option<&'e RegionEvidence>,
+    pub membership: Membership,
+}
 
 #[derive(Debug, Default)]
 pub struct RegionResults {
@@ -16,21 +26,44 @@ pub struct RegionResults {
 }
 
 impl RegionResults {
-    /// The regions whose log folders a trail must fill (see `delivery::expected_regions`),
-    /// with their evidence; the ones whose folder could not be read are noted unknown here
-    /// and left out.
+    /// The folders a trail must fill, with their evidence: the regions of
+    /// `delivery::expected_regions` in the owner's account folder and, for an organization
+    /// trail, in each member's (`members`, empty outside many-account mode). The ones whose
+    /// folder could not be read are noted unknown here and left out.
     pub fn readable<'e>(
         &mut self,
         trail: &Trail,
         evidence: &'e TrailEvidence,
         monitored: &[String],
-    ) -> Vec<(String, Option<&'e RegionEvidence>)> {
+        members: &BTreeMap<String, Membership>,
+    ) -> Vec<Folder<'e>> {
+        let mut accounts = vec![(trail.account.clone(), Membership::default())];
+        if trail.is_organization_trail {
+            accounts.extend(
+                members
+                    .iter()
+                    .filter(|(a, _)| **a != trail.account)
+                    .map(|(a, m)| (a.clone(), *m)),
+            );
+        }
+        let several = accounts.len() > 1;
         let mut out = Vec::new();
-        for region in super::delivery::expected_regions(trail, monitored) {
-            let r = evidence.region(&trail.account, &region);
-            match r.and_then(|r| r.log_error.as_deref()) {
-                Some(e) => self.unknown.push(format!("{region}: {e}")),
-                None => out.push((region, r)),
+        for (account, membership) in &accounts {
+            for region in super::delivery::expected_regions(trail, monitored) {
+                let label = if several {
+                    format!("{account} {region}")
+                } else {
+                    region.clone()
+                };
+                let r = evidence.region(account, &region);
+                match r.and_then(|r| r.log_error.as_deref()) {
+                    Some(e) => self.unknown.push(format!("{label}: {e}")),
+                    None => out.push(Folder {
+                        label,
+                        evidence: r,
+                        membership: *membership,
+                    }),
+                }
             }
         }
         out

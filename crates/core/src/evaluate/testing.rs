@@ -110,6 +110,7 @@ pub fn lab_snapshot() -> Snapshot {
                 .into_iter()
                 .collect(),
         ),
+        members: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! watched again.
 
 use crate::config::AccountSettings;
+use crate::posture::Membership;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub struct OrgAccount {
     /// The same path by name, `Root/Workloads/Prod`.
     pub ou_path: String,
     pub tags: BTreeMap<String, String>,
+    /// When it joined the organization (Organizations `JoinedTimestamp`), when known.
+    pub joined: Option<DateTime<Utc>>,
 }
 
 impl OrgAccount {
@@ -38,8 +41,38 @@ impl OrgAccount {
             parents: Vec::new(),
             ou_path: String::new(),
             tags: BTreeMap::new(),
+            joined: None,
         }
     }
+}
+
+/// When each account of the roster belonged: what an organization trail's member folders
+/// are judged against (watched: from joining; retired: until it left). Only for a discovered
+/// organization: a configured list may name accounts outside it, whose folders no
+/// organization trail fills.
+pub fn memberships(settings: &AccountSettings, roster: &Roster) -> BTreeMap<String, Membership> {
+    if settings.organization.is_none() {
+        return BTreeMap::new();
+    }
+    let watched = roster.watched.values().map(|m| {
+        (
+            m.account.id.clone(),
+            Membership {
+                joined: m.account.joined,
+                left: None,
+            },
+        )
+    });
+    let retired = roster.retired.values().map(|r| {
+        (
+            r.account.id.clone(),
+            Membership {
+                joined: r.account.joined,
+                left: Some(r.left_at),
+            },
+        )
+    });
+    watched.chain(retired).collect()
 }
 
 pub const ACTIVE: &str = "ACTIVE";
@@ -217,6 +250,7 @@ mod tests {
             parents: vec!["r-root".into(), ou.into()],
             ou_path: format!("Root/{ou}"),
             tags: BTreeMap::new(),
+            joined: None,
         }
     }
 
@@ -379,6 +413,45 @@ mod tests {
         let r = next_roster(None, Some(OWN), Ok(vec![]), &Roster::default(), t(1));
         assert_eq!(watched(&r), vec![OWN]);
         assert!(r.watched[OWN].own);
+    }
+
+    #[test]
+    fn memberships_run_from_joining_until_leaving_for_a_discovered_organization_only() {
+        let s = settings("");
+        let mut joined = acct("111111111111", ACTIVE, "ou-p");
+        joined.joined = Some(t(0));
+        let first = next_roster(
+            Some(&s),
+            None,
+            Ok(vec![joined.clone()]),
+            &Roster::default(),
+            t(1),
+        );
+        let mut closed = joined;
+        closed.status = "CLOSED".into();
+        let r = next_roster(Some(&s), None, Ok(vec![closed]), &first, t(2));
+        let m = memberships(&s, &first);
+        assert_eq!(
+            m["111111111111"],
+            Membership {
+                joined: Some(t(0)),
+                left: None
+            }
+        );
+        let m = memberships(&s, &r);
+        assert_eq!(
+            m["111111111111"],
+            Membership {
+                joined: Some(t(0)),
+                left: Some(t(2))
+            }
+        );
+        let listed: AccountSettings = parse_str(
+            Path::new("a.yaml"),
+            "list: ['111111111111']\nrole: { arn: 'arn:aws:iam::{account}:role/a' }\n",
+        )
+        .unwrap();
+        assert!(memberships(&listed, &r).is_empty());
     }
 
     #[test]
