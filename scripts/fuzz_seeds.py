@@ -54,6 +54,15 @@ def main():
     # The project's own: configuration, policies, detections, and their conditions.
     for name in ["trailwarden.yaml", "demo.yaml", "policies.yaml", "detections.yaml"]:
         write("config", (ROOT / "config" / name).read_text())
+    # The sections the shipped files leave commented out: many accounts, metric lists.
+    write("config", "policies: p.yaml\n"
+          "accounts:\n  organization:\n    organizational_units: [r-ab12, ou-ab12-cd34ef56]\n"
+          "    refresh: \"0 */15 * * * *\"\n  include: ['111122223333']\n"
+          "  exclude: ['999999999999']\n  role:\n"
+          "    arn: \"arn:aws:iam::{account}:role/trailwarden-audit\"\n"
+          "    external_id: abc-123\n    session_name: tw\n    duration: 1h\n"
+          "  concurrency: 8\n"
+          "metrics:\n  allow: ['trailwarden_.*']\n  deny: ['.*_failures_total']\n")
     for c in [
         "{ path: status.latest_delivery_time, age_less_than: 2h }",
         "{ any: [{ path: requestParameters.kmsKeyId, eq: \"\" }, { path: derived.lifecycle_min_days, lte: 90 }] }",
