@@ -4,15 +4,16 @@
 //! daemon give each account its verdicts, the organization trail is judged once and raises
 //! no false failure, the role-less account is an `error` that affects no one else, StopLogging
 //! of the organization trail shows in every member within one trail poll, and an account that
-//! joins is watched after the next discovery.
+//! joins is watched after the next discovery. The bucket and event history pollers read every
+//! member folder with the log archive's role and every member's history with its own.
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 
 use std::collections::BTreeSet;
 use support::lab::{Lab, Options, check_with};
-use support::organization::{AUDIT_ROLE, EXTERNAL_ID, Organization};
-use support::{Daemon, free_port, metric_value, trailsim};
+use support::organization::{AUDIT_ROLE, EXTERNAL_ID, Organization, sdk_of};
+use support::{Daemon, free_port, metric_value, trailsim, trailsim_control};
 
 const POLICIES: &str = "policies:
   - { id: trail-logging, check: trail_logging, severity: critical }
@@ -42,6 +43,29 @@ async fn with_role(org: &Organization, id: &str) -> support::Account {
     member
 }
 
+/// The organization trail, in the management account, writing to the log archive's bucket
+/// with its key, logging. Returns its ARN.
+async fn start_org_trail(org: &Organization, log_archive: &Lab) -> String {
+    let ct = aws_sdk_cloudtrail::Client::new(&org.sdk);
+    let arn = ct
+        .create_trail()
+        .name("org")
+        .s3_bucket_name(&log_archive.bucket)
+        .kms_key_id(&log_archive.key_arn)
+        .is_organization_trail(true)
+        .is_multi_region_trail(true)
+        .include_global_service_events(true)
+        .enable_log_file_validation(true)
+        .send()
+        .await
+        .expect("CreateTrail")
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    ct.start_logging().name(&arn).send().await.unwrap();
+    arn
+}
+
 impl World {
     async fn build() -> World {
         let org = Organization::create(trailsim()).await;
@@ -65,29 +89,7 @@ impl World {
         }
         members.sort();
 
-        // The organization trail, in the management account, writing to the log archive's
-        // bucket with its key.
-        let ct = aws_sdk_cloudtrail::Client::new(&org.sdk);
-        let org_trail_arn = ct
-            .create_trail()
-            .name("org")
-            .s3_bucket_name(&log_archive.bucket)
-            .kms_key_id(&log_archive.key_arn)
-            .is_organization_trail(true)
-            .is_multi_region_trail(true)
-            .include_global_service_events(true)
-            .enable_log_file_validation(true)
-            .send()
-            .await
-            .expect("CreateTrail")
-            .trail_arn()
-            .unwrap()
-            .to_string();
-        ct.start_logging()
-            .name(&org_trail_arn)
-            .send()
-            .await
-            .unwrap();
+        let org_trail_arn = start_org_trail(&org, &log_archive).await;
         World {
             org,
             org_trail_arn,
@@ -421,4 +423,153 @@ async fn an_organization_from_one_deployment() {
         extra_called, extra_granted,
         "deploy/aws/daemon-role.yaml must grant the organization calls made"
     );
+}
+
+const BUCKET_POLICIES: &str = "policies:
+  - { id: trail-logging, check: trail_logging, severity: critical }
+  - { id: log-delivery-fresh, check: delivery_freshness, severity: high, max_age: 30m }
+  - { id: log-integrity, check: digest_integrity, severity: critical, window: 7d }
+";
+
+/// The bucket and event history pollers over an organization: the organization trail's
+/// bucket, in the log archive account, read with the log archive's role, every member's
+/// folder judged; each member's event history read with its own role.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_member_folder_and_every_event_history_from_one_deployment() {
+    let org = Organization::create(trailsim()).await;
+    let archive_id = org.add_account("log-archive", None).await;
+    let log_archive = Lab::build_in(with_role(&org, &archive_id).await, Options::default()).await;
+    let own_id = org.add_account("with-own-trail", None).await;
+    let with_own = Lab::build_in(with_role(&org, &own_id).await, Options::default()).await;
+    let plain = org.add_account("plain", None).await;
+    let plain_account = with_role(&org, &plain).await;
+    let org_trail_arn = start_org_trail(&org, &log_archive).await;
+    // A call in every account while the organization trail logs: one delivery puts a log
+    // file in each member's folder, and the digest run signs them.
+    for account in [
+        &org.management,
+        &log_archive.account,
+        &with_own.account,
+        &plain_account,
+    ] {
+        aws_sdk_cloudtrail::Client::new(&sdk_of(account).await)
+            .describe_trails()
+            .send()
+            .await
+            .expect("DescribeTrails");
+    }
+    trailsim_control("/_trailsim/deliver", &serde_json::json!({}));
+    trailsim_control("/_trailsim/digest", &serde_json::json!({}));
+
+    // As in most organizations, the management account cannot read the log archive's
+    // bucket: the daemon must read it with the log archive's audit role.
+    for operation in ["ListObjectsV2", "GetObject"] {
+        trailsim_control(
+            "/_trailsim/faults",
+            &serde_json::json!({"operation": operation, "kind": "access_denied",
+                                "account": org.management.id, "seconds": 600}),
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policies.yaml"), BUCKET_POLICIES).unwrap();
+    std::fs::copy(
+        support::manifest_dir().join("config/detections.yaml"),
+        dir.path().join("detections.yaml"),
+    )
+    .unwrap();
+    let port = free_port();
+    let config = dir.path().join("trailwarden.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\n\
+             state_dir: state\n\
+             log_level: info\n\
+             aws:\n  regions: [us-east-1]\n  endpoint_url: {}\n  operation_timeout: 10s\n  max_attempts: 2\n\
+             schedule:\n  trails: \"*/2 * * * * *\"\n  posture: \"*/3 * * * * *\"\n  events: \"*/2 * * * * *\"\n  bucket: \"*/3 * * * * *\"\n\
+             accounts:\n  organization:\n    refresh: \"0 0 0 1 1 *\"\n  role:\n    arn: \"arn:aws:iam::{{account}}:role/{AUDIT_ROLE}\"\n    external_id: {EXTERNAL_ID}\n  concurrency: 2\n\
+             policies: policies.yaml\n\
+             detections: detections.yaml\n",
+            trailsim()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&org.management, &config, port, dir.path().join("run.log"));
+    let management = org.management.id.clone();
+    let members = [
+        management.clone(),
+        archive_id.clone(),
+        own_id.clone(),
+        plain.clone(),
+    ];
+    let latest = |m: &str, account: &str, trail: &str| {
+        metric_value(
+            m,
+            "trailwarden_trail_latest_log_timestamp_seconds",
+            &[
+                ("account", account),
+                ("region", "us-east-1"),
+                ("trail", trail),
+            ],
+        )
+    };
+    daemon.wait_until(
+        "every member's folder of the organization trail read",
+        |d| {
+            let m = d.metrics();
+            members.iter().all(|a| latest(&m, a, "org").is_some())
+        },
+    );
+    let status_of = |d: &Daemon, policy: &str, resource: &str| {
+        d.status()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["policy"] == policy && f["resource"] == resource)
+            .map(|f| {
+                (
+                    f["account"].clone(),
+                    f["status"].clone(),
+                    f["message"].clone(),
+                )
+            })
+    };
+    daemon.wait_until("the organization trail's bucket judged", |d| {
+        ["log-delivery-fresh", "log-integrity"]
+            .iter()
+            .all(|p| status_of(d, p, &org_trail_arn).is_some_and(|f| f.1 != "pending"))
+    });
+    for policy in ["log-delivery-fresh", "log-integrity"] {
+        let (account, status, message) = status_of(&daemon, policy, &org_trail_arn).unwrap();
+        assert_eq!(
+            (account.as_str().unwrap(), status.as_str().unwrap()),
+            (management.as_str(), "pass"),
+            "{policy}, judged once by the owner over every member folder: {message}"
+        );
+        // A member's own trail is judged from its own bucket, read with its own role.
+        daemon.wait_until("the member's own trail judged", |d| {
+            status_of(d, policy, &with_own.trail_arn).is_some_and(|f| f.1 == "pass")
+        });
+    }
+    // StopLogging in a member is read from that member's own event history.
+    with_own.stop_logging().await;
+    daemon.wait_until(
+        "the member's StopLogging detected from its event history",
+        |d| {
+            metric_value(
+                &d.metrics(),
+                "trailwarden_tamper_events_total",
+                &[
+                    ("detection", "cloudtrail_stop_logging"),
+                    ("account", &own_id),
+                ],
+            )
+            .is_some_and(|n| n >= 1.0)
+        },
+    );
+    daemon.wait_until("and its trail fails", |d| {
+        status_of(d, "trail-logging", &with_own.trail_arn).is_some_and(|f| f.1 == "fail")
+    });
+    daemon.stop();
 }

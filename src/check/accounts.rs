@@ -1,12 +1,14 @@
 //! `check` over many accounts (the `accounts` section): discovery, one collection per
 //! account, an organization trail judged once, and the findings of every account together.
 
-use super::{Format, exit_code, read_buckets, reads_bucket};
-use crate::collect::accounts::{PostureOfAll, posture_of_all, reach_all, snapshots, trails_of_all};
+use super::{Format, exit_code, finding_table, read_buckets, reads_bucket};
+use crate::collect::accounts::{
+    BucketRead, PostureOfAll, bucket_reads, posture_of_all, reach_all, snapshots, trails_of_all,
+};
 use crate::collect::{account, aws::Aws, organization};
 use crate::config::{AccountSettings, Config};
-use crate::evaluate::accounts::{evaluate_accounts, judges};
-use crate::evaluate::{Finding, Status};
+use crate::evaluate::Finding;
+use crate::evaluate::accounts::{evaluate_accounts, unreachable};
 use crate::plan::accounts::{OrgAccount, Roster, memberships, next_roster};
 use crate::publish::metrics::Metrics;
 use crate::publish::status;
@@ -47,25 +49,16 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         .iter()
         .any(|p| reads_bucket(&p.check))
     {
-        let judge = judges(&accounts);
-        let clients: BTreeMap<&str, &Aws> = reach
-            .iter()
-            .map(|r| (r.member.account.id.as_str(), r.aws.as_ref()))
+        let reads: BTreeMap<String, BucketRead> = bucket_reads(&reach, &trails, &bucket_readers)
+            .into_iter()
+            .map(|r| (r.state.trail.arn.clone(), r))
             .collect();
         for a in &mut accounts {
             let Ok(snapshot) = &a.snapshot else { continue };
             let here = a.account.as_str();
             let evidence = read_buckets(config, snapshot, now, |trail| {
-                if judge.get(&trail.arn).map(String::as_str) != Some(here) {
-                    return None;
-                }
-                let reader = trail
-                    .s3_bucket_name
-                    .as_ref()
-                    .and_then(|b| bucket_readers.get(b))
-                    .map_or(here, String::as_str);
-                let aws = clients.get(reader).copied()?;
-                Some((aws, Some(here)))
+                let read = reads.get(&trail.arn).filter(|r| r.judge == here)?;
+                Some((read.aws.as_ref(), read.as_account.as_deref()))
             })
             .await;
             if let Ok(snapshot) = &mut a.snapshot {
@@ -74,15 +67,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         }
     }
     let findings = evaluate_accounts(&config.policies, &accounts, now);
-    let failed: BTreeMap<&str, &str> = accounts
-        .iter()
-        .filter_map(|a| {
-            Some((
-                a.account.as_str(),
-                a.snapshot.as_ref().err()?.reason.as_str(),
-            ))
-        })
-        .collect();
+    let failed = unreachable(&accounts);
     match format {
         Format::Text => print!("{}", render_text(&findings, &roster, &failed)),
         Format::Json => {
@@ -127,32 +112,6 @@ fn render_text(findings: &[Finding], roster: &Roster, failed: &BTreeMap<&str, &s
         ));
     }
     out.push('\n');
-    let policy_width = findings.iter().map(|f| f.policy.len()).max().unwrap_or(6);
-    let resource_width = findings
-        .iter()
-        .map(|f| f.resource_name.len())
-        .max()
-        .unwrap_or(8);
-    for f in findings {
-        out.push_str(&format!(
-            "{:<5}  {:<8}  {:<12}  {:<pw$}  {:<rw$}  {}\n",
-            f.status.as_str().to_uppercase(),
-            f.severity.as_str(),
-            f.account,
-            f.policy,
-            f.resource_name,
-            f.message,
-            pw = policy_width,
-            rw = resource_width,
-        ));
-    }
-    let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
-    out.push_str(&format!(
-        "\n{} passed, {} failed, {} could not be evaluated, {} pending\n",
-        count(Status::Pass),
-        count(Status::Fail),
-        count(Status::Error),
-        count(Status::Pending)
-    ));
+    out.push_str(&finding_table(findings, true));
     out
 }

@@ -175,6 +175,14 @@ fn render_text(
         n_trails,
         findings.len()
     ));
+    out.push_str(&finding_table(findings, false));
+    out
+}
+
+/// The findings as aligned lines (status, severity, [account,] policy, resource, message),
+/// then the counts by status.
+fn finding_table(findings: &[Finding], with_account: bool) -> String {
+    let mut out = String::new();
     let policy_width = findings.iter().map(|f| f.policy.len()).max().unwrap_or(6);
     let resource_width = findings
         .iter()
@@ -182,8 +190,13 @@ fn render_text(
         .max()
         .unwrap_or(8);
     for f in findings {
+        let account = if with_account {
+            format!("{:<12}  ", f.account)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "{:<5}  {:<8}  {:<pw$}  {:<rw$}  {}\n",
+            "{:<5}  {:<8}  {account}{:<pw$}  {:<rw$}  {}\n",
             f.status.as_str().to_uppercase(),
             f.severity.as_str(),
             f.policy,

@@ -14,7 +14,7 @@ use super::{account, bucket, key, recorder, trails};
 use crate::config::AccountSettings;
 use crate::evaluate::accounts::{AccountSnapshot, judges};
 use crate::plan::accounts::{Member, Roster};
-use crate::posture::{Fetched, Membership, Posture, Trail, Unavailable, arn_account};
+use crate::posture::{Fetched, Membership, Posture, Trail, TrailState, Unavailable, arn_account};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -246,6 +246,66 @@ pub async fn posture_of_all(
         postures,
         bucket_readers,
     }
+}
+
+/// A trail whose bucket a bucket pass reads, by the account that judges it.
+#[derive(Clone)]
+pub struct BucketRead {
+    pub judge: String,
+    pub state: TrailState,
+    /// The clients of the bucket's owner (found by the posture poll), else the judge's.
+    pub aws: Arc<Aws>,
+    /// `None` when the owner's clients read it; else the judge, whose clients read only its
+    /// own trails' buckets (another account's trail is an `error` that says where to read).
+    pub as_account: Option<String>,
+}
+
+/// The trails whose buckets a bucket pass reads: each trail once, by its judge, with the
+/// clients of the account that owns the bucket (`bucket_readers`, from the posture poll).
+pub fn bucket_reads(
+    reach: &[Reach],
+    trails: &BTreeMap<String, Fetched<TrailsResult>>,
+    bucket_readers: &BTreeMap<String, String>,
+) -> Vec<BucketRead> {
+    let judge = judges(&snapshots(trails, &BTreeMap::new(), &[], &BTreeMap::new()));
+    let clients: BTreeMap<&str, &Arc<Aws>> = reach
+        .iter()
+        .map(|r| (r.member.account.id.as_str(), &r.aws))
+        .collect();
+    let mut reads = Vec::new();
+    for (account, result) in trails {
+        let Ok(TrailsResult {
+            trails: Ok(states), ..
+        }) = result
+        else {
+            continue;
+        };
+        for state in states {
+            let Some(bucket) = &state.trail.s3_bucket_name else {
+                continue;
+            };
+            if judge.get(&state.trail.arn) != Some(account) {
+                continue;
+            }
+            let owner = bucket_readers
+                .get(bucket)
+                .and_then(|o| Some((*clients.get(o.as_str())?).clone()));
+            let (aws, as_account) = match owner {
+                Some(aws) => (aws, None),
+                None => match clients.get(account.as_str()) {
+                    Some(aws) => ((*aws).clone(), Some(account.clone())),
+                    None => continue,
+                },
+            };
+            reads.push(BucketRead {
+                judge: account.clone(),
+                state: state.clone(),
+                aws,
+                as_account,
+            });
+        }
+    }
+    reads
 }
 
 /// Whose credentials read a bucket or key: its owner's when the owner is watched; the judging

@@ -120,7 +120,7 @@ impl Metrics {
         );
         let event_checkpoint = float_gauge(
             "trailwarden_event_history_checkpoint_timestamp_seconds",
-            "Unix time up to which event history has been read completely, per region.",
+            "Unix time up to which event history has been read completely, per region (in every watched account).",
             &["region"],
         );
         let latest_log = float_gauge(

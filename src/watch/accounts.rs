@@ -5,17 +5,22 @@
 //! The trail poll reaches every account, `concurrency` at a time; an account that cannot be
 //! reached is an `error` of its own (`trailwarden_account_up` 0, the reason in `/status`) and
 //! holds no one else up. The posture poll reads each judged trail's bucket and key with the
-//! owner's credentials. The bucket and event history pollers keep working on the daemon's own
-//! account's trails (the organization trail, when the daemon runs in the management account).
+//! owner's credentials. The bucket poller reads each judged trail's bucket with the owner's
+//! clients (an organization trail's every member folder), and the event history poller reads
+//! every reached account's history.
 
+use super::events::watched_of;
 use super::runner::Overlap;
 use super::{Watch, posture_errors, trails_errors};
 use crate::collect::TrailsResult;
-use crate::collect::accounts::{Reach, posture_of_all, reach_all, snapshots, trails_of_all};
+use crate::collect::accounts::{
+    BucketRead, Reach, bucket_reads, posture_of_all, reach_all, snapshots, trails_of_all,
+};
 use crate::collect::{account, organization};
 use crate::config::AccountSettings;
 use crate::evaluate::Finding;
-use crate::evaluate::accounts::{AccountSnapshot, evaluate_accounts};
+use crate::evaluate::accounts::{AccountSnapshot, evaluate_accounts, share_evidence, unreachable};
+use crate::evaluate::detection::Watched;
 use crate::plan::accounts::{OrgAccount, Roster, memberships, next_roster};
 use crate::posture::{Fetched, Posture, Unavailable};
 use crate::publish::status::{self, TrailSummary};
@@ -34,6 +39,8 @@ pub struct AccountsWatch {
     reach: Mutex<Arc<Vec<Reach>>>,
     trails: Mutex<Option<BTreeMap<String, Fetched<TrailsResult>>>>,
     postures: Mutex<Option<BTreeMap<String, Posture>>>,
+    /// Which account's clients read each judged trail's bucket (from the posture poll).
+    bucket_readers: Mutex<Option<BTreeMap<String, String>>>,
 }
 
 impl AccountsWatch {
@@ -45,7 +52,43 @@ impl AccountsWatch {
             reach: Mutex::new(Arc::new(Vec::new())),
             trails: Mutex::new(None),
             postures: Mutex::new(None),
+            bucket_readers: Mutex::new(None),
         }
+    }
+
+    /// The accounts the last trail poll reached, with their clients.
+    pub(super) fn reached(&self) -> Vec<Reach> {
+        let trails = self.trails.lock();
+        let Some(trails) = trails.as_ref() else {
+            return Vec::new();
+        };
+        self.reach
+            .lock()
+            .iter()
+            .filter(|r| matches!(trails.get(&r.member.account.id), Some(Ok(_))))
+            .cloned()
+            .collect()
+    }
+
+    /// The resources every account's trails use; `None` before the first trail poll.
+    pub(super) fn watched(&self) -> Option<Watched> {
+        let trails = self.trails.lock();
+        let postures = self.postures.lock();
+        let states = trails
+            .as_ref()?
+            .values()
+            .flatten()
+            .flat_map(|r| r.trails.iter().flatten());
+        Some(watched_of(states, postures.iter().flat_map(|p| p.values())))
+    }
+
+    /// The trails whose buckets the bucket poller reads, each by its judge with the bucket
+    /// owner's clients; `None` until a posture poll has found the owners.
+    pub(super) fn bucket_reads(&self) -> Option<Vec<BucketRead>> {
+        let trails = self.trails.lock().clone()?;
+        let readers = self.bucket_readers.lock().clone()?;
+        let reach = self.reach.lock().clone();
+        Some(bucket_reads(&reach, &trails, &readers))
     }
 }
 
@@ -161,11 +204,6 @@ impl Watch {
             let postures = a.postures.lock();
             postures.as_ref().is_none_or(|p| has_unseen(&results, p))
         };
-        let own = a.own_id.lock().clone();
-        if let Some(Ok(mine)) = own.as_ref().and_then(|id| results.get(id)) {
-            // The bucket and event history pollers work on the daemon's own account.
-            self.latest.lock().trails = Some(mine.clone());
-        }
         *a.trails.lock() = Some(results);
         self.evaluate_and_publish().await;
         (errors, unseen)
@@ -186,17 +224,14 @@ impl Watch {
         ))
         .await;
         let errors: Vec<Unavailable> = all.postures.values().flat_map(posture_errors).collect();
-        let own = a.own_id.lock().clone();
-        if let Some(mine) = own.as_ref().and_then(|id| all.postures.get(id)) {
-            self.latest.lock().posture = Some(mine.clone());
-        }
         *a.postures.lock() = Some(all.postures);
+        *a.bucket_readers.lock() = Some(all.bucket_readers);
         self.evaluate_and_publish().await;
         errors
     }
 
     /// Evaluation over every account, once both polls have run. The bucket poller's evidence
-    /// belongs to the daemon's own account's trails.
+    /// goes to the account that judges each trail.
     pub(super) fn evaluate_accounts(
         &self,
         a: &AccountsWatch,
@@ -212,25 +247,11 @@ impl Watch {
             &self.regions,
             &memberships(&a.settings, &roster),
         );
-        let evidence = self.latest.lock().evidence.clone();
-        for acc in &mut accounts {
-            if Some(&acc.account) == own.as_ref()
-                && let Ok(s) = &mut acc.snapshot
-            {
-                s.evidence = evidence.clone();
-            }
+        if let Some(evidence) = &self.latest.lock().evidence {
+            share_evidence(&mut accounts, evidence);
         }
         let policies = self.policies.read().clone();
         let findings = evaluate_accounts(&policies, &accounts, now);
-        let unreachable: BTreeMap<&str, &str> = accounts
-            .iter()
-            .filter_map(|a| {
-                Some((
-                    a.account.as_str(),
-                    a.snapshot.as_ref().err()?.reason.as_str(),
-                ))
-            })
-            .collect();
         let mut summaries: Vec<TrailSummary> = Vec::new();
         let mut listed = BTreeSet::new();
         for r in trails.values().flatten() {
@@ -243,7 +264,7 @@ impl Watch {
         Some(Evaluated {
             findings,
             trails: summaries,
-            accounts: status::accounts_json(&roster, &unreachable),
+            accounts: status::accounts_json(&roster, &unreachable(&accounts)),
             own,
         })
     }

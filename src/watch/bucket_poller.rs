@@ -5,6 +5,7 @@
 
 use super::Watch;
 use super::bucket::{Inputs, TrailPass, read_trail_bucket};
+use crate::collect::accounts::BucketRead;
 use crate::integrity::coverage::gaps;
 use crate::integrity::verdict::Kind;
 use crate::posture::{TrailEvidence, TrailState, Unavailable};
@@ -20,42 +21,44 @@ impl Watch {
     }
 
     async fn run_bucket(&self) -> (Vec<Unavailable>, Vec<(StoredDetection, bool)>) {
-        let (account, states) = {
-            let latest = self.latest.lock();
-            let Some(t) = &latest.trails else {
-                tracing::debug!("bucket poll before the first trail poll: skipped");
-                return (Vec::new(), Vec::new());
-            };
-            let states: Vec<TrailState> = t.trails.as_ref().map(|s| s.to_vec()).unwrap_or_default();
-            (t.account.clone().ok(), states)
+        let Some(reads) = self.bucket_reads() else {
+            tracing::debug!("bucket poll before the first trail and posture polls: skipped");
+            return (Vec::new(), Vec::new());
         };
         let detections = self.detections();
-        let watched = self.watched().map(|(_, w)| w);
+        let watched = self.watched();
         let tick = || self.pollers.bucket.tick();
-        let inputs = Inputs {
-            aws: &self.aws,
-            store: &self.store,
-            settings: &self.bucket_settings,
-            limits: &self.read_limits,
-            detections: match watched {
-                Some(w) if !detections.detections.is_empty() => {
-                    Some((detections.clone(), Arc::new(w)))
-                }
-                _ => None,
-            },
-            now: Utc::now(),
-            hole_tolerance: self.coverage_params().1,
-            tick: &tick,
+        let now = Utc::now();
+        let hole_tolerance = self.coverage_params().1;
+        let detections = match watched {
+            Some(w) if !detections.detections.is_empty() => Some((detections.clone(), Arc::new(w))),
+            _ => None,
         };
         let mut evidence = BTreeMap::new();
         let mut errors = Vec::new();
         let mut found = Vec::new();
         let mut trails = BTreeSet::new();
-        for state in states.iter().filter(|s| s.trail.s3_bucket_name.is_some()) {
-            let t = &state.trail;
+        for read in &reads {
+            let t = &read.state.trail;
             trails.insert(t.name.clone());
+            let inputs = Inputs {
+                aws: &read.aws,
+                store: &self.store,
+                settings: &self.bucket_settings,
+                limits: &self.read_limits,
+                detections: detections.clone(),
+                now,
+                hole_tolerance,
+                tick: &tick,
+            };
             // Several trails may share a bucket; each reads its own digests, logs once per folder.
-            match read_trail_bucket(&inputs, state, account.as_deref()).await {
+            match Box::pin(read_trail_bucket(
+                &inputs,
+                &read.state,
+                read.as_account.as_deref(),
+            ))
+            .await
+            {
                 Ok(pass) => {
                     self.publish_pass(&t.name, &pass);
                     errors.extend(pass.errors.iter().cloned());
@@ -70,6 +73,7 @@ impl Watch {
                 }
             }
         }
+        let states: Vec<TrailState> = reads.into_iter().map(|r| r.state).collect();
         self.publish_bucket_series(&evidence, &states, &trails);
         match self.store.run(|s| s.unread_objects(None)).await {
             Ok(waiting) => {
@@ -91,6 +95,31 @@ impl Watch {
         self.latest.lock().evidence = Some(evidence);
         self.evaluate_and_publish().await;
         (errors, found)
+    }
+
+    /// The trails whose buckets a pass reads, with the clients that read each: the daemon's
+    /// own trails with its own clients, or (many accounts) each judged trail with its bucket
+    /// owner's. `None` until the polls that name them have run.
+    fn bucket_reads(&self) -> Option<Vec<BucketRead>> {
+        if let Some(a) = &self.accounts {
+            return a.bucket_reads();
+        }
+        let latest = self.latest.lock();
+        let t = latest.trails.as_ref()?;
+        let account = t.account.clone().ok();
+        Some(
+            t.trails
+                .iter()
+                .flatten()
+                .filter(|s| s.trail.s3_bucket_name.is_some())
+                .map(|s| BucketRead {
+                    judge: account.clone().unwrap_or_default(),
+                    state: s.clone(),
+                    aws: self.aws.clone(),
+                    as_account: account.clone(),
+                })
+                .collect(),
+        )
     }
 
     fn publish_pass(&self, trail: &str, pass: &TrailPass) {

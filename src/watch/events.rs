@@ -6,17 +6,19 @@
 
 use super::Watch;
 use super::detections::stored;
+use crate::collect::aws::Aws;
 use crate::collect::events::{LookedUp, RateLimiter, write_events};
 use crate::config::{Check, DetectionSet, EventHistorySettings};
 use crate::evaluate::detection::{Watched, detect};
 use crate::evaluate::log_records::{FoundTransition, transition_of};
 use crate::evaluate::record_facts::Retention;
-use crate::posture::Unavailable;
+use crate::posture::{Posture, TrailState, Unavailable};
 use crate::record::Record;
 use crate::state::{Claim, Source, StateError, StoredDetection};
 use chrono::Utc;
+use futures_util::StreamExt;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// LookupEvents' limit per account and region.
@@ -25,8 +27,8 @@ const LOOKUPS_PER_SECOND: u32 = 2;
 pub(super) struct EventWatch {
     detections: RwLock<Arc<DetectionSet>>,
     settings: EventHistorySettings,
-    /// One per region: every LookupEvents call of the region waits for it.
-    limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
+    /// One per account and region: every LookupEvents call there waits for it.
+    limiters: Mutex<HashMap<(String, String), Arc<RateLimiter>>>,
 }
 
 impl EventWatch {
@@ -38,10 +40,10 @@ impl EventWatch {
         }
     }
 
-    fn limiter(&self, region: &str) -> Arc<RateLimiter> {
+    fn limiter(&self, account: &str, region: &str) -> Arc<RateLimiter> {
         self.limiters
             .lock()
-            .entry(region.to_string())
+            .entry((account.to_string(), region.to_string()))
             .or_insert_with(|| Arc::new(RateLimiter::per_second(LOOKUPS_PER_SECOND)))
             .clone()
     }
@@ -66,58 +68,87 @@ impl Watch {
     }
 
     /// The detections claimed (with whether they ask for a re-collection), and the failures.
+    /// Accounts are read `concurrency` at a time, each region after the other; an account
+    /// that fails holds up no other.
     async fn run_events(&self) -> (Vec<Unavailable>, Vec<(StoredDetection, bool)>) {
         let detections = self.detections();
-        let Some((account, watched)) = self.watched() else {
+        let Some(watched) = self.watched() else {
             // The trail poll runs first at start; until it has, targets are unknown.
             tracing::debug!("event poll before the first trail poll: skipped");
             return (Vec::new(), Vec::new());
         };
-        let Ok(account) = account else {
-            return (
-                vec![Unavailable::new(
-                    "the account is unknown (GetCallerIdentity failed): event history checkpoints are per account",
-                )],
-                Vec::new(),
-            );
-        };
+        let concurrency = self.accounts.as_ref().map_or(1, |a| a.settings.concurrency);
+        let started = Utc::now();
+        let (watched, detections) = (&watched, &detections);
+        let per_account: Vec<AccountEvents> = futures_util::stream::iter(self.event_sources())
+            .map(|(account, aws)| async move {
+                Box::pin(self.poll_account(&aws, account, detections, watched)).await
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
         let mut errors = Vec::new();
         let mut found = Vec::new();
-        for region in &self.regions {
-            let (claimed, error) = self
-                .poll_region(&account, region, &detections, &watched)
-                .await;
-            found.extend(claimed);
-            errors.extend(error);
-            self.pollers.events.tick();
+        let mut failed = BTreeSet::new();
+        for a in per_account {
+            errors.extend(a.errors);
+            found.extend(a.found);
+            failed.extend(a.failed_regions);
+        }
+        // A region's gauge: every account's history there was read up to at least the start
+        // of this run.
+        for region in self.regions.iter().filter(|r| !failed.contains(*r)) {
+            self.published
+                .metrics
+                .event_checkpoint
+                .with_label_values(&[region])
+                .set(started.timestamp() as f64);
         }
         (errors, found)
     }
 
-    /// The account and the watched resources, from the latest trail and posture polls. The
-    /// resources do not need the account: a failed GetCallerIdentity never turns the
-    /// detections off.
-    pub(super) fn watched(&self) -> Option<(Result<String, Unavailable>, Watched)> {
-        let latest = self.latest.lock();
-        let trails = latest.trails.as_ref()?;
-        let mut watched = Watched::default();
-        for state in trails.trails.iter().flatten() {
-            let t = &state.trail;
-            watched.add_trail(
-                t.s3_bucket_name.as_deref(),
-                t.s3_key_prefix.as_deref(),
-                t.kms_key_id.as_deref(),
-                t.cloud_watch_logs_log_group_arn.as_deref(),
-            );
-        }
-        if let Some(posture) = &latest.posture {
-            for key in posture.keys.values().flatten() {
-                watched.add_key(&key.arn);
-                for alias in key.aliases.iter().flatten() {
-                    watched.add_key(alias);
-                }
+    /// One account's event history, each region after the other.
+    async fn poll_account(
+        &self,
+        aws: &Aws,
+        account: Result<String, Unavailable>,
+        detections: &DetectionSet,
+        watched: &Watched,
+    ) -> AccountEvents {
+        let mut out = AccountEvents::default();
+        let Ok(account) = account else {
+            out.errors.push(Unavailable::new(
+                "the account is unknown (GetCallerIdentity failed): event history checkpoints are per account",
+            ));
+            out.failed_regions.extend(self.regions.iter().cloned());
+            return out;
+        };
+        for region in &self.regions {
+            let (claimed, error) = self
+                .poll_region(aws, &account, region, detections, watched)
+                .await;
+            out.found.extend(claimed);
+            if let Some(e) = error {
+                out.failed_regions.insert(region.clone());
+                out.errors.push(e);
             }
+            self.pollers.events.tick();
         }
+        out
+    }
+
+    /// The watched resources, from the latest trail and posture polls of every account.
+    /// They do not need the account: a failed GetCallerIdentity never turns the detections
+    /// off. `None` before the first trail poll.
+    pub(super) fn watched(&self) -> Option<Watched> {
+        let mut watched = match &self.accounts {
+            Some(a) => a.watched()?,
+            None => {
+                let latest = self.latest.lock();
+                let trails = latest.trails.as_ref()?;
+                watched_of(trails.trails.iter().flatten(), latest.posture.iter())
+            }
+        };
         let policies = self.policies.read();
         watched.retention = policies
             .policies
@@ -133,7 +164,24 @@ impl Watch {
                 _ => None,
             })
             .unwrap_or_default();
-        Some((trails.account.clone(), watched))
+        Some(watched)
+    }
+
+    /// Whose event history the poller reads, with the clients that read it: the daemon's
+    /// account, or every account the last trail poll reached.
+    fn event_sources(&self) -> Vec<(Result<String, Unavailable>, Arc<Aws>)> {
+        match &self.accounts {
+            Some(a) => a
+                .reached()
+                .into_iter()
+                .map(|r| (Ok(r.member.account.id), r.aws))
+                .collect(),
+            None => {
+                let latest = self.latest.lock();
+                let account = latest.trails.as_ref().map(|t| t.account.clone());
+                account.into_iter().map(|a| (a, self.aws.clone())).collect()
+            }
+        }
     }
 
     /// Reads one region from its checkpoint to now, claiming each page as it comes. Returns
@@ -141,6 +189,7 @@ impl Watch {
     /// claimed before a failure stays claimed, and the checkpoint stays where it was.
     async fn poll_region(
         &self,
+        aws: &Aws,
         account: &str,
         region: &str,
         detections: &DetectionSet,
@@ -156,8 +205,8 @@ impl Watch {
             Err(e) => return (Vec::new(), Some(store_failure(e))),
         };
         let start = checkpoint.map_or(now - window, |c| c - overlap);
-        let client = self.aws.region(region).cloudtrail;
-        let limiter = self.events.limiter(region);
+        let client = aws.region(region).cloudtrail;
+        let limiter = self.events.limiter(account, region);
         let mut pages = write_events(&client, &limiter, start, now);
         let mut found = Vec::new();
         let m = &self.published.metrics;
@@ -217,11 +266,43 @@ impl Watch {
         {
             return (found, Some(store_failure(e)));
         }
-        m.event_checkpoint
-            .with_label_values(&[region])
-            .set(now.timestamp() as f64);
         (found, None)
     }
+}
+
+/// The resources the detections watch: the trails' buckets, prefixes, keys (with their
+/// aliases) and log groups.
+pub(super) fn watched_of<'a>(
+    trails: impl Iterator<Item = &'a TrailState>,
+    postures: impl Iterator<Item = &'a Posture>,
+) -> Watched {
+    let mut watched = Watched::default();
+    for state in trails {
+        let t = &state.trail;
+        watched.add_trail(
+            t.s3_bucket_name.as_deref(),
+            t.s3_key_prefix.as_deref(),
+            t.kms_key_id.as_deref(),
+            t.cloud_watch_logs_log_group_arn.as_deref(),
+        );
+    }
+    for posture in postures {
+        for key in posture.keys.values().flatten() {
+            watched.add_key(&key.arn);
+            for alias in key.aliases.iter().flatten() {
+                watched.add_key(alias);
+            }
+        }
+    }
+    watched
+}
+
+/// What one account's event history gave in a run.
+#[derive(Default)]
+struct AccountEvents {
+    errors: Vec<Unavailable>,
+    found: Vec<(StoredDetection, bool)>,
+    failed_regions: BTreeSet<String>,
 }
 
 /// One event history entry, read.

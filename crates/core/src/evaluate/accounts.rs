@@ -10,7 +10,7 @@
 
 use super::{Finding, evaluate};
 use crate::config::{Check, PolicySet};
-use crate::posture::{Snapshot, Unavailable};
+use crate::posture::{Fetched, Snapshot, TrailEvidence, Unavailable};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -20,6 +20,20 @@ use std::collections::BTreeMap;
 pub struct AccountSnapshot {
     pub account: String,
     pub snapshot: Result<Snapshot, Unavailable>,
+}
+
+/// The accounts that could not be collected, with the reason: what `/status` and `check` show
+/// beside each account.
+pub fn unreachable(accounts: &[AccountSnapshot]) -> BTreeMap<&str, &str> {
+    accounts
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a.account.as_str(),
+                a.snapshot.as_ref().err()?.reason.as_str(),
+            ))
+        })
+        .collect()
 }
 
 /// For each trail ARN seen in any account: the account that judges it.
@@ -47,6 +61,28 @@ pub fn judges(accounts: &[AccountSnapshot]) -> BTreeMap<String, String> {
         }
     }
     judge
+}
+
+/// The bucket poller's evidence, given to the accounts that judge each trail (the others
+/// would drop those findings anyway). An account judging no trail that was read gets an
+/// empty map, so its trails' bucket policies are `pending` until a pass reads them.
+pub fn share_evidence(
+    accounts: &mut [AccountSnapshot],
+    evidence: &BTreeMap<String, Fetched<TrailEvidence>>,
+) {
+    let judge = judges(accounts);
+    for a in accounts.iter_mut() {
+        let here = a.account.as_str();
+        if let Ok(snapshot) = &mut a.snapshot {
+            snapshot.evidence = Some(
+                evidence
+                    .iter()
+                    .filter(|(arn, _)| judge.get(*arn).map(String::as_str) == Some(here))
+                    .map(|(arn, e)| (arn.clone(), e.clone()))
+                    .collect(),
+            );
+        }
+    }
 }
 
 /// Every policy over every account. An account that could not be collected gets one `error`
@@ -293,6 +329,42 @@ mod tests {
                 "account/111122223333/us-east-1",
                 "account/444455556666/us-east-1"
             ]
+        );
+    }
+
+    #[test]
+    fn bucket_evidence_goes_to_the_account_that_judges_each_trail() {
+        let mine = own_trail("444455556666", "mine", true);
+        let mine_arn = mine.trail.arn.clone();
+        let mut accounts = vec![
+            member("444455556666", vec![mine], true),
+            management(true),
+            AccountSnapshot {
+                account: "999999999999".into(),
+                snapshot: Err(unavailable("cannot assume the role")),
+            },
+        ];
+        let read = crate::evaluate::testing::healthy_bucket();
+        let evidence: BTreeMap<String, Fetched<TrailEvidence>> = [
+            (ORG_ARN.to_string(), Ok(read.clone())),
+            (mine_arn.clone(), Err(unavailable("AccessDenied"))),
+        ]
+        .into();
+        share_evidence(&mut accounts, &evidence);
+        let held = |i: usize| -> Vec<String> {
+            let s = accounts[i].snapshot.as_ref().unwrap();
+            s.evidence.as_ref().unwrap().keys().cloned().collect()
+        };
+        // The organization trail's to its owner, the member's own trail's to the member.
+        assert_eq!(held(0), vec![mine_arn]);
+        assert_eq!(held(1), vec![ORG_ARN.to_string()]);
+        assert!(
+            accounts[2].snapshot.is_err(),
+            "an unreachable account stays so"
+        );
+        assert_eq!(
+            unreachable(&accounts),
+            BTreeMap::from([("999999999999", "cannot assume the role")])
         );
     }
 }
