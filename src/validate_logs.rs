@@ -523,7 +523,7 @@ fn fmt_time(t: Option<DateTime<Utc>>) -> String {
 /// Finds `name_or_arn` among the trails visible from `region`.
 pub async fn find_trail(aws: &Aws, region: &str, name_or_arn: &str) -> Result<Trail, String> {
     let listing = trails::list_trails(aws, &[region.to_string()]).await;
-    let list = listing.trails.map_err(|e| e.reason)?;
+    let list = listing.map_err(|e| e.reason)?;
     list.into_iter()
         .find(|t| t.name == name_or_arn || t.arn == name_or_arn)
         .ok_or_else(|| format!("no trail named {name_or_arn} in {region}"))

@@ -36,6 +36,7 @@ struct Operation {
 const BUCKET_POLICIES: &[&str] = &["log-delivery-fresh", "log-coverage", "log-integrity"];
 
 const OPERATIONS: &[Operation] = &[
+    op("ListTrails", None, "trails", &["trail-logging"]),
     op("DescribeTrails", None, "trails", &["trail-logging"]),
     op("GetTrailStatus", None, "trails", &["trail-logging"]),
     op("GetEventSelectors", None, "trails", &["management-events"]),

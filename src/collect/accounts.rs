@@ -80,8 +80,7 @@ pub async fn account_trails(reach: &Reach, regions: &[String]) -> Fetched<Trails
         }
         Ok(_) => {}
     }
-    let listing = trails::list_trails(&reach.aws, regions).await;
-    let trails = match listing.trails {
+    let trails = match trails::list_trails(&reach.aws, regions).await {
         Ok(list) => {
             let mut states = Vec::with_capacity(list.len());
             for trail in list {
@@ -94,7 +93,6 @@ pub async fn account_trails(reach: &Reach, regions: &[String]) -> Fetched<Trails
     Ok(TrailsResult {
         account: Ok(account.clone()),
         trails,
-        listing_errors: listing.errors,
     })
 }
 

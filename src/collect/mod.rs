@@ -1,7 +1,7 @@
 //! Collectors: the only code that calls AWS. Each turns API answers into the plain values of
 //! [`crate::posture`]; failures become [`crate::posture::Unavailable`] reasons, never defaults.
 //!
-//! Two pollers use them: `trails` (DescribeTrails, GetTrailStatus, GetEventSelectors: cheap,
+//! Two pollers use them: `trails` (ListTrails, DescribeTrails, GetTrailStatus, GetEventSelectors: cheap,
 //! frequent, the Stop Logging signal) and `posture` (bucket, KMS key, AWS Config recorders).
 
 pub mod account;
@@ -20,14 +20,12 @@ pub mod trails;
 use crate::posture::{Fetched, Posture, Trail, TrailState, Unavailable};
 use aws::Aws;
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
 
 /// What the `trails` poller produces.
 #[derive(Debug, Clone)]
 pub struct TrailsResult {
     pub account: Fetched<String>,
     pub trails: Fetched<Vec<TrailState>>,
-    pub listing_errors: BTreeMap<String, Unavailable>,
 }
 
 /// Lists trails in `regions`, then reads each trail's status and selectors.
@@ -36,7 +34,7 @@ pub async fn collect_trails(aws: &Aws, regions: &[String]) -> TrailsResult {
         account::caller_account(aws),
         trails::list_trails(aws, regions)
     );
-    let trails = match listing.trails {
+    let trails = match listing {
         Ok(list) => {
             let mut states = Vec::with_capacity(list.len());
             for trail in list {
@@ -46,11 +44,7 @@ pub async fn collect_trails(aws: &Aws, regions: &[String]) -> TrailsResult {
         }
         Err(e) => Err(e),
     };
-    TrailsResult {
-        account,
-        trails,
-        listing_errors: listing.errors,
-    }
+    TrailsResult { account, trails }
 }
 
 /// Collects the buckets and keys of `trails` (each once) and the recorders of `regions`.

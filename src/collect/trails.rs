@@ -1,5 +1,5 @@
-//! CloudTrail: DescribeTrails (shadow trails included, deduplicated by ARN), GetTrailStatus
-//! and GetEventSelectors, each asked in the trail's home region.
+//! CloudTrail: ListTrails and DescribeTrails by ARN (shadow trails included, deduplicated by
+//! ARN), GetTrailStatus and GetEventSelectors, each asked in the trail's home region.
 
 use super::aws::{Aws, unavailable};
 use super::{nonempty, to_utc};
@@ -10,23 +10,62 @@ use crate::posture::{
 use aws_sdk_cloudtrail::types as ct;
 use std::collections::BTreeMap;
 
-/// What one pass over the configured regions found.
-pub struct TrailListing {
-    /// Trails by ARN, or `Err` when no region answered.
-    pub trails: Fetched<Vec<Trail>>,
-    /// Regions whose DescribeTrails failed while others answered.
-    pub errors: BTreeMap<String, Unavailable>,
+/// ARNs per DescribeTrails call.
+const DESCRIBE_BATCH: usize = 20;
+
+/// Lists the account's trails with the fewest calls: ListTrails (it names every trail with
+/// its home region, whichever region is asked; shadow and organization trails included),
+/// then DescribeTrails by ARN, which describes trails of any region. Asked in the first
+/// configured region that answers. Kept: multi-region trails, and single-region trails
+/// homed in a configured region.
+pub async fn list_trails(aws: &Aws, regions: &[String]) -> Fetched<Vec<Trail>> {
+    let mut failures = Vec::new();
+    for region in regions {
+        match listed_trails(aws, region).await {
+            Ok(trails) => {
+                for (r, e) in &failures {
+                    tracing::warn!(region = %r, error = %e, "trail listing failed here; listed from {region}");
+                }
+                return trails.map(|list| {
+                    list.into_iter()
+                        .filter(|t| t.is_multi_region_trail || regions.contains(&t.home_region))
+                        .collect()
+                });
+            }
+            Err(e) => failures.push((region.clone(), e)),
+        }
+    }
+    let reasons: Vec<String> = failures.iter().map(|(r, e)| format!("{r}: {e}")).collect();
+    Err(Unavailable::api_failure(reasons.join("; ")))
 }
 
-/// Lists trails in every region. A multi-region trail shows up in each region as a shadow
-/// trail; it is kept once, by ARN.
-pub async fn list_trails(aws: &Aws, regions: &[String]) -> TrailListing {
+/// ListTrails page by page, then DescribeTrails of what it named, in `region`. `Err`: the
+/// listing failed there (another region may answer); `Ok(Err)`: the listing answered but a
+/// describe failed.
+async fn listed_trails(aws: &Aws, region: &str) -> Result<Fetched<Vec<Trail>>, Unavailable> {
+    let client = aws.region(region).cloudtrail;
+    let mut arns = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_trails()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| unavailable("ListTrails", &e))?;
+        arns.extend(page.trails().iter().filter_map(|t| nonempty(t.trail_arn())));
+        token = nonempty(page.next_token());
+        if token.is_none() {
+            break;
+        }
+    }
+    arns.sort();
+    arns.dedup();
     let mut by_arn: BTreeMap<String, Trail> = BTreeMap::new();
-    let mut errors = BTreeMap::new();
-    for region in regions {
-        let client = aws.region(region).cloudtrail;
+    for batch in arns.chunks(DESCRIBE_BATCH) {
         match client
             .describe_trails()
+            .set_trail_name_list(Some(batch.to_vec()))
             .include_shadow_trails(true)
             .send()
             .await
@@ -38,18 +77,10 @@ pub async fn list_trails(aws: &Aws, regions: &[String]) -> TrailListing {
                     }
                 }
             }
-            Err(e) => {
-                errors.insert(region.clone(), unavailable("DescribeTrails", &e));
-            }
+            Err(e) => return Ok(Err(unavailable("DescribeTrails", &e))),
         }
     }
-    let trails = if errors.len() == regions.len() && !regions.is_empty() {
-        let reasons: Vec<String> = errors.iter().map(|(r, e)| format!("{r}: {e}")).collect();
-        Err(Unavailable::new(reasons.join("; ")))
-    } else {
-        Ok(by_arn.into_values().collect())
-    };
-    TrailListing { trails, errors }
+    Ok(Ok(by_arn.into_values().collect()))
 }
 
 fn trail_from_sdk(t: &ct::Trail, asked_region: &str) -> Option<Trail> {

@@ -359,7 +359,7 @@ fn api_error<T>(fetched: &Fetched<T>, into: &mut Vec<Unavailable>) {
 fn trails_errors(result: &TrailsResult) -> Vec<Unavailable> {
     let mut errors = Vec::new();
     api_error(&result.account, &mut errors);
-    errors.extend(result.listing_errors.values().cloned());
+    api_error(&result.trails, &mut errors);
     if let Ok(states) = &result.trails {
         for s in states {
             api_error(&s.status, &mut errors);
@@ -404,7 +404,6 @@ impl TrailsResult {
             account: self.account.clone(),
             regions: regions.to_vec(),
             trails: self.trails.clone(),
-            trail_listing_errors: self.listing_errors.clone(),
             posture,
             evidence: None,
             members: Default::default(),

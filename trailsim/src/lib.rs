@@ -21,6 +21,7 @@ pub mod limiter;
 pub mod organization;
 pub mod read_cache;
 pub mod record;
+pub mod regions;
 pub mod server;
 pub mod timers;
 pub mod trust;

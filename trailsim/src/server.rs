@@ -307,6 +307,7 @@ async fn aws(
             &user_agent,
         );
         if status.is_success() && call.service == "cloudtrail" {
+            answer = crate::regions::across_regions(&sim, call, answer).await;
             answer = crate::organization::with_shadow_trails(&sim, call, answer).await;
             answer = crate::answers::cloudtrail(&sim, call, answer, seq);
         }

@@ -396,3 +396,74 @@ async fn latency_and_throttling_faults() {
     );
     p.cloudtrail().describe_trails().send().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_trails_names_every_region_and_describe_trails_takes_another_regions_arn() {
+    let p = principal(3).await;
+    let east = p.trail().await;
+    let west_client = aws_sdk_cloudtrail::Client::from_conf(
+        aws_sdk_cloudtrail::config::Builder::from(&p.sdk)
+            .region(aws_sdk_cloudtrail::config::Region::new("eu-west-1"))
+            .build(),
+    );
+    let west = west_client
+        .create_trail()
+        .name("west")
+        .s3_bucket_name(format!("trailsim-{}", p.account))
+        .send()
+        .await
+        .expect("CreateTrail in eu-west-1")
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    let ct = p.cloudtrail();
+    let listed = ct.list_trails().send().await.unwrap();
+    let homes: Vec<(String, String)> = listed
+        .trails()
+        .iter()
+        .map(|t| {
+            (
+                t.trail_arn().unwrap().to_string(),
+                t.home_region().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        homes.contains(&(east.clone(), "us-east-1".into())),
+        "{homes:?}"
+    );
+    assert!(
+        homes.contains(&(west.clone(), "eu-west-1".into())),
+        "{homes:?}"
+    );
+
+    let described = |names: Vec<String>| {
+        let ct = ct.clone();
+        async move {
+            ct.describe_trails()
+                .set_trail_name_list(Some(names))
+                .send()
+                .await
+                .unwrap()
+                .trail_list()
+                .iter()
+                .map(|t| t.trail_arn().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // By ARN, any region's trail; by name, only this region's (as AWS documents).
+    assert_eq!(described(vec![west.clone()]).await, vec![west.clone()]);
+    assert_eq!(
+        described(vec![east.clone(), west.clone()]).await.len(),
+        2,
+        "both by ARN"
+    );
+    assert!(described(vec!["west".into()]).await.is_empty());
+    let here = ct.describe_trails().send().await.unwrap();
+    assert!(
+        here.trail_list()
+            .iter()
+            .all(|t| t.trail_arn() != Some(west.as_str())),
+        "a single-region trail of another region is not this region's"
+    );
+}

@@ -255,8 +255,6 @@ pub struct Snapshot {
     pub regions: Vec<String>,
     /// Trails, or why none could be listed in any region.
     pub trails: Fetched<Vec<TrailState>>,
-    /// Regions where DescribeTrails failed although others answered.
-    pub trail_listing_errors: BTreeMap<String, Unavailable>,
     /// `None` until the posture poller has run once.
     pub posture: Option<Posture>,
     /// What the bucket poller found, by trail ARN; `None` until it has run once.

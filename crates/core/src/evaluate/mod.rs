@@ -59,28 +59,18 @@ pub fn evaluate(policies: &PolicySet, snapshot: &Snapshot, now: DateTime<Utc>) -
             .iter()
             .filter(|s| policy.applies_to(&s.trail.name, &s.trail.arn))
             .collect();
-        let unlisted = unlisted_regions(snapshot);
         if selected.is_empty() {
-            // No trail is the worst case of every trail policy, unless a region went unlisted.
-            let result = match unlisted {
-                None => Ok(no_trail_message(policy)),
-                Some(regions) => Err(format!(
-                    "no matching trail found, and some regions could not be listed: {regions}"
-                )),
-            };
-            findings.push(account_finding(policy, &account, result));
+            // No trail is the worst case of every trail policy. The listing is whole (ListTrails
+            // names every region's trails) or failed, which is an error above.
+            findings.push(account_finding(
+                policy,
+                &account,
+                Ok(no_trail_message(policy)),
+            ));
             continue;
         }
         if let Check::ManagementEvents = policy.check {
-            let result = match (management_events::any_trail_covers(&selected), unlisted) {
-                // A trail in an unlisted region might be the one that covers.
-                (Ok(v), Some(regions)) if !v.passed => Err(format!(
-                    "{}; and some regions could not be listed: {regions}",
-                    v.message
-                )),
-                (Ok(v), _) => Ok(v),
-                (Err(e), _) => Err(e.reason),
-            };
+            let result = management_events::any_trail_covers(&selected).map_err(|e| e.reason);
             findings.push(account_finding(policy, &account, result));
             continue;
         }
@@ -196,19 +186,6 @@ fn check_trail(
     }
 }
 
-/// Regions whose DescribeTrails failed, as one line, if any.
-fn unlisted_regions(snapshot: &Snapshot) -> Option<String> {
-    if snapshot.trail_listing_errors.is_empty() {
-        return None;
-    }
-    let regions: Vec<String> = snapshot
-        .trail_listing_errors
-        .iter()
-        .map(|(r, e)| format!("{r}: {e}"))
-        .collect();
-    Some(regions.join("; "))
-}
-
 fn no_trail_message(policy: &Policy) -> Verdict {
     if policy.trails.is_empty() {
         Verdict::fail("no CloudTrail trail exists in the monitored regions")
@@ -303,23 +280,6 @@ mod tests {
             assert_eq!(f.status, Status::Error, "{f:?}");
             assert!(!f.message.is_empty());
         }
-    }
-
-    #[test]
-    fn a_region_that_failed_makes_no_trail_an_error() {
-        let mut snap = lab_snapshot();
-        snap.trails = Ok(vec![]);
-        snap.trail_listing_errors.insert(
-            "eu-west-1".into(),
-            unavailable("DescribeTrails: AccessDenied"),
-        );
-        let findings = evaluate(&policies(ALL), &snap, lab_now());
-        let logging = findings
-            .iter()
-            .find(|f| f.policy == "trail-logging")
-            .unwrap();
-        assert_eq!(logging.status, Status::Error);
-        assert!(logging.message.contains("eu-west-1"), "{}", logging.message);
     }
 
     #[test]

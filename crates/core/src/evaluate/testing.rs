@@ -103,7 +103,6 @@ pub fn lab_snapshot() -> Snapshot {
         account: Ok("111122223333".into()),
         regions: vec!["us-east-1".into()],
         trails: Ok(vec![logging_trail()]),
-        trail_listing_errors: Default::default(),
         posture: Some(posture),
         evidence: Some(
             [(logging_trail().trail.arn, Ok(healthy_bucket()))]
