@@ -184,8 +184,8 @@ async fn shutdown_signal() {
 
 /// SIGHUP re-reads the configuration. Policies take effect at once; a bad file keeps the old
 /// configuration running, and says so in the log and in
-/// `trailwarden_config_last_reload_successful`. Listen address, regions, endpoint and
-/// schedules need a restart.
+/// `trailwarden_config_last_reload_successful`. The accounts to watch and their role are
+/// rediscovered at once. Listen address, regions, endpoint and schedules need a restart.
 async fn reload_on_sighup(
     path: PathBuf,
     mut current: Config,
@@ -211,10 +211,16 @@ async fn reload_on_sighup(
                         || d.0.schedule.events != d.1.schedule.events
                         || d.0.schedule.bucket != d.1.schedule.bucket
                         || d.0.state_dir != d.1.state_dir
-                        || d.0.accounts != d.1.accounts
                     {
                         tracing::warn!(
-                            "reload: listen, state_dir, regions, endpoint, schedules and accounts change only on restart"
+                            "reload: listen, state_dir, regions, endpoint and schedules change only on restart"
+                        );
+                    }
+                    if d.0.accounts != d.1.accounts
+                        && !watch.set_accounts(d.1.accounts.as_ref()).await
+                    {
+                        tracing::warn!(
+                            "reload: an accounts section added or removed, or its organization.refresh schedule, changes only on restart"
                         );
                     }
                     m.set_families(&new.daemon.metrics);

@@ -579,5 +579,34 @@ async fn every_member_folder_and_every_event_history_from_one_deployment() {
     daemon.wait_until("and its trail fails", |d| {
         status_of(d, "trail-logging", &with_own.trail_arn).is_some_and(|f| f.1 == "fail")
     });
+
+    // SIGHUP with an account excluded: discovery runs at once and the account goes.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "accounts:\n",
+            &format!("accounts:\n  exclude: ['{plain}']\n"),
+        ),
+    )
+    .unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    daemon.wait_until("the excluded account no longer watched", |d| {
+        let m = d.metrics();
+        metric_value(&m, "trailwarden_account_up", &[("account", &plain)]).is_none()
+            && metric_value(&m, "trailwarden_account_up", &[("account", &own_id)]) == Some(1.0)
+    });
+    assert_eq!(
+        metric_value(
+            &daemon.metrics(),
+            "trailwarden_config_last_reload_successful",
+            &[]
+        ),
+        Some(1.0)
+    );
     daemon.stop();
 }

@@ -25,7 +25,7 @@ use crate::plan::accounts::{OrgAccount, Roster, memberships, next_roster};
 use crate::posture::{Fetched, Posture, Unavailable};
 use crate::publish::status::{self, TrailSummary};
 use chrono::Utc;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -33,7 +33,8 @@ pub const ACCOUNTS: &str = "accounts";
 
 /// What the daemon keeps about the watched accounts.
 pub struct AccountsWatch {
-    pub settings: AccountSettings,
+    /// Replaced on SIGHUP (`Watch::set_accounts`).
+    settings: RwLock<Arc<AccountSettings>>,
     own_id: Mutex<Option<String>>,
     roster: Mutex<Roster>,
     reach: Mutex<Arc<Vec<Reach>>>,
@@ -46,7 +47,7 @@ pub struct AccountsWatch {
 impl AccountsWatch {
     pub fn new(settings: AccountSettings) -> AccountsWatch {
         AccountsWatch {
-            settings,
+            settings: RwLock::new(Arc::new(settings)),
             own_id: Mutex::new(None),
             roster: Mutex::new(Roster::default()),
             reach: Mutex::new(Arc::new(Vec::new())),
@@ -54,6 +55,10 @@ impl AccountsWatch {
             postures: Mutex::new(None),
             bucket_readers: Mutex::new(None),
         }
+    }
+
+    pub(super) fn settings(&self) -> Arc<AccountSettings> {
+        self.settings.read().clone()
     }
 
     /// The accounts the last trail poll reached, with their clients.
@@ -122,6 +127,29 @@ impl Watch {
         changed
     }
 
+    /// A reloaded `accounts` section: the next discovery, at once, follows it. Clients are
+    /// made anew when the role changes (its ARN template, external ID, session or duration).
+    /// Returns false when the daemon must restart instead: accounts added or removed as a
+    /// whole, or the discovery schedule changed.
+    pub async fn set_accounts(&self, new: Option<&AccountSettings>) -> bool {
+        let (Some(a), Some(new)) = (&self.accounts, new) else {
+            return self.accounts.is_none() && new.is_none();
+        };
+        let old = a.settings();
+        if old.as_ref() == new {
+            return true;
+        }
+        let refresh = |s: &AccountSettings| s.organization.as_ref().map(|o| o.refresh.clone());
+        let restart = refresh(&old) != refresh(new);
+        if old.role != new.role {
+            *a.reach.lock() = Arc::new(Vec::new());
+        }
+        *a.settings.write() = Arc::new(new.clone());
+        tracing::info!("accounts section reloaded: discovering again");
+        Box::pin(self.poll_accounts()).await;
+        !restart
+    }
+
     async fn run_accounts(&self, a: &AccountsWatch) -> (Vec<Unavailable>, bool) {
         let mut errors = Vec::new();
         let own_id = match account::caller_account(&self.aws).await {
@@ -134,7 +162,8 @@ impl Watch {
                 a.own_id.lock().clone()
             }
         };
-        let discovered = match &a.settings.list {
+        let settings = a.settings();
+        let discovered = match &settings.list {
             Some(list) => Ok(list.iter().map(|id| OrgAccount::listed(&id.0)).collect()),
             None => organization::discover(&self.aws).await.map_err(|e| {
                 let why = format!("cannot list the organization's accounts: {e}");
@@ -144,7 +173,7 @@ impl Watch {
         };
         let previous = a.roster.lock().clone();
         let roster = next_roster(
-            Some(&a.settings),
+            Some(&settings),
             own_id.as_deref(),
             discovered,
             &previous,
@@ -152,7 +181,7 @@ impl Watch {
         );
         let changed = !roster.watched.keys().eq(previous.watched.keys());
         let kept = a.reach.lock().clone();
-        let reach = reach_all(&self.aws, &a.settings, &roster, &kept).await;
+        let reach = reach_all(&self.aws, &settings, &roster, &kept).await;
         for r in roster.retired.keys() {
             tracing::debug!(account = %r, "retired account");
         }
@@ -180,7 +209,12 @@ impl Watch {
             tracing::debug!("trail poll before the first discovery: skipped");
             return (Vec::new(), false);
         }
-        let results = Box::pin(trails_of_all(&reach, &self.regions, a.settings.concurrency)).await;
+        let results = Box::pin(trails_of_all(
+            &reach,
+            &self.regions,
+            a.settings().concurrency,
+        ))
+        .await;
         let mut errors = Vec::new();
         for result in results.values() {
             match result {
@@ -219,7 +253,7 @@ impl Watch {
         let all = Box::pin(posture_of_all(
             &reach,
             &self.regions,
-            a.settings.concurrency,
+            a.settings().concurrency,
             &trails,
         ))
         .await;
@@ -245,7 +279,7 @@ impl Watch {
             &trails,
             &postures,
             &self.regions,
-            &memberships(&a.settings, &roster),
+            &memberships(&a.settings(), &roster),
         );
         if let Some(evidence) = &self.latest.lock().evidence {
             share_evidence(&mut accounts, evidence);

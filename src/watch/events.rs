@@ -77,7 +77,10 @@ impl Watch {
             tracing::debug!("event poll before the first trail poll: skipped");
             return (Vec::new(), Vec::new());
         };
-        let concurrency = self.accounts.as_ref().map_or(1, |a| a.settings.concurrency);
+        let concurrency = self
+            .accounts
+            .as_ref()
+            .map_or(1, |a| a.settings().concurrency);
         let started = Utc::now();
         let (watched, detections) = (&watched, &detections);
         let per_account: Vec<AccountEvents> = futures_util::stream::iter(self.event_sources())

@@ -4,6 +4,10 @@
 //! home region, or every region when it is multi-region), and GetTrailStatus and
 //! GetEventSelectors by its ARN answer the owner's status and selectors.
 //!
+//! CloudTrail's delegated administrator (RegisterDelegatedAdministrator) creates and changes
+//! organization trails, which AWS keeps in the management account: those calls reach moto as
+//! the management account.
+//!
 //! Who is a member comes from moto's Organizations (DescribeOrganization as the caller,
 //! ListAccounts as the management account): an account that is not ACTIVE (closed, suspended)
 //! is no member. Nothing is cached: every answer asks moto, so a StopLogging, a closed
@@ -186,23 +190,46 @@ fn named(trail: &Value, names: &[&str], account: &str, region: &str) -> bool {
         .any(|n| *n == arn || (own_here && trail["Name"] == *n))
 }
 
-/// For GetTrailStatus or GetEventSelectors of an organization trail by its ARN, from a member
-/// account that sees it: the request's headers changed to reach moto as the trail's owner in
-/// its home region, where the trail is. `None`: the call goes as it came (a bare name resolves
-/// in the caller's own account, as in AWS).
+/// Calls answered as the organization trail's owner (the management account), in moto: the
+/// request's headers changed to reach moto as the owner. `None`: the call goes as it came.
+///
+/// - GetTrailStatus or GetEventSelectors of an organization trail by its ARN, from a member
+///   that sees it: in the trail's home region (a bare name resolves in the caller's own
+///   account, as in AWS).
+/// - From CloudTrail's delegated administrator: CreateTrail of an organization trail (AWS
+///   creates it in the management account, whoever asks), and changes to an organization
+///   trail by its ARN (start, stop, update, delete, selectors).
 pub async fn as_owner(sim: &Sim, call: &Call, headers: &HeaderMap) -> Option<HeaderMap> {
     if call.service != "cloudtrail" {
         return None;
     }
-    let arn = match call.operation.as_str() {
-        "GetTrailStatus" => call.parameters["Name"].as_str(),
-        "GetEventSelectors" => call.parameters["TrailName"].as_str(),
-        _ => None,
-    }?;
+    let p = &call.parameters;
+    let (arn, managing) = match call.operation.as_str() {
+        "GetTrailStatus" => (p["Name"].as_str(), false),
+        "GetEventSelectors" => (p["TrailName"].as_str(), false),
+        "CreateTrail" if p["IsOrganizationTrail"] == true => {
+            let management = delegated_by(sim, &caller(sim, call)).await?;
+            return Some(Upstream::headers_as(
+                headers,
+                &management,
+                &call.region,
+                "cloudtrail",
+            ));
+        }
+        "StartLogging" | "StopLogging" | "DeleteTrail" | "UpdateTrail" => {
+            (p["Name"].as_str(), true)
+        }
+        "PutEventSelectors" | "PutInsightSelectors" => (p["TrailName"].as_str(), true),
+        _ => (None, false),
+    };
+    let arn = arn?;
     // arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME
     let owner = arn.strip_prefix("arn:")?.split(':').nth(3)?;
     let account = caller(sim, call);
     if owner == account {
+        return None;
+    }
+    if managing && delegated_by(sim, &account).await.as_deref() != Some(owner) {
         return None;
     }
     let trail = shadow_trails(sim, &account, &call.region)
@@ -211,6 +238,55 @@ pub async fn as_owner(sim: &Sim, call: &Call, headers: &HeaderMap) -> Option<Hea
         .find(|t| t["TrailARN"] == arn)?;
     let home = trail["HomeRegion"].as_str().unwrap_or(&call.region);
     Some(Upstream::headers_as(headers, owner, home, "cloudtrail"))
+}
+
+/// The management account that registered `account` as CloudTrail's delegated administrator
+/// (RegisterOrganizationDelegatedAdmin), while it is an active member; `None` otherwise.
+async fn delegated_by(sim: &Sim, account: &str) -> Option<String> {
+    let management = management_of(sim, account).await?;
+    let admins = sim.delegated_admins.lock().expect("delegated admins lock");
+    admins
+        .get(&management)
+        .is_some_and(|set| set.contains(account))
+        .then_some(management)
+}
+
+/// CloudTrail's RegisterOrganizationDelegatedAdmin and DeregisterOrganizationDelegatedAdmin,
+/// answered by trailsim (status and JSON body): only the management account may call them,
+/// for an active member. `None` for any other operation.
+pub async fn delegated_admin_call(sim: &Sim, call: &Call) -> Option<(u16, String)> {
+    let (register, member) = match call.operation.as_str() {
+        "RegisterOrganizationDelegatedAdmin" => (true, &call.parameters["MemberAccountId"]),
+        "DeregisterOrganizationDelegatedAdmin" => {
+            (false, &call.parameters["DelegatedAdminAccountId"])
+        }
+        _ => return None,
+    };
+    let refuse = |code: &str, message: String| {
+        Some((400, json!({"__type": code, "message": message}).to_string()))
+    };
+    let account = caller(sim, call);
+    let Some(org) = managed_by(sim, &account).await else {
+        return refuse(
+            "NotOrganizationManagementAccountException",
+            format!("{account} is not the management account of an organization"),
+        );
+    };
+    let member = member.as_str().unwrap_or_default().to_string();
+    if !org.accounts.contains(&member) || member == account {
+        return refuse(
+            "AccountNotFoundException",
+            format!("{member} is not an active member of {}", org.id),
+        );
+    }
+    let mut admins = sim.delegated_admins.lock().expect("delegated admins lock");
+    let set = admins.entry(account).or_default();
+    if register {
+        set.insert(member);
+    } else {
+        set.remove(&member);
+    }
+    Some((200, "{}".to_string()))
 }
 
 #[cfg(test)]

@@ -64,6 +64,10 @@ pub struct Sim {
     pub(crate) visibility_delay: Duration,
     /// [`Options::latency`], in microseconds; settable through the control API.
     pub(crate) latency_us: AtomicU64,
+    /// CloudTrail's delegated administrators, by management account (moto's Organizations
+    /// does not know CloudTrail as a delegated service).
+    pub(crate) delegated_admins:
+        Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl Sim {
@@ -90,6 +94,7 @@ impl Sim {
             throttle: AtomicBool::new(options.throttle),
             visibility_delay: options.visibility_delay,
             latency_us: AtomicU64::new(options.latency.as_micros().try_into().unwrap_or(u64::MAX)),
+            delegated_admins: Mutex::default(),
         })
     }
 
@@ -242,6 +247,21 @@ async fn aws(
         if call.service == "cloudtrail" && call.operation == "LookupEvents" {
             return lookup_events(&sim, call, &source_ip, &user_agent);
         }
+        if call.service == "cloudtrail"
+            && let Some((status, body)) =
+                crate::organization::delegated_admin_call(&sim, call).await
+        {
+            record_call(
+                &sim,
+                call,
+                status,
+                body.as_bytes(),
+                None,
+                &source_ip,
+                &user_agent,
+            );
+            return json_answer(status, body);
+        }
         if call.service == "cloudtrail" && call.operation == "ListPublicKeys" {
             let body = json!({"PublicKeyList": [sim.signer.list_entry()]}).to_string();
             record_call(
@@ -253,12 +273,7 @@ async fn aws(
                 &source_ip,
                 &user_agent,
             );
-            let mut response = Response::new(Body::from(body));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                "application/x-amz-json-1.1".parse().expect("valid header"),
-            );
-            return response;
+            return json_answer(200, body);
         }
     }
 
@@ -416,6 +431,17 @@ fn access_denied(json_protocol: bool) -> (u16, &'static str) {
     } else {
         (403, "AccessDenied")
     }
+}
+
+/// An answer trailsim makes itself, in the JSON protocol.
+fn json_answer(status: u16, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).expect("valid status");
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/x-amz-json-1.1".parse().expect("valid header"),
+    );
+    response
 }
 
 fn error_body(json_protocol: bool, code: &str, message: &str) -> String {

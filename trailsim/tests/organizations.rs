@@ -505,3 +505,93 @@ async fn assume_role_needs_the_role_and_its_external_id() {
     }
     assert!(assume(&management, &role, Some("s3cret")).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delegated_administrator_creates_and_stops_the_organization_trail_owned_by_management() {
+    let management = principal(3).await;
+    let (_, admin_id) = organization(&management);
+    let admin = principal_in(admin_id.clone(), 3).await;
+    management
+        .cloudtrail()
+        .register_organization_delegated_admin()
+        .member_account_id(&admin_id)
+        .send()
+        .await
+        .expect("RegisterOrganizationDelegatedAdmin");
+    let bucket = format!("org-by-admin-{}", admin.account);
+    admin
+        .s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let arn = admin
+        .cloudtrail()
+        .create_trail()
+        .name("org")
+        .s3_bucket_name(&bucket)
+        .is_organization_trail(true)
+        .is_multi_region_trail(true)
+        .send()
+        .await
+        .expect("CreateTrail by the delegated administrator")
+        .trail_arn()
+        .unwrap()
+        .to_string();
+    assert!(
+        arn.contains(&format!(":{}:trail/org", management.account)),
+        "owned by the management account: {arn}"
+    );
+    assert!(described(&management, "us-east-1").await.contains(&arn));
+    assert!(
+        described(&admin, "us-east-1").await.contains(&arn),
+        "the administrator sees it as a member"
+    );
+    admin
+        .cloudtrail()
+        .start_logging()
+        .name(&arn)
+        .send()
+        .await
+        .expect("StartLogging by the delegated administrator");
+    assert_eq!(is_logging(&management, &arn).await, Ok(true));
+    admin
+        .cloudtrail()
+        .stop_logging()
+        .name(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(is_logging(&management, &arn).await, Ok(false));
+
+    // A member that is not the administrator changes nothing of it.
+    let other_id = {
+        let created = cli_json(
+            &management,
+            &[
+                "organizations",
+                "create-account",
+                "--email",
+                "other@example.com",
+                "--account-name",
+                "other",
+            ],
+        );
+        created["CreateAccountStatus"]["AccountId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let other = principal_in(other_id, 3).await;
+    assert!(
+        other
+            .cloudtrail()
+            .start_logging()
+            .name(&arn)
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(is_logging(&management, &arn).await, Ok(false));
+}
