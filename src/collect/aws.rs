@@ -5,6 +5,8 @@ use crate::config::AwsSettings;
 use crate::config::accounts::RoleSettings;
 use crate::posture::Unavailable;
 use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_sts::config::SharedCredentialsProvider;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -59,6 +61,35 @@ impl Intercept for ApiCallCounter {
             .with_label_values(&[&service, &operation, outcome])
             .inc();
         Ok(())
+    }
+}
+
+/// The SDK's assume-role provider, each AssumeRole it makes counted as the clients' calls are
+/// (its STS client takes no interceptor). The clients cache what it returns, so it is asked
+/// only when credentials are due; the SDK's retries inside one ask are not seen.
+#[derive(Debug)]
+struct CountedAssumeRole {
+    inner: aws_config::sts::AssumeRoleProvider,
+    calls: IntCounterVec,
+}
+
+impl ProvideCredentials for CountedAssumeRole {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let result = self.inner.provide_credentials().await;
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(CredentialsError::ProviderTimedOut(_)) => "transport_error",
+                Err(_) => "client_error",
+            };
+            self.calls
+                .with_label_values(&["sts", "AssumeRole", outcome])
+                .inc();
+            result
+        })
     }
 }
 
@@ -146,7 +177,10 @@ impl Aws {
         if let Some(id) = &role.external_id {
             builder = builder.external_id(&id.0);
         }
-        let provider = builder.build().await;
+        let provider = CountedAssumeRole {
+            inner: builder.build().await,
+            calls: self.counter.calls.clone(),
+        };
         let config = self
             .base
             .to_builder()

@@ -265,7 +265,7 @@ pub fn iam_action(service: &str, operation: &str) -> Option<String> {
     };
     match service {
         // GetCallerIdentity needs no permission.
-        "sts" => None,
+        "sts" if operation == "GetCallerIdentity" => None,
         "s3" => Some(format!("s3:{s3}")),
         other => Some(format!("{other}:{operation}")),
     }
