@@ -167,6 +167,14 @@ async fn an_organization_from_one_deployment() {
     let management = world.org.management.id.clone();
     let config = world.config(free_port());
 
+    // The management account cannot read the log archive's bucket: the owner (found by its
+    // ListBuckets) must read it.
+    trailsim_control(
+        "/_trailsim/faults",
+        &serde_json::json!({"operation": "GetBucketEncryption", "kind": "access_denied",
+                            "account": management, "seconds": 900}),
+    );
+
     // --- check: every account once, the organization trail judged once.
     let (code, out) = check_with(&world.org.management, &config);
     let watched: BTreeSet<&str> = out["accounts"]["watched"]
@@ -474,12 +482,17 @@ async fn every_member_folder_and_every_event_history_from_one_deployment() {
     trailsim_control("/_trailsim/digest", &serde_json::json!({}));
 
     // As in most organizations, the management account cannot read the log archive's
-    // bucket: the daemon must read it with the log archive's audit role.
-    for operation in ["ListObjectsV2", "GetObject"] {
+    // bucket: the daemon must read it with the log archive's audit role. That role may not
+    // list buckets either: the bucket's owner is then configured (`bucket_owners`).
+    for (operation, account) in [
+        ("ListObjectsV2", &org.management.id),
+        ("GetObject", &org.management.id),
+        ("ListBuckets", &archive_id),
+    ] {
         trailsim_control(
             "/_trailsim/faults",
             &serde_json::json!({"operation": operation, "kind": "access_denied",
-                                "account": org.management.id, "seconds": 600}),
+                                "account": account, "seconds": 600}),
         );
     }
 
@@ -500,10 +513,11 @@ async fn every_member_folder_and_every_event_history_from_one_deployment() {
              log_level: info\n\
              aws:\n  regions: [us-east-1]\n  endpoint_url: {}\n  operation_timeout: 10s\n  max_attempts: 2\n\
              schedule:\n  trails: \"*/2 * * * * *\"\n  posture: \"*/3 * * * * *\"\n  events: \"*/2 * * * * *\"\n  bucket: \"*/3 * * * * *\"\n\
-             accounts:\n  organization:\n    refresh: \"0 0 0 1 1 *\"\n  role:\n    arn: \"arn:aws:iam::{{account}}:role/{AUDIT_ROLE}\"\n    external_id: {EXTERNAL_ID}\n  concurrency: 2\n\
+             accounts:\n  organization:\n    refresh: \"0 0 0 1 1 *\"\n  role:\n    arn: \"arn:aws:iam::{{account}}:role/{AUDIT_ROLE}\"\n    external_id: {EXTERNAL_ID}\n  concurrency: 2\n  bucket_owners:\n    {}: '{archive_id}'\n\
              policies: policies.yaml\n\
              detections: detections.yaml\n",
-            trailsim()
+            trailsim(),
+            log_archive.bucket
         ),
     )
     .unwrap();

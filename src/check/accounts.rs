@@ -41,7 +41,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
     let PostureOfAll {
         postures,
         bucket_readers,
-    } = posture_of_all(&reach, regions, settings.concurrency, &trails).await;
+    } = posture_of_all(&reach, regions, settings, &trails).await;
     let mut accounts = snapshots(&trails, &postures, regions, &memberships(settings, &roster));
     if config
         .policies

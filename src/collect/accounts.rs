@@ -148,18 +148,22 @@ pub fn snapshots(
 pub struct PostureOfAll {
     /// By account: its recorders, and the buckets and keys of the trails it judges.
     pub postures: BTreeMap<String, Posture>,
-    /// Which account's credentials read each judged trail's bucket.
+    /// The owner of each judged trail's bucket, where known (configured, or listed by its
+    /// ListBuckets): its credentials read the bucket.
     pub bucket_readers: BTreeMap<String, String>,
 }
 
 /// Every reachable account's recorders and bucket names (`concurrency` at a time), then the
 /// buckets and keys of the trails each account judges, read with their owners' credentials.
+/// A bucket's owner is the configured one (`bucket_owners`), else the account whose
+/// ListBuckets lists it.
 pub async fn posture_of_all(
     reach: &[Reach],
     regions: &[String],
-    concurrency: usize,
+    settings: &AccountSettings,
     trails: &BTreeMap<String, Fetched<TrailsResult>>,
 ) -> PostureOfAll {
+    let concurrency = settings.concurrency;
     let reachable: Vec<Reach> = reach
         .iter()
         .filter(|r| matches!(trails.get(&r.member.account.id), Some(Ok(_))))
@@ -185,10 +189,13 @@ pub async fn posture_of_all(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let bucket_owner: BTreeMap<&str, &str> = own_parts
+    let mut bucket_owner: BTreeMap<&str, &str> = own_parts
         .iter()
         .flat_map(|(a, _, buckets)| buckets.iter().map(move |b| (b.as_str(), a.as_str())))
         .collect();
+    for (bucket, owner) in &settings.bucket_owners {
+        bucket_owner.insert(bucket.as_str(), owner.0.as_str());
+    }
     let clients: BTreeMap<&str, &Reach> = reach
         .iter()
         .map(|r| (r.member.account.id.as_str(), r))
@@ -218,9 +225,13 @@ pub async fn posture_of_all(
             {
                 let owner = bucket_owner.get(name.as_str()).copied();
                 let value = match reader(owner, &account, &clients, "bucket", name) {
-                    Ok((reach, owner)) => {
-                        bucket_readers.insert(name.clone(), owner.to_string());
-                        bucket::bucket_posture(&reach.aws, &trail.home_region, name, Some(owner))
+                    Ok((reach, reader)) => {
+                        // Only a known owner reads for every trail of the bucket; else each
+                        // judge reads its own trail's.
+                        if owner.is_some() {
+                            bucket_readers.insert(name.clone(), reader.to_string());
+                        }
+                        bucket::bucket_posture(&reach.aws, &trail.home_region, name, Some(reader))
                             .await
                     }
                     Err(e) => Err(e),

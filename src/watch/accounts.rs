@@ -253,7 +253,7 @@ impl Watch {
         let all = Box::pin(posture_of_all(
             &reach,
             &self.regions,
-            a.settings().concurrency,
+            &a.settings(),
             &trails,
         ))
         .await;

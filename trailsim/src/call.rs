@@ -191,6 +191,10 @@ fn s3_operation(r: &Request<'_>) -> Option<(String, Value)> {
         Some((b, k)) => (b, k),
         None => (path, ""),
     };
+    if bucket.is_empty() && r.method == "GET" {
+        // The service itself: ListBuckets, a management event.
+        return Some(("ListBuckets".to_string(), json!({})));
+    }
     if bucket.is_empty() || !key.is_empty() {
         return None;
     }
@@ -401,6 +405,21 @@ mod tests {
             ))
             .is_none()
         );
+    }
+
+    #[test]
+    fn list_buckets_is_a_management_call() {
+        let c = identify(&request(
+            "GET",
+            "/",
+            Some("x-id=ListBuckets"),
+            &auth("s3"),
+            None,
+            b"",
+        ))
+        .unwrap();
+        assert_eq!(c.operation, "ListBuckets");
+        assert!(c.data.is_none());
     }
 
     #[test]

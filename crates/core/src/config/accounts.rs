@@ -26,6 +26,10 @@ pub struct AccountSettings {
     #[serde(default)]
     pub exclude: Vec<AccountId>,
     pub role: RoleSettings,
+    /// The account that owns a trail's bucket, by bucket name, where ListBuckets of the
+    /// watched accounts cannot tell (the owner's role lacks it). Others are discovered.
+    #[serde(default)]
+    pub bucket_owners: std::collections::BTreeMap<String, AccountId>,
     /// Accounts collected at the same time.
     #[serde(default = "default_concurrency", deserialize_with = "concurrency")]
     pub concurrency: usize,
@@ -283,6 +287,10 @@ mod tests {
             ),
             (format!("list: ['1234']\n{ROLE}"), "12-digit"),
             (
+                format!("organization: {{}}\nbucket_owners: {{ logs: '12' }}\n{ROLE}"),
+                "12-digit",
+            ),
+            (
                 format!("organization: {{ organizational_units: [prod] }}\n{ROLE}"),
                 "organizational unit id",
             ),
@@ -313,6 +321,15 @@ mod tests {
             let e = parse(&text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn bucket_owners_name_accounts() {
+        let s = parse(&format!(
+            "organization: {{}}\nbucket_owners: {{ org-logs: '444455556666' }}\n{ROLE}"
+        ))
+        .unwrap();
+        assert_eq!(s.bucket_owners["org-logs"].0, "444455556666");
     }
 
     #[test]
