@@ -73,7 +73,8 @@ impl Watched {
         let named = |field: &str| request[field].as_str().unwrap_or_default().to_string();
         match target {
             Target::TrailBucket => self.buckets.contains_key(&named("bucketName")),
-            Target::TrailKey => self.has_key(&named("keyId")),
+            // UpdateAlias and DeleteAlias name the alias, the other calls the key.
+            Target::TrailKey => self.has_key(&named("keyId")) || self.has_key(&named("aliasName")),
             Target::TrailLogGroup => self.log_groups.contains(&named("logGroupName")),
         }
     }

@@ -8,6 +8,8 @@ pub mod coverage;
 pub mod custom;
 pub mod delivery;
 pub mod detection;
+#[cfg(test)]
+mod detection_cases;
 pub mod document;
 pub mod finding;
 pub mod integrity;
