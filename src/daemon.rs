@@ -61,6 +61,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _ = published.progress.set(watch.progress());
     // What a crash left unpublished goes out first, and /status lists what the store holds.
     watch.publish_left_over().await;
+    watch.report_sigma(&config.detections.sigma);
 
     let addr = config.daemon.listen;
     let listener = tokio::net::TcpListener::bind(addr)

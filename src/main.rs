@@ -36,13 +36,23 @@ fn main() -> ExitCode {
     );
     match cli.command {
         Command::ValidateConfig { .. } => {
+            let sigma = &config.detections.sigma;
             println!(
-                "{}: valid ({} policies from {}, {} detections)",
+                "{}: valid ({} policies from {}, {} detections, {} Sigma rules)",
                 path.display(),
                 config.policies.policies.len(),
                 config.policies_path.display(),
-                config.detections.detections.len()
+                config.detections.detections.len(),
+                sigma.rules.len()
             );
+            // The daemon loads the other rules: these are warnings, not a refusal.
+            for p in &sigma.problems {
+                eprintln!(
+                    "warning: {}: Sigma rule not loaded: {}",
+                    p.file.display(),
+                    p.reason
+                );
+            }
             ExitCode::SUCCESS
         }
         Command::Check { format, .. } => {

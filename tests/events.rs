@@ -213,3 +213,45 @@ async fn history_thirty_days_back_is_read_on_first_start() {
             .ends_with(":user/mallory")
     );
 }
+
+/// The shipped Sigma example set beside the YAML detections: loaded, reported in `/status`
+/// and the metrics, and its rule's hit counted and logged with the rule's title and author.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigma_rules_fire_beside_the_detections() {
+    const RULE: &str = "4db60cc0-36fb-42b7-9b58-a5b53019fb74"; // AWS CloudTrail Important Change
+    let sigma = support::manifest_dir().join("config/sigma");
+    let extra = format!("sigma: {}\n", sigma.display());
+    let (lab, mut daemon) = start("0 0 * * * *", &extra, "sigma.log").await;
+    let status = daemon.status();
+    assert_eq!(
+        status["sigma"]["rules"].as_array().unwrap().len(),
+        7,
+        "{status:#}"
+    );
+    assert!(status["sigma"]["problems"].as_array().unwrap().is_empty());
+    let m = daemon.metrics();
+    assert_eq!(
+        metric_value(&m, "trailwarden_sigma_rules", &[("state", "loaded")]),
+        Some(7.0)
+    );
+    assert_eq!(tamper(&m, RULE, "success"), 0.0);
+
+    lab.stop_logging().await;
+    daemon.wait_until("the Sigma rule's hit counted", |d| {
+        let m = d.metrics();
+        tamper(&m, RULE, "success") >= 1.0
+            && tamper(&m, "cloudtrail_stop_logging", "success") >= 1.0
+    });
+    let log = daemon.log_text();
+    assert!(
+        log.contains("AWS CloudTrail Important Change") && log.contains("vitaliy0x1"),
+        "the hit is logged with the rule's title and author"
+    );
+    let listed = daemon.status()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.to_string().contains(RULE));
+    assert!(listed, "{:#}", daemon.status()["events"]);
+    daemon.stop();
+}

@@ -42,6 +42,7 @@ pub struct Metrics {
     pub poll_panics: IntCounterVec,
     pub object_read_failures: IntCounterVec,
     pub unread_objects: IntGaugeVec,
+    pub sigma_rules: IntGaugeVec,
     pub log_files_missed: IntCounterVec,
     pub event_claims: IntCounterVec,
     pub account_up: IntGaugeVec,
@@ -157,6 +158,12 @@ impl Metrics {
                 "trailwarden_object_read_failures_total",
                 "Reads of bucket objects that failed, by kind (log: its records; digest: its chain) and class of reason; each is retried with backoff.",
                 &["kind", "reason"],
+            ),
+            sigma_rules: gauge_vec(
+                &r,
+                "trailwarden_sigma_rules",
+                "Sigma rules from the configured files: loaded, or failed to load (the file and reason are in the log and /status.sigma).",
+                &["state"],
             ),
             unread_objects: gauge_vec(
                 &r,

@@ -27,6 +27,10 @@ pub struct StatusDocument {
     /// validation progress, and integrity verdicts (newest first).
     pub buckets: Vec<serde_json::Value>,
     pub pollers: Vec<PollerEntry>,
+    /// With `sigma:` files: the rules loaded (id, title, level, author, file) and those that
+    /// could not be, with their file and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +97,7 @@ impl StatusDocument {
             events: Vec::new(),
             buckets: Vec::new(),
             pollers: Vec::new(),
+            sigma: None,
         }
     }
 }

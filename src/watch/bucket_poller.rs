@@ -31,7 +31,7 @@ impl Watch {
         let now = Utc::now();
         let hole_tolerance = self.coverage_params().1;
         let detections = match watched {
-            Some(w) if !detections.detections.is_empty() => Some((detections.clone(), Arc::new(w))),
+            Some(w) if !detections.is_empty() => Some((detections.clone(), Arc::new(w))),
             _ => None,
         };
         let mut evidence = BTreeMap::new();

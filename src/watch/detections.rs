@@ -142,7 +142,7 @@ fn severity_rank(entry: &Value) -> u8 {
 
 /// A detection as the store and `/status` keep it.
 pub(super) fn stored(h: &Hit) -> StoredDetection {
-    StoredDetection {
+    let mut d = StoredDetection {
         event_id: h.event_id.clone(),
         detection: h.detection.clone(),
         event_time: h.event_time,
@@ -164,7 +164,11 @@ pub(super) fn stored(h: &Hit) -> StoredDetection {
             "account": h.account,
             "region": h.region,
         }),
+    };
+    if let Some((title, author)) = &h.sigma {
+        d.entry["sigma"] = json!({"title": title, "author": author});
     }
+    d
 }
 
 /// One structured line per detection, at warn (info for informational detections).
@@ -175,6 +179,8 @@ fn log_detection(d: &StoredDetection, republished: bool) {
         ($level:ident) => {
             tracing::$level!(
                 detection = %d.detection,
+                sigma_title = e["sigma"]["title"].as_str(),
+                sigma_author = e["sigma"]["author"].as_str(),
                 severity = text("severity"),
                 event_name = text("event_name"),
                 outcome = text("outcome"),

@@ -8,6 +8,7 @@ use super::Watch;
 use super::detections::stored;
 use crate::collect::aws::Aws;
 use crate::collect::events::{LookedUp, RateLimiter, write_events};
+use crate::config::sigma::SigmaRules;
 use crate::config::{Check, DetectionSet, EventHistorySettings};
 use crate::evaluate::detection::{Watched, detect};
 use crate::evaluate::log_records::{FoundTransition, transition_of};
@@ -51,7 +52,31 @@ impl EventWatch {
 
 impl Watch {
     pub fn set_detections(&self, detections: DetectionSet) {
+        self.report_sigma(&detections.sigma);
         *self.events.detections.write() = Arc::new(detections);
+    }
+
+    /// The Sigma rules loaded and those that could not be: logged (each problem with its
+    /// file and reason), counted, and in `/status.sigma`.
+    pub fn report_sigma(&self, sigma: &SigmaRules) {
+        for p in &sigma.problems {
+            tracing::warn!(file = %p.file.display(), reason = %p.reason, "Sigma rule not loaded");
+        }
+        if !sigma.rules.is_empty() || !sigma.problems.is_empty() {
+            tracing::info!(
+                loaded = sigma.rules.len(),
+                failed = sigma.problems.len(),
+                "Sigma rules"
+            );
+        }
+        let m = &self.published.metrics.sigma_rules;
+        m.with_label_values(&["loaded"])
+            .set(sigma.rules.len() as i64);
+        m.with_label_values(&["failed"])
+            .set(sigma.problems.len() as i64);
+        self.published.status.write().sigma = (!sigma.rules.is_empty()
+            || !sigma.problems.is_empty())
+        .then(|| serde_json::json!({"rules": sigma.rules, "problems": sigma.problems}));
     }
 
     pub(super) fn detections(&self) -> Arc<DetectionSet> {
@@ -60,7 +85,7 @@ impl Watch {
 
     /// One run of the event history poller over every region.
     pub async fn poll_events(&self) {
-        if self.detections().detections.is_empty() {
+        if self.detections().is_empty() {
             return;
         }
         self.execute_detecting(&self.pollers.events, self.run_events())

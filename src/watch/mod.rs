@@ -112,7 +112,7 @@ impl Watch {
     }
 
     pub fn new(setup: Setup, published: Arc<Published>) -> Watch {
-        let with_events = !setup.detections.detections.is_empty();
+        let with_events = !setup.detections.is_empty();
         let with_accounts = setup.accounts.is_some();
         for name in [ACCOUNTS, TRAILS, POSTURE, EVENTS, BUCKET] {
             if name == ACCOUNTS && !with_accounts {

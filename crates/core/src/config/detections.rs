@@ -118,6 +118,8 @@ impl<'de> Deserialize<'de> for EventNames {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DetectionSet {
     pub detections: Vec<Detection>,
+    /// Sigma rules from the files the main configuration lists (`sigma:`).
+    pub sigma: super::sigma::SigmaRules,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +132,7 @@ impl<'de> Deserialize<'de> for DetectionSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let file = DetectionFile::deserialize(d)?;
         Ok(DetectionSet {
+            sigma: Default::default(),
             detections: file
                 .detections
                 .0
@@ -172,6 +175,11 @@ impl<'de> Deserialize<'de> for DetectionList {
 
 impl DetectionSet {
     /// Appends another file's detections; an id defined twice is an error naming it.
+    /// No detection and no Sigma rule: event history need not be read.
+    pub fn is_empty(&self) -> bool {
+        self.detections.is_empty() && self.sigma.rules.is_empty()
+    }
+
     pub fn extend(&mut self, other: DetectionSet) -> Result<(), String> {
         for d in other.detections {
             if self.detections.iter().any(|x| x.id == d.id) {

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod condition;
 pub mod detections;
 pub mod policies;
+pub mod sigma;
 pub mod yaml;
 
 use serde::Deserialize;
@@ -42,6 +43,10 @@ pub struct DaemonFile {
     /// ones. Without any, event history is not polled.
     #[serde(default)]
     pub detections: Option<OneOrMany>,
+    /// Sigma rule files or folders (one or a list), relative to this file. A rule that
+    /// cannot be loaded is reported with its file and reason; the others load.
+    #[serde(default)]
+    pub sigma: Option<OneOrMany>,
     #[serde(default)]
     pub event_history: EventHistorySettings,
     #[serde(default)]
@@ -520,14 +525,16 @@ impl Config {
         let policies_path = base.join(&daemon.policies);
         let state_dir = base.join(&daemon.state_dir);
         let policies = yaml::load_file::<PolicySet>(&policies_path).map_err(|e| vec![e])?;
-        let detections_paths: Vec<PathBuf> = daemon
-            .detections
-            .as_ref()
-            .map(OneOrMany::paths)
-            .unwrap_or_default()
-            .iter()
-            .map(|p| base.join(p))
-            .collect();
+        // Paths relative to this file.
+        let resolve = |list: &Option<OneOrMany>| -> Vec<PathBuf> {
+            list.as_ref()
+                .map(OneOrMany::paths)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| base.join(p))
+                .collect()
+        };
+        let detections_paths = resolve(&daemon.detections);
         let mut detections = DetectionSet::default();
         for p in &detections_paths {
             let more = yaml::load_file::<DetectionSet>(p).map_err(|e| vec![e])?;
@@ -539,6 +546,10 @@ impl Config {
                     message,
                 }]
             })?;
+        }
+        let sigma_paths = resolve(&daemon.sigma);
+        if !sigma_paths.is_empty() {
+            detections.sigma = sigma::SigmaRules::load(&sigma_paths);
         }
         Ok(Config {
             path: path.to_path_buf(),

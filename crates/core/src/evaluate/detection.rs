@@ -130,6 +130,8 @@ pub struct Hit {
     pub error_code: Option<String>,
     /// It touched a trail, its bucket or its key: their posture should be collected again now.
     pub recollect: bool,
+    /// A Sigma rule's title and author (its licence asks that alerts keep the author).
+    pub sigma: Option<(String, Option<String>)>,
 }
 
 /// A record with its derived facts under `derived`, without copying the record.
@@ -151,10 +153,12 @@ impl Document for RecordDocument<'_> {
 /// Whether some detection looks at records of this source and name: the others need not
 /// be parsed at all.
 pub fn wants(detections: &DetectionSet, source: &str, name: &str) -> bool {
-    detections
-        .detections
-        .iter()
-        .any(|d| d.source == source && d.events.0.iter().any(|e| e == name))
+    // A Sigma rule may look at any record.
+    !detections.sigma.rules.is_empty()
+        || detections
+            .detections
+            .iter()
+            .any(|d| d.source == source && d.events.0.iter().any(|e| e == name))
 }
 
 /// Every detection `record` matches.
@@ -180,8 +184,36 @@ pub fn detect(
         })
         .filter(|d| d.target.is_none_or(|t| watched.targets(t, record)))
         .collect();
+    let sigma = detections.sigma.matches(&record.raw);
+    let hit = |id: &str, severity, recollect| Hit {
+        detection: id.to_string(),
+        severity,
+        outcome,
+        event_id: record.event_id.clone(),
+        event_time: record.event_time,
+        event_source: record.event_source.clone(),
+        event_name: record.event_name.clone(),
+        account: record.account.clone(),
+        region: record.region.clone(),
+        actor: record.actor.arn.clone(),
+        actor_type: record.actor.kind.clone(),
+        source_ip: record.source_ip.clone(),
+        user_agent: record.user_agent.clone(),
+        resource: record.resource(),
+        request: record.request_summary(300),
+        error_code: record.error_code.clone(),
+        recollect,
+        sigma: None,
+    };
+    let mut hits: Vec<Hit> = sigma
+        .iter()
+        .map(|rule| Hit {
+            sigma: Some((rule.title.clone(), rule.author.clone())),
+            ..hit(&rule.id, rule.severity, false)
+        })
+        .collect();
     if candidates.is_empty() {
-        return Vec::new();
+        return hits;
     }
     let log_roots = record.raw["requestParameters"]["bucketName"]
         .as_str()
@@ -192,34 +224,21 @@ pub fn detect(
         raw: &record.raw,
         derived: derive(record, &log_roots, &watched.retention),
     };
-    candidates
+    let yaml = candidates
         .into_iter()
         .filter(|d| {
             d.when
                 .as_ref()
                 .is_none_or(|c| matches!(eval(c, &doc, now), Truth::True(_)))
         })
-        .map(|d| Hit {
-            detection: d.id.0.clone(),
-            severity: d.severity,
-            outcome,
-            event_id: record.event_id.clone(),
-            event_time: record.event_time,
-            event_source: record.event_source.clone(),
-            event_name: record.event_name.clone(),
-            account: record.account.clone(),
-            region: record.region.clone(),
-            actor: record.actor.arn.clone(),
-            actor_type: record.actor.kind.clone(),
-            source_ip: record.source_ip.clone(),
-            user_agent: record.user_agent.clone(),
-            resource: record.resource(),
-            request: record.request_summary(300),
-            error_code: record.error_code.clone(),
-            recollect: record.event_source == "cloudtrail.amazonaws.com"
-                || matches!(d.target, Some(Target::TrailBucket | Target::TrailKey)),
-        })
-        .collect()
+        .map(|d| {
+            let recollect = record.event_source == "cloudtrail.amazonaws.com"
+                || matches!(d.target, Some(Target::TrailBucket | Target::TrailKey));
+            hit(&d.id.0, d.severity, recollect)
+        });
+    let mut all: Vec<Hit> = yaml.collect();
+    all.append(&mut hits);
+    all
 }
 
 #[cfg(test)]
