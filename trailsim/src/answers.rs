@@ -13,12 +13,7 @@ use serde_json::{Value, json};
 
 /// `seq` is the sequence number of this call's own event.
 pub fn cloudtrail(sim: &Sim, call: &Call, answer: Bytes, seq: u64) -> Bytes {
-    let account = sim
-        .identities
-        .lock()
-        .expect("identities lock")
-        .of(&call.access_key_id)
-        .account_id;
+    let account = sim.caller_account(call);
     let name = call.parameters["Name"]
         .as_str()
         .or(call.parameters["TrailName"].as_str());

@@ -125,14 +125,6 @@ async fn shadow_trails(sim: &Sim, account: &str, region: &str) -> Vec<Value> {
     }
 }
 
-fn caller(sim: &Sim, call: &Call) -> String {
-    sim.identities
-        .lock()
-        .expect("identities lock")
-        .of(&call.access_key_id)
-        .account_id
-}
-
 /// DescribeTrails and ListTrails answers with the organization trails the caller sees as a
 /// member; DescribeTrails also keeps only what `trailNameList` names (moto ignores it).
 pub async fn with_shadow_trails(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
@@ -149,7 +141,7 @@ pub async fn with_shadow_trails(sim: &Sim, call: &Call, answer: Bytes) -> Bytes 
         .collect();
     // Without shadow trails, AWS leaves out organization trails in member accounts.
     let shadows = call.parameters["includeShadowTrails"] != false;
-    let account = caller(sim, call);
+    let account = sim.caller_account(call);
     let found = if shadows {
         shadow_trails(sim, &account, &call.region).await
     } else {
@@ -208,7 +200,7 @@ pub async fn as_owner(sim: &Sim, call: &Call, headers: &HeaderMap) -> Option<Hea
         "GetTrailStatus" => (p["Name"].as_str(), false),
         "GetEventSelectors" => (p["TrailName"].as_str(), false),
         "CreateTrail" if p["IsOrganizationTrail"] == true => {
-            let management = delegated_by(sim, &caller(sim, call)).await?;
+            let management = delegated_by(sim, &sim.caller_account(call)).await?;
             return Some(Upstream::headers_as(
                 headers,
                 &management,
@@ -225,7 +217,7 @@ pub async fn as_owner(sim: &Sim, call: &Call, headers: &HeaderMap) -> Option<Hea
     let arn = arn?;
     // arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME
     let owner = arn.strip_prefix("arn:")?.split(':').nth(3)?;
-    let account = caller(sim, call);
+    let account = sim.caller_account(call);
     if owner == account {
         return None;
     }
@@ -265,7 +257,7 @@ pub async fn delegated_admin_call(sim: &Sim, call: &Call) -> Option<(u16, String
     let refuse = |code: &str, message: String| {
         Some((400, json!({"__type": code, "message": message}).to_string()))
     };
-    let account = caller(sim, call);
+    let account = sim.caller_account(call);
     let Some(org) = managed_by(sim, &account).await else {
         return refuse(
             "NotOrganizationManagementAccountException",

@@ -36,12 +36,7 @@ pub async fn across_regions(sim: &Sim, call: &Call, answer: Bytes) -> Bytes {
     let Ok(mut v) = serde_json::from_slice::<Value>(&answer) else {
         return answer;
     };
-    let account = sim
-        .identities
-        .lock()
-        .expect("identities lock")
-        .of(&call.access_key_id)
-        .account_id;
+    let account = sim.caller_account(call);
     let regions: BTreeSet<String> = match &wanted {
         // Each named trail's home region.
         Some(arns) => arns

@@ -98,6 +98,15 @@ impl Sim {
         })
     }
 
+    /// The account whose credentials signed `call`.
+    pub(crate) fn caller_account(&self, call: &crate::call::Call) -> String {
+        self.identities
+            .lock()
+            .expect("identities lock")
+            .of(&call.access_key_id)
+            .account_id
+    }
+
     /// trailsim's clock: real time plus the offset set through the control API.
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
@@ -176,12 +185,7 @@ async fn aws(
     let json_protocol = header("x-amz-target").is_some();
 
     if let Some(call) = &call {
-        let account = sim
-            .identities
-            .lock()
-            .expect("identities lock")
-            .of(&call.access_key_id)
-            .account_id;
+        let account = sim.caller_account(call);
         let key = call.data.as_ref().map(|d| d.key.as_str());
         let fault = sim.faults.lock().expect("faults lock").take(
             &call.operation,
