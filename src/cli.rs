@@ -85,4 +85,45 @@ pub enum Command {
         #[arg(long, env = "TRAILWARDEN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Run the detections and Sigma rules over history: a time range of a trail's bucket
+    /// (every account and region folder), or local files and folders (.json.gz log files,
+    /// .json, JSON lines). Exit 0 without a hit, 1 with hits, 2 when something could not be
+    /// read and nothing was found, or the hunt could not start.
+    Hunt {
+        /// Local files and folders (folders are walked for .json, .json.gz, .jsonl and
+        /// .ndjson files). Detections that watch the trail's bucket, key or log group match
+        /// any bucket, key or log group here: no trail scopes them.
+        #[arg(required_unless_present = "trail", conflicts_with = "trail")]
+        paths: Vec<PathBuf>,
+        /// Hunt this trail's bucket (name or ARN) instead of local files.
+        #[arg(long, requires = "start_time")]
+        trail: Option<String>,
+        /// Only events from this time (RFC 3339 with any offset, or a date); required with
+        /// --trail.
+        #[arg(long, value_parser = crate::validate_logs::parse_time_arg)]
+        start_time: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events up to this time; default: no limit for files, now for a trail.
+        #[arg(long, value_parser = crate::validate_logs::parse_time_arg)]
+        end_time: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this account's folders of the trail's bucket (organization trails).
+        #[arg(long, requires = "trail")]
+        account_id: Option<String>,
+        /// Region the trail is looked up in; default: the config's first region, or AWS_REGION.
+        #[arg(long, requires = "trail")]
+        region: Option<String>,
+        /// Files read at a time.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, value_enum, default_value_t = crate::hunt::HuntFormat::Table)]
+        format: crate::hunt::HuntFormat,
+        /// A daemon configuration: its detections, Sigma rules, read caps and AWS settings.
+        #[arg(long, env = "TRAILWARDEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Detection files to hunt with, instead of the configuration's.
+        #[arg(long)]
+        detections: Vec<PathBuf>,
+        /// Sigma rule files or folders to hunt with, instead of the configuration's.
+        #[arg(long)]
+        sigma: Vec<PathBuf>,
+    },
 }

@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod collect;
 pub mod daemon;
+pub mod hunt;
 pub mod publish;
 pub mod state;
 pub mod validate_logs;

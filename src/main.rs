@@ -9,15 +9,17 @@ use trailwarden::config::{Config, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::ValidateLogs { .. } = cli.command {
-        return validate_logs(cli);
+    match cli.command {
+        Command::ValidateLogs { .. } => return validate_logs(cli),
+        Command::Hunt { .. } => return hunt(cli),
+        _ => {}
     }
     let (path, default_level) = match &cli.command {
         Command::Run { config } => (config.clone(), "info"),
         Command::Check { config, .. } | Command::ValidateConfig { config } => {
             (config.clone(), "warn")
         }
-        Command::ValidateLogs { .. } => unreachable!("handled above"),
+        Command::ValidateLogs { .. } | Command::Hunt { .. } => unreachable!("handled above"),
     };
     let config = match Config::load(&path) {
         Ok(c) => c,
@@ -59,7 +61,7 @@ fn main() -> ExitCode {
             let code = runtime().block_on(check::check(&config, format));
             ExitCode::from(code as u8)
         }
-        Command::ValidateLogs { .. } => unreachable!("handled above"),
+        Command::ValidateLogs { .. } | Command::Hunt { .. } => unreachable!("handled above"),
         Command::Run { .. } => match runtime().block_on(trailwarden::daemon::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -113,6 +115,92 @@ fn validate_logs(cli: Cli) -> ExitCode {
         concurrency,
     };
     let code = runtime().block_on(trailwarden::validate_logs::command(&settings, args));
+    ExitCode::from(code as u8)
+}
+
+fn hunt(cli: Cli) -> ExitCode {
+    let Command::Hunt {
+        paths,
+        trail,
+        start_time,
+        end_time,
+        account_id,
+        region,
+        concurrency,
+        format,
+        config,
+        detections,
+        sigma,
+    } = cli.command
+    else {
+        unreachable!("called for hunt only")
+    };
+    init_logging(cli.log_format, "warn");
+    let loaded = match &config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => Some(c),
+            Err(errors) => {
+                report(path, &errors);
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let (mut settings, caps, mut set) = match loaded {
+        Some(c) => (c.daemon.aws, c.daemon.bucket, c.detections),
+        None => Default::default(),
+    };
+    if !detections.is_empty() {
+        let sigma_rules = std::mem::take(&mut set.sigma);
+        set = trailwarden::config::DetectionSet::default();
+        set.sigma = sigma_rules;
+        for path in &detections {
+            let more = trailwarden::config::yaml::load_file(path)
+                .map_err(|e| e.to_string())
+                .and_then(|more| {
+                    set.extend(more)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                });
+            if let Err(e) = more {
+                eprintln!("trailwarden hunt: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if !sigma.is_empty() {
+        set.sigma = trailwarden::config::sigma::SigmaRules::load(&sigma);
+    }
+    for p in &set.sigma.problems {
+        eprintln!(
+            "trailwarden hunt: warning: {}: Sigma rule not loaded: {}",
+            p.file.display(),
+            p.reason
+        );
+    }
+    if set.detections.is_empty() && set.sigma.rules.is_empty() {
+        eprintln!("trailwarden hunt: nothing to hunt with: give --config, --detections or --sigma");
+        return ExitCode::from(2);
+    }
+    if let Some(r) = region.or_else(|| {
+        config
+            .is_none()
+            .then(|| std::env::var("AWS_REGION").ok())
+            .flatten()
+    }) {
+        settings.regions = vec![r];
+    }
+    let args = trailwarden::hunt::Args {
+        paths,
+        range: trailwarden::evaluate::hunt::Range {
+            start: start_time,
+            end: end_time.or_else(|| trail.is_some().then(chrono::Utc::now)),
+        },
+        trail,
+        account: account_id,
+        concurrency,
+        format,
+    };
+    let code = runtime().block_on(trailwarden::hunt::command(&settings, &caps, set, args));
     ExitCode::from(code as u8)
 }
 

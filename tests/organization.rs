@@ -451,6 +451,51 @@ const BUCKET_POLICIES: &str = "policies:
   - { id: log-integrity, check: digest_integrity, severity: critical, window: 7d }
 ";
 
+/// `trailwarden hunt --trail` over the organization trail, run in the bucket's account with
+/// a detection of DescribeTrails: a hit from each account in `members`, each in that
+/// account's folder.
+fn hunt_finds_every_member(log_archive: &Lab, trail_arn: &str, members: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let detections = dir.path().join("detections.yaml");
+    std::fs::write(
+        &detections,
+        "detections:\n  - id: trails_described\n    severity: info\n    \
+         source: cloudtrail.amazonaws.com\n    events: [DescribeTrails]\n",
+    )
+    .unwrap();
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let out = support::trailwarden(Some(&log_archive.account))
+        .env("AWS_ENDPOINT_URL", trailsim())
+        .args(["hunt", "--trail", trail_arn, "--start-time", &start])
+        .args(["--format", "json", "--detections"])
+        .arg(&detections)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    let found: BTreeSet<(String, bool)> = doc["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let account = h["account"].as_str().unwrap().to_string();
+            let in_own_folder = h["file"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("/{account}/"));
+            (account, in_own_folder)
+        })
+        .collect();
+    for member in members {
+        assert!(
+            found.contains(&(member.to_string(), true)),
+            "{member}: {doc}"
+        );
+    }
+}
+
 /// The bucket and event history pollers over an organization: the organization trail's
 /// bucket, in the log archive account, read with the log archive's role, every member's
 /// folder judged; each member's event history read with its own role.
@@ -480,6 +525,14 @@ async fn every_member_folder_and_every_event_history_from_one_deployment() {
     }
     trailsim_control("/_trailsim/deliver", &serde_json::json!({}));
     trailsim_control("/_trailsim/digest", &serde_json::json!({}));
+
+    // `hunt` over the organization trail's bucket, as the log archive: every member's
+    // folder is read, so each account's DescribeTrails is found.
+    hunt_finds_every_member(
+        &log_archive,
+        &org_trail_arn,
+        &[&org.management.id, &archive_id, &own_id, &plain],
+    );
 
     // As in most organizations, the management account cannot read the log archive's
     // bucket: the daemon must read it with the log archive's audit role. That role may not

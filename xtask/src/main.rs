@@ -146,18 +146,19 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "1",
         "check: a policy fails. validate-logs: an item is invalid, missing or unverifiable. \
-         run: the daemon stopped on an error.",
+         hunt: a detection or Sigma rule matched. run: the daemon stopped on an error.",
     ),
     (
         "2",
         "The configuration is bad (each problem named as file:line:column); for check, a policy \
-         is error or pending; for validate-logs, the trail cannot be read.",
+         is error or pending; for validate-logs, the trail cannot be read; for hunt, nothing \
+         matched and a file, record or listing could not be read.",
     ),
 ];
 
 const SEE_ALSO: &[(&str, &str)] = &[(
     "trailwarden-run(1), trailwarden-check(1), trailwarden-validate-config(1), \
-     trailwarden-validate-logs(1), systemctl(1)",
+     trailwarden-validate-logs(1), trailwarden-hunt(1), systemctl(1)",
     "README.md and docs/runbooks.md in /usr/share/doc/trailwarden.",
 )];
 

@@ -43,6 +43,10 @@ struct Head<'a> {
     event_name: Option<Cow<'a, str>>,
 }
 
+/// How [`LogFileSummary::malformed`] begins when another value follows the log file's
+/// object: concatenated log files, which a hunt reads as a sequence of values instead.
+pub const DATA_AFTER_THE_OBJECT: &str = "data after the top-level object";
+
 /// What is wrong with a record, by its position in the file.
 pub type RecordFault = (u64, RecordError);
 
@@ -402,7 +406,7 @@ impl<'s> Splitter<'s> {
                     _ => return self.fail(format!("expected ',' or '}}' at byte {here}")),
                 },
                 At::End => {
-                    return self.fail(format!("data after the top-level object at byte {here}"));
+                    return self.fail(format!("{DATA_AFTER_THE_OBJECT} at byte {here}"));
                 }
             }
             i += 1;

@@ -24,6 +24,9 @@ pub struct Watched {
     /// CloudWatch Logs group names the trails send to.
     pub log_groups: BTreeSet<String>,
     pub retention: Retention,
+    /// No trail to scope the detections to (a hunt over local files): every bucket, key and
+    /// log group counts as a trail's, and every lifecycle rule as reaching its logs.
+    pub any_resource: bool,
 }
 
 impl Watched {
@@ -69,6 +72,9 @@ impl Watched {
     }
 
     fn targets(&self, target: Target, record: &Record) -> bool {
+        if self.any_resource {
+            return true;
+        }
         let request = &record.raw["requestParameters"];
         let named = |field: &str| request[field].as_str().unwrap_or_default().to_string();
         match target {
@@ -215,11 +221,12 @@ pub fn detect(
     if candidates.is_empty() {
         return hits;
     }
-    let log_roots = record.raw["requestParameters"]["bucketName"]
-        .as_str()
-        .and_then(|b| watched.buckets.get(b))
-        .cloned()
-        .unwrap_or_default();
+    let log_roots = match record.raw["requestParameters"]["bucketName"].as_str() {
+        // The empty prefix: every rule reaches it.
+        _ if watched.any_resource => vec![String::new()],
+        Some(bucket) => watched.buckets.get(bucket).cloned().unwrap_or_default(),
+        None => Vec::new(),
+    };
     let doc = RecordDocument {
         raw: &record.raw,
         derived: derive(record, &log_roots, &watched.retention),

@@ -40,6 +40,28 @@ pub fn transition_of(record: &Record) -> Option<FoundTransition> {
     })
 }
 
+/// Adds `record`'s hits to `events`: the same event twice in a file (a duplicated delivery)
+/// is one event, each detection once.
+pub fn add_hits(events: &mut Vec<EventHits>, record: &Record, hits: Vec<Hit>) {
+    if hits.is_empty() {
+        return;
+    }
+    match events.iter_mut().find(|e| e.event_id == record.event_id) {
+        Some(e) => {
+            for h in hits {
+                if !e.hits.iter().any(|k| k.detection == h.detection) {
+                    e.hits.push(h);
+                }
+            }
+        }
+        None => events.push(EventHits {
+            event_id: record.event_id.clone(),
+            event_time: record.event_time,
+            hits,
+        }),
+    }
+}
+
 /// What reading one log file gave.
 #[derive(Debug)]
 pub struct LogScan {
@@ -94,25 +116,11 @@ pub fn scan(
         let Some((detections, watched)) = detections else {
             return;
         };
-        let hits = detect(detections, &record, watched, now);
-        if hits.is_empty() {
-            return;
-        }
-        // The same event twice in a file (or in two files) is one event.
-        match events.iter_mut().find(|e| e.event_id == record.event_id) {
-            Some(e) => {
-                for h in hits {
-                    if !e.hits.iter().any(|k| k.detection == h.detection) {
-                        e.hits.push(h);
-                    }
-                }
-            }
-            None => events.push(EventHits {
-                event_id: record.event_id.clone(),
-                event_time: record.event_time,
-                hits,
-            }),
-        }
+        add_hits(
+            &mut events,
+            &record,
+            detect(detections, &record, watched, now),
+        );
     });
     LogScan {
         summary,

@@ -12,6 +12,7 @@ pub mod detection;
 mod detection_cases;
 pub mod document;
 pub mod finding;
+pub mod hunt;
 pub mod integrity;
 pub mod log_records;
 pub mod logging;
