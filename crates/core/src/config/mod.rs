@@ -8,6 +8,7 @@ pub mod condition;
 pub mod detections;
 pub mod policies;
 pub mod sigma;
+mod sigma_names;
 pub mod yaml;
 
 use serde::Deserialize;

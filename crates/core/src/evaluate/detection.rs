@@ -159,8 +159,7 @@ impl Document for RecordDocument<'_> {
 /// Whether some detection looks at records of this source and name: the others need not
 /// be parsed at all.
 pub fn wants(detections: &DetectionSet, source: &str, name: &str) -> bool {
-    // A Sigma rule may look at any record.
-    !detections.sigma.rules.is_empty()
+    detections.sigma.may_match(name)
         || detections
             .detections
             .iter()
