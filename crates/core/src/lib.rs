@@ -3,7 +3,7 @@
 //! - [`config`]: the configuration, policy and detection files (the one place YAML is read).
 //! - [`posture`]: what the collectors learned, as plain values.
 //! - [`evaluate`]: policies and detections over those values.
-//! - [`record`], [`logfile`]: CloudTrail records and log files.
+//! - [`record`], [`record_head`], [`logfile`]: CloudTrail records and log files.
 //! - [`integrity`]: digest files, key layout, chains, coverage, verdicts.
 //! - [`plan`]: the pollers' stateful rules: cursors, retries, where a chain resumes.
 //!
@@ -18,3 +18,4 @@ pub mod logfile;
 pub mod plan;
 pub mod posture;
 pub mod record;
+pub mod record_head;

@@ -560,6 +560,14 @@ impl Value {
 }
 
 fn head(text: &str) -> Result<LogRecord<'_>, RecordError> {
+    if let Some((source, name)) = crate::record_head::source_and_name(text) {
+        return Ok(LogRecord {
+            event_source: Cow::Borrowed(source),
+            event_name: Cow::Borrowed(name),
+            text,
+        });
+    }
+    // Escapes, a key twice, not an object: serde_json decides, and says what is wrong.
     let h: Head = serde_json::from_str(text).map_err(|e| {
         if text.trim_start().starts_with('{') {
             RecordError::NotJson(e.to_string())
