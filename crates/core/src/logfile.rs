@@ -5,7 +5,9 @@
 //! comes: memory holds one chunk and one record, whatever the file inflates to. Each record is
 //! handed out as borrowed text with its source and name: most records match no detection,
 //! and building a JSON tree (most of the cost) is left to those that do
-//! ([`LogRecord::record`]).
+//! ([`LogRecord::record`]). A record that lies whole in a chunk is walked once, in place
+//! ([`crate::record_head::walk`]); one across chunks, or anything unusual, goes byte by byte
+//! into a buffer, and serde_json reads its source and name.
 //!
 //! A file is hostile until proven otherwise: past [`Limits::max_inflated`] it is oversized
 //! (a gzip bomb) and not hashed; a record over [`Limits::max_record`] is skipped and
@@ -327,6 +329,15 @@ impl<'s> Splitter<'s> {
             }
             let b = chunk[i];
             let here = self.offset + i as u64;
+            if self.at == At::Element
+                && b == b'{'
+                && let Some(len) = self.walk_record(&chunk[i..], each)
+            {
+                // Walked in place: the whole record was in this chunk.
+                self.at = At::AfterElement;
+                i += len;
+                continue;
+            }
             match self.at {
                 At::KeyText { escape } => {
                     if escape {
@@ -490,13 +501,57 @@ impl<'s> Splitter<'s> {
         self.record.extend_from_slice(bytes);
     }
 
-    fn emit(&mut self, each: &mut impl FnMut(Result<LogRecord<'_>, RecordFault>)) {
+    /// The common case in one pass: a record that lies whole in `rest` (from its opening
+    /// brace) and reads plainly is walked in place, handed out without a copy, and its
+    /// length returned. `None` leaves it to the byte-by-byte path (a record across chunks, an
+    /// escape in its source or name, anything unusual, over the size cap).
+    fn walk_record(
+        &mut self,
+        rest: &[u8],
+        each: &mut impl FnMut(Result<LogRecord<'_>, RecordFault>),
+    ) -> Option<usize> {
+        let walked = crate::record_head::walk(rest)?;
+        if walked.len > self.limits.max_record {
+            return None;
+        }
+        let Some(position) = self.next_position() else {
+            return Some(walked.len);
+        };
+        self.records += 1;
+        let record = std::str::from_utf8(&rest[..walked.len])
+            .map_err(|e| RecordError::NotJson(e.to_string()))
+            .and_then(|text| {
+                // Both ranges lie between quotes: character boundaries.
+                let field = |r: std::ops::Range<usize>| {
+                    text.get(r)
+                        .map(Cow::Borrowed)
+                        .ok_or(RecordError::NotAnObject)
+                };
+                Ok(LogRecord {
+                    event_source: field(walked.source.clone())?,
+                    event_name: field(walked.name.clone())?,
+                    text,
+                })
+            });
+        each(record.map_err(|e| (position, e)));
+        Some(walked.len)
+    }
+
+    /// The next record's position, or `None` past the count cap (counted, not handed out).
+    fn next_position(&mut self) -> Option<u64> {
         let position = self.position;
         self.position += 1;
         if self.position > self.limits.max_records {
             self.too_many = true;
-            return;
+            return None;
         }
+        Some(position)
+    }
+
+    fn emit(&mut self, each: &mut impl FnMut(Result<LogRecord<'_>, RecordFault>)) {
+        let Some(position) = self.next_position() else {
+            return;
+        };
         if self.record_too_large {
             self.too_large += 1;
             each(Err((

@@ -1,19 +1,40 @@
 //! A record's `eventSource` and `eventName`, read from its text without building anything.
 //! Most records of a log file match no detection, and these two fields are all that decides
-//! it, so this walk is what every record costs.
+//! it, so this walk is what every record costs: the log file splitter walks each record in
+//! place with it, once, finding its end and the two fields together.
 //!
-//! The walk goes through the top-level keys, jumps over strings with memchr and over nested
-//! values by depth. Whatever it cannot read plainly gives `None`: escapes in a key or in
-//! those two values, either key twice, a value of another type, anything but an object of
-//! key-value pairs. The caller then parses the record with serde_json, whose error names
-//! what is wrong. Nested values are not validated here: a record a detection looks at is
-//! parsed whole later, and a broken one is reported then.
+//! The walk goes through the top-level keys, passes over strings eight bytes at a time and
+//! over nested values by depth. Whatever it cannot read plainly gives `None`: escapes in a
+//! key or in those two values, either key twice, a value of another type, a token that is no
+//! JSON literal or number, anything but an object of key-value pairs. The caller then takes
+//! the slow path (serde_json), whose error names what is wrong. Nested values are not
+//! validated here: a record a detection looks at is parsed whole later, and a broken one is
+//! reported then.
 
-use memchr::memchr2;
+use std::ops::Range;
+
+/// A record walked to its end: its length (from the start of the text given, spaces
+/// included) and where its `eventSource` and `eventName` values are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walked {
+    pub len: usize,
+    pub source: Range<usize>,
+    pub name: Range<usize>,
+}
 
 /// `(eventSource, eventName)` of a record, or `None` for the full parser to decide.
 pub fn source_and_name(text: &str) -> Option<(&str, &str)> {
-    let b = text.as_bytes();
+    let w = walk(text.as_bytes())?;
+    if spaces(text.as_bytes(), w.len) != text.len() {
+        return None;
+    }
+    // Both ranges lie between quotes: character boundaries.
+    Some((text.get(w.source)?, text.get(w.name)?))
+}
+
+/// Walks the object at the start of `b` to its closing brace; what follows is not looked
+/// at, so a log file's splitter can walk a record in place.
+pub fn walk(b: &[u8]) -> Option<Walked> {
     let mut i = spaces(b, 0);
     if *b.get(i)? != b'{' {
         return None;
@@ -21,36 +42,43 @@ pub fn source_and_name(text: &str) -> Option<(&str, &str)> {
     i = spaces(b, i + 1);
     let (mut source, mut name) = (None, None);
     loop {
-        let (key, next) = plain_string(text, i)?;
-        i = spaces(b, next);
+        let key = plain_string(b, i)?;
+        i = spaces(b, key.end + 1);
         if *b.get(i)? != b':' {
             return None;
         }
         i = spaces(b, i + 1);
-        let slot = match key {
-            "eventSource" => Some(&mut source),
-            "eventName" => Some(&mut name),
+        let slot = match &b[key] {
+            b"eventSource" => Some(&mut source),
+            b"eventName" => Some(&mut name),
             _ => None,
         };
         match slot {
             // Twice: which one counts is the full parser's call (it refuses the record).
             Some(Some(_)) => return None,
             Some(slot) => {
-                let (value, next) = plain_string(text, i)?;
+                let value = plain_string(b, i)?;
+                i = value.end + 1;
                 *slot = Some(value);
-                i = next;
             }
             None => i = skip_value(b, i)?,
         }
         i = spaces(b, i);
         match *b.get(i)? {
             b',' => i = spaces(b, i + 1),
-            b'}' if spaces(b, i + 1) == b.len() => return Some((source?, name?)),
+            b'}' => {
+                return Some(Walked {
+                    len: i + 1,
+                    source: source?,
+                    name: name?,
+                });
+            }
             _ => return None,
         }
     }
 }
 
+#[inline]
 fn spaces(b: &[u8], mut i: usize) -> usize {
     while b
         .get(i)
@@ -61,25 +89,50 @@ fn spaces(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The string at `i` when it has no escape: its text and the index after its closing quote.
-fn plain_string(text: &str, i: usize) -> Option<(&str, usize)> {
-    let b = text.as_bytes();
+/// The first quote or backslash in `b`. Eight bytes at a time: CloudTrail's strings are
+/// short, and memchr's setup costs more than it saves on them.
+#[inline]
+fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero exactly where the lowest set high bit of this mask is; bits
+    // above the first zero byte may be false, but only the first is used.
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut i = 0;
+    while let Some(word) = b.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+        let w = u64::from_le_bytes(*word);
+        let found =
+            zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| i + p)
+}
+
+/// The text of the string at `i` when it has no escape (its closing quote is at `end`).
+#[inline]
+fn plain_string(b: &[u8], i: usize) -> Option<Range<usize>> {
     if *b.get(i)? != b'"' {
         return None;
     }
-    let len = memchr2(b'"', b'\\', &b[i + 1..])?;
+    let len = quote_or_backslash(b.get(i + 1..)?)?;
     if b[i + 1 + len] == b'\\' {
         return None;
     }
-    // Both ends are at a quote: character boundaries.
-    Some((text.get(i + 1..i + 1 + len)?, i + len + 2))
+    Some(i + 1..i + 1 + len)
 }
 
 /// The index after the string at `i` (escapes passed over).
+#[inline]
 fn skip_string(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     loop {
-        j += memchr2(b'"', b'\\', b.get(j..)?)?;
+        j += quote_or_backslash(b.get(j..)?)?;
         if b[j] == b'"' {
             return Some(j + 1);
         }
@@ -176,5 +229,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn walks_a_record_in_place_and_stops_at_its_end() {
+        let text = br#"{"eventSource":"s","eventName":"n","x":[{"y":"}"}]} ,{"next":1}"#;
+        let w = walk(text).unwrap();
+        assert_eq!(
+            &text[..w.len],
+            br#"{"eventSource":"s","eventName":"n","x":[{"y":"}"}]}"#
+        );
+        assert_eq!(
+            (&text[w.source.clone()], &text[w.name.clone()]),
+            (&b"s"[..], &b"n"[..])
+        );
+        // Cut anywhere before its end, it is not walked: the splitter takes it byte by byte.
+        for cut in 0..w.len {
+            assert_eq!(walk(&text[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn finds_the_first_quote_or_backslash_at_any_offset() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut b = vec![b'a'; len];
+                let expected = (at < len).then(|| {
+                    b[at] = if at % 2 == 0 { b'"' } else { b'\\' };
+                    at
+                });
+                if let Some(at) = expected {
+                    // A later match does not hide the first.
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                }
+                assert_eq!(quote_or_backslash(&b), expected, "len {len}, at {at}");
+            }
+        }
+        // Bytes that differ from a quote by one bit, and high bytes, are no match.
+        assert_eq!(
+            quote_or_backslash("#!\u{e9}\u{a2}cb]\x7f\x00\x21\x23".as_bytes()),
+            None
+        );
     }
 }
