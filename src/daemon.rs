@@ -74,7 +74,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         state = %config.daemon.state_dir.display(),
         regions = ?config.daemon.aws.regions,
         policies = config.policies.policies.len(),
-        detections = config.detections.detections.len(),
+        detections = config.detections.detections().len(),
         "trailwarden {} started",
         env!("CARGO_PKG_VERSION")
     );

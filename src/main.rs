@@ -44,7 +44,7 @@ fn main() -> ExitCode {
                 path.display(),
                 config.policies.policies.len(),
                 config.policies_path.display(),
-                config.detections.detections.len(),
+                config.detections.detections().len(),
                 sigma.rules.len()
             );
             // The daemon loads the other rules: these are warnings, not a refusal.
@@ -177,7 +177,7 @@ fn hunt(cli: Cli) -> ExitCode {
             p.reason
         );
     }
-    if set.detections.is_empty() && set.sigma.rules.is_empty() {
+    if set.is_empty() {
         eprintln!("trailwarden hunt: nothing to hunt with: give --config, --detections or --sigma");
         return ExitCode::from(2);
     }

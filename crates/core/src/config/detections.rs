@@ -21,7 +21,7 @@ use super::condition::{Condition, RecordPaths};
 use super::policies::Severity;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 /// One detection.
@@ -117,9 +117,12 @@ impl<'de> Deserialize<'de> for EventNames {
 /// A whole detection file. Disabled entries are dropped at load.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DetectionSet {
-    pub detections: Vec<Detection>,
+    /// Private: the index below is built from it, and must not go stale.
+    detections: Vec<Detection>,
     /// Sigma rules from the files the main configuration lists (`sigma:`).
     pub sigma: super::sigma::SigmaRules,
+    /// eventName → the sources some detection names it with. Every log file record asks.
+    wanted: HashMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -131,15 +134,11 @@ struct DetectionFile {
 impl<'de> Deserialize<'de> for DetectionSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let file = DetectionFile::deserialize(d)?;
-        Ok(DetectionSet {
-            sigma: Default::default(),
-            detections: file
-                .detections
-                .0
-                .into_iter()
-                .filter(|d| d.enabled)
-                .collect(),
-        })
+        let mut set = DetectionSet::default();
+        for d in file.detections.0.into_iter().filter(|d| d.enabled) {
+            set.push(d);
+        }
+        Ok(set)
     }
 }
 
@@ -188,9 +187,30 @@ impl DetectionSet {
                     d.id.0
                 ));
             }
-            self.detections.push(d);
+            self.push(d);
         }
         Ok(())
+    }
+
+    pub fn detections(&self) -> &[Detection] {
+        &self.detections
+    }
+
+    /// Whether some detection looks at records of this source and name.
+    pub fn wants(&self, source: &str, name: &str) -> bool {
+        self.wanted
+            .get(name)
+            .is_some_and(|sources| sources.iter().any(|s| s == source))
+    }
+
+    fn push(&mut self, d: Detection) {
+        for name in &d.events.0 {
+            let sources = self.wanted.entry(name.clone()).or_default();
+            if !sources.contains(&d.source) {
+                sources.push(d.source.clone());
+            }
+        }
+        self.detections.push(d);
     }
 }
 

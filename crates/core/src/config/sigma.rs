@@ -143,9 +143,18 @@ impl SigmaRules {
         if self.rules.is_empty() {
             return false;
         }
-        match &self.names {
-            None => true,
-            Some(names) => names.contains(event_name.to_lowercase().as_str()),
+        let Some(names) = &self.names else {
+            return true;
+        };
+        // Every record asks: event names are short ASCII, lowercased without allocating.
+        let mut buffer = [0u8; 64];
+        match buffer.get_mut(..event_name.len()) {
+            Some(lower) if event_name.is_ascii() => {
+                lower.copy_from_slice(event_name.as_bytes());
+                lower.make_ascii_lowercase();
+                std::str::from_utf8(lower).is_ok_and(|l| names.contains(l))
+            }
+            _ => names.contains(event_name.to_lowercase().as_str()),
         }
     }
 

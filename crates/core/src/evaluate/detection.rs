@@ -159,11 +159,7 @@ impl Document for RecordDocument<'_> {
 /// Whether some detection looks at records of this source and name: the others need not
 /// be parsed at all.
 pub fn wants(detections: &DetectionSet, source: &str, name: &str) -> bool {
-    detections.sigma.may_match(name)
-        || detections
-            .detections
-            .iter()
-            .any(|d| d.source == source && d.events.0.iter().any(|e| e == name))
+    detections.wants(source, name) || detections.sigma.may_match(name)
 }
 
 /// Every detection `record` matches.
@@ -179,7 +175,7 @@ pub fn detect(
         Outcome::Success
     };
     let candidates: Vec<&Detection> = detections
-        .detections
+        .detections()
         .iter()
         .filter(|d| d.source == record.event_source && d.events.0.contains(&record.event_name))
         .filter(|d| match d.outcome {
