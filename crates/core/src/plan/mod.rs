@@ -8,6 +8,7 @@ pub mod claims;
 pub mod digest_folder;
 pub mod log_folder;
 pub mod retry;
+pub mod shards;
 
 #[cfg(test)]
 mod replay;
