@@ -97,14 +97,7 @@ fn validate_logs(cli: Cli) -> ExitCode {
         },
         None => trailwarden::config::AwsSettings::default(),
     };
-    if let Some(r) = region.or_else(|| {
-        config
-            .is_none()
-            .then(|| std::env::var("AWS_REGION").ok())
-            .flatten()
-    }) {
-        settings.regions = vec![r];
-    }
+    choose_region(&mut settings, region, config.is_none());
     init_logging(cli.log_format, "warn");
     let args = trailwarden::validate_logs::Args {
         trail,
@@ -181,14 +174,7 @@ fn hunt(cli: Cli) -> ExitCode {
         eprintln!("trailwarden hunt: nothing to hunt with: give --config, --detections or --sigma");
         return ExitCode::from(2);
     }
-    if let Some(r) = region.or_else(|| {
-        config
-            .is_none()
-            .then(|| std::env::var("AWS_REGION").ok())
-            .flatten()
-    }) {
-        settings.regions = vec![r];
-    }
+    choose_region(&mut settings, region, config.is_none());
     let args = trailwarden::hunt::Args {
         paths,
         range: trailwarden::evaluate::hunt::Range {
@@ -202,6 +188,23 @@ fn hunt(cli: Cli) -> ExitCode {
     };
     let code = runtime().block_on(trailwarden::hunt::command(&settings, &caps, set, args));
     ExitCode::from(code as u8)
+}
+
+/// `--region` wins; without a configuration, `AWS_REGION` picks the region a trail is
+/// looked up in (with one, its first region does).
+fn choose_region(
+    settings: &mut trailwarden::config::AwsSettings,
+    region: Option<String>,
+    without_config: bool,
+) {
+    let from_env = || {
+        without_config
+            .then(|| std::env::var("AWS_REGION").ok())
+            .flatten()
+    };
+    if let Some(r) = region.or_else(from_env) {
+        settings.regions = vec![r];
+    }
 }
 
 fn report(path: &Path, errors: &[ConfigError]) {
