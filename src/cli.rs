@@ -2,6 +2,8 @@
 //! shell completions from it, so the three cannot disagree.
 
 use crate::check::Format;
+use crate::config::ShardSettings;
+use crate::config::shard::ShardOrdinal;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -39,6 +41,8 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, env = "TRAILWARDEN_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
     /// Collect and evaluate once, print the findings, and exit: 0 when every policy passes,
     /// 1 when a policy fails, 2 when a policy is error or pending or the config is bad.
@@ -49,6 +53,8 @@ pub enum Command {
         /// text for people, json for tools (adds each trail's document for custom policies).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
     /// Check the configuration and policy files without calling AWS: exit 0 when valid,
     /// 2 with every problem listed as file:line:column otherwise.
@@ -126,4 +132,30 @@ pub enum Command {
         #[arg(long)]
         sigma: Vec<PathBuf>,
     },
+}
+
+/// This replica's part of the accounts when several replicas split them; over the
+/// configuration's `shard` section.
+#[derive(clap::Args, Clone, Copy)]
+pub struct ShardArgs {
+    /// This replica's shard: 0 to the total - 1, or `hostname` for a StatefulSet pod's
+    /// ordinal (`trailwarden-2` is 2).
+    #[arg(long, env = "TRAILWARDEN_SHARD", requires = "total_shards", value_parser = parse_ordinal)]
+    pub shard: Option<ShardOrdinal>,
+    /// How many shards split the accounts; the same on every replica.
+    #[arg(long, env = "TRAILWARDEN_TOTAL_SHARDS", requires = "shard", value_parser = clap::value_parser!(u32).range(1..))]
+    pub total_shards: Option<u32>,
+}
+
+impl ShardArgs {
+    pub fn settings(&self) -> Option<ShardSettings> {
+        Some(ShardSettings {
+            ordinal: self.shard?,
+            total: self.total_shards?,
+        })
+    }
+}
+
+fn parse_ordinal(text: &str) -> Result<ShardOrdinal, String> {
+    <ShardOrdinal as crate::config::yaml::ParseScalar>::parse(text)
 }

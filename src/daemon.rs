@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     metrics.set_families(&config.daemon.metrics);
     metrics.config_reload_success.set(1);
     metrics.config_reload_timestamp.set(started_at.timestamp());
+    metrics.publish_shard(config.shard);
     let aws = Aws::connect(&config.daemon.aws, metrics.aws_api_calls.clone()).await;
     let store = Store::new(StateStore::open(&config.daemon.state_dir)?);
     let setup = Setup {
@@ -48,6 +49,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         bucket: config.daemon.bucket.clone(),
         body_timeout: config.daemon.aws.operation_timeout.0,
         store,
+        shard: config.shard,
     };
     let published = Arc::new(Published {
         metrics,
@@ -75,6 +77,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         regions = ?config.daemon.aws.regions,
         policies = config.policies.policies.len(),
         detections = config.detections.detections().len(),
+        shard = config.shard.ordinal,
+        total_shards = config.shard.total,
         "trailwarden {} started",
         env!("CARGO_PKG_VERSION")
     );
@@ -186,7 +190,8 @@ async fn shutdown_signal() {
 /// SIGHUP re-reads the configuration. Policies take effect at once; a bad file keeps the old
 /// configuration running, and says so in the log and in
 /// `trailwarden_config_last_reload_successful`. The accounts to watch and their role are
-/// rediscovered at once. Listen address, regions, endpoint and schedules need a restart.
+/// rediscovered at once. Listen address, regions, endpoint, schedules and the shard need a
+/// restart.
 async fn reload_on_sighup(
     path: PathBuf,
     mut current: Config,
@@ -212,9 +217,10 @@ async fn reload_on_sighup(
                         || d.0.schedule.events != d.1.schedule.events
                         || d.0.schedule.bucket != d.1.schedule.bucket
                         || d.0.state_dir != d.1.state_dir
+                        || d.0.shard != d.1.shard
                     {
                         tracing::warn!(
-                            "reload: listen, state_dir, regions, endpoint and schedules change only on restart"
+                            "reload: listen, state_dir, regions, endpoint, schedules and shard change only on restart"
                         );
                     }
                     if d.0.accounts != d.1.accounts

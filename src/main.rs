@@ -15,19 +15,27 @@ fn main() -> ExitCode {
         _ => {}
     }
     let (path, default_level) = match &cli.command {
-        Command::Run { config } => (config.clone(), "info"),
+        Command::Run { config, .. } => (config.clone(), "info"),
         Command::Check { config, .. } | Command::ValidateConfig { config } => {
             (config.clone(), "warn")
         }
         Command::ValidateLogs { .. } | Command::Hunt { .. } => unreachable!("handled above"),
     };
-    let config = match Config::load(&path) {
+    let mut config = match Config::load(&path) {
         Ok(c) => c,
         Err(errors) => {
             report(&path, &errors);
             return ExitCode::from(2);
         }
     };
+    // Only the commands that watch resolve the shard: validate-config runs where the
+    // hostname is not the pod's.
+    if let Command::Run { shard, .. } | Command::Check { shard, .. } = &cli.command
+        && let Err(e) = config.set_shard(shard.settings(), hostname)
+    {
+        report(&path, &[e]);
+        return ExitCode::from(2);
+    }
     init_logging(
         cli.log_format,
         config
@@ -241,4 +249,13 @@ fn init_logging(format: LogFormat, level: &str) {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// The machine's name: a Kubernetes pod's is its name (`HOSTNAME`), else the kernel's.
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }

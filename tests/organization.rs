@@ -36,60 +36,31 @@ struct World {
     dir: tempfile::TempDir,
 }
 
-/// A member entered as an administrator would, with the audit role made in it.
-async fn with_role(org: &Organization, id: &str) -> support::Account {
-    let member = org.enter(id).await;
-    org.create_audit_role(&member);
-    member
-}
-
-/// The organization trail, in the management account, writing to the log archive's bucket
-/// with its key, logging. Returns its ARN.
-async fn start_org_trail(org: &Organization, log_archive: &Lab) -> String {
-    let ct = aws_sdk_cloudtrail::Client::new(&org.sdk);
-    let arn = ct
-        .create_trail()
-        .name("org")
-        .s3_bucket_name(&log_archive.bucket)
-        .kms_key_id(&log_archive.key_arn)
-        .is_organization_trail(true)
-        .is_multi_region_trail(true)
-        .include_global_service_events(true)
-        .enable_log_file_validation(true)
-        .send()
-        .await
-        .expect("CreateTrail")
-        .trail_arn()
-        .unwrap()
-        .to_string();
-    ct.start_logging().name(&arn).send().await.unwrap();
-    arn
-}
-
 impl World {
     async fn build() -> World {
         let org = Organization::create(trailsim()).await;
         let unit = org.add_unit("Workloads").await;
         let archive_id = org.add_account("log-archive", None).await;
         let log_archive =
-            Lab::build_in(with_role(&org, &archive_id).await, Options::default()).await;
+            Lab::build_in(org.enter_with_role(&archive_id).await, Options::default()).await;
         let stopped_id = org.add_account("stopped", Some(&unit)).await;
-        let stopped = Lab::build_in(with_role(&org, &stopped_id).await, Options::default()).await;
+        let stopped =
+            Lab::build_in(org.enter_with_role(&stopped_id).await, Options::default()).await;
         stopped.stop_logging().await;
         let roleless = org.add_account("no-role", Some(&unit)).await;
         let suspended = org.add_account("closed", None).await;
-        with_role(&org, &suspended).await;
+        org.enter_with_role(&suspended).await;
         org.close(&suspended).await;
         let mut members = vec![archive_id, stopped_id];
         for n in 0..18 {
             let unit = (n % 2 == 0).then_some(unit.as_str());
             let id = org.add_account(&format!("member-{n}"), unit).await;
-            with_role(&org, &id).await;
+            org.enter_with_role(&id).await;
             members.push(id);
         }
         members.sort();
 
-        let org_trail_arn = start_org_trail(&org, &log_archive).await;
+        let org_trail_arn = org.start_trail_into(&log_archive).await;
         World {
             org,
             org_trail_arn,
@@ -503,12 +474,13 @@ fn hunt_finds_every_member(log_archive: &Lab, trail_arn: &str, members: &[&str])
 async fn every_member_folder_and_every_event_history_from_one_deployment() {
     let org = Organization::create(trailsim()).await;
     let archive_id = org.add_account("log-archive", None).await;
-    let log_archive = Lab::build_in(with_role(&org, &archive_id).await, Options::default()).await;
+    let log_archive =
+        Lab::build_in(org.enter_with_role(&archive_id).await, Options::default()).await;
     let own_id = org.add_account("with-own-trail", None).await;
-    let with_own = Lab::build_in(with_role(&org, &own_id).await, Options::default()).await;
+    let with_own = Lab::build_in(org.enter_with_role(&own_id).await, Options::default()).await;
     let plain = org.add_account("plain", None).await;
-    let plain_account = with_role(&org, &plain).await;
-    let org_trail_arn = start_org_trail(&org, &log_archive).await;
+    let plain_account = org.enter_with_role(&plain).await;
+    let org_trail_arn = org.start_trail_into(&log_archive).await;
     // A call in every account while the organization trail logs: one delivery puts a log
     // file in each member's folder, and the digest run signs them.
     for account in [

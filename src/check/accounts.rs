@@ -9,7 +9,9 @@ use crate::collect::{account, aws::Aws, organization};
 use crate::config::{AccountSettings, Config};
 use crate::evaluate::Finding;
 use crate::evaluate::accounts::{evaluate_accounts, unreachable};
-use crate::plan::accounts::{OrgAccount, Roster, memberships, next_roster};
+use crate::plan::accounts::{
+    OrgAccount, Roster, memberships, next_roster, on_shard, owners_elsewhere,
+};
 use crate::publish::metrics::Metrics;
 use crate::publish::status;
 use chrono::Utc;
@@ -35,13 +37,26 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         &Roster::default(),
         now,
     );
-    let reach = reach_all(&own, settings, &roster, &[]).await;
+    let shard = config.shard;
+    let mine = on_shard(&roster, shard);
+    let reach = reach_all(&own, settings, &mine, &[]).await;
+    // Clients that read buckets: this shard's accounts', and bucket owners watched elsewhere.
+    let mut readers = reach.clone();
+    readers.extend(
+        reach_all(
+            &own,
+            settings,
+            &owners_elsewhere(settings, &roster, shard),
+            &[],
+        )
+        .await,
+    );
     let regions = &config.daemon.aws.regions;
     let trails = trails_of_all(&reach, regions, settings.concurrency).await;
     let PostureOfAll {
         postures,
         bucket_readers,
-    } = posture_of_all(&reach, regions, settings, &trails).await;
+    } = posture_of_all(&readers, regions, settings, &trails, shard).await;
     let mut accounts = snapshots(&trails, &postures, regions, &memberships(settings, &roster));
     if config
         .policies
@@ -49,10 +64,11 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         .iter()
         .any(|p| reads_bucket(&p.check))
     {
-        let reads: BTreeMap<String, BucketRead> = bucket_reads(&reach, &trails, &bucket_readers)
-            .into_iter()
-            .map(|r| (r.state.trail.arn.clone(), r))
-            .collect();
+        let reads: BTreeMap<String, BucketRead> =
+            bucket_reads(&readers, &trails, &bucket_readers, shard)
+                .into_iter()
+                .map(|r| (r.state.trail.arn.clone(), r))
+                .collect();
         for a in &mut accounts {
             let Ok(snapshot) = &a.snapshot else { continue };
             let here = a.account.as_str();
@@ -66,15 +82,16 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
             }
         }
     }
-    let findings = evaluate_accounts(&config.policies, &accounts, now);
+    let findings = evaluate_accounts(&config.policies, &accounts, now, shard);
     let failed = unreachable(&accounts);
     match format {
-        Format::Text => print!("{}", render_text(&findings, &roster, &failed)),
+        Format::Text => print!("{}", render_text(&findings, &mine, &failed)),
         Format::Json => {
             let out = json!({
                 "evaluated_at": now,
                 "account": own_id,
-                "accounts": status::accounts_json(&roster, &failed),
+                "accounts": status::accounts_json(&mine, &failed),
+                "shard": {"ordinal": shard.ordinal, "total": shard.total},
                 "findings": status::finding_entries(&findings, None),
             });
             println!(
@@ -97,6 +114,12 @@ fn render_text(findings: &[Finding], roster: &Roster, failed: &BTreeMap<&str, &s
         roster.retired.len(),
         findings.len()
     );
+    if !roster.elsewhere.is_empty() {
+        out.push_str(&format!(
+            "{} more account(s) are watched by the other shards\n",
+            roster.elsewhere.len()
+        ));
+    }
     if let Some(e) = &roster.discovery_error {
         out.push_str(&format!("discovery failed: {e}\n"));
     }

@@ -14,6 +14,7 @@ use super::{account, bucket, key, recorder, trails};
 use crate::config::AccountSettings;
 use crate::evaluate::accounts::{AccountSnapshot, judges};
 use crate::plan::accounts::{Member, Roster};
+use crate::plan::shards::Shard;
 use crate::posture::{Fetched, Membership, Posture, Trail, TrailState, Unavailable, arn_account};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -162,6 +163,7 @@ pub async fn posture_of_all(
     regions: &[String],
     settings: &AccountSettings,
     trails: &BTreeMap<String, Fetched<TrailsResult>>,
+    shard: Shard,
 ) -> PostureOfAll {
     let concurrency = settings.concurrency;
     let reachable: Vec<Reach> = reach
@@ -200,12 +202,10 @@ pub async fn posture_of_all(
         .iter()
         .map(|r| (r.member.account.id.as_str(), r))
         .collect();
-    let judge = judges(&snapshots(
-        trails,
-        &BTreeMap::new(),
-        regions,
-        &BTreeMap::new(),
-    ));
+    let judge = judges(
+        &snapshots(trails, &BTreeMap::new(), regions, &BTreeMap::new()),
+        shard,
+    );
     let mut postures = BTreeMap::new();
     let mut bucket_readers = BTreeMap::new();
     for (account, mut posture, _) in own_parts.iter().cloned() {
@@ -214,7 +214,7 @@ pub async fn posture_of_all(
                 trails: Ok(states), ..
             })) => states
                 .iter()
-                .filter(|s| judge.get(&s.trail.arn) == Some(&account))
+                .filter(|s| judge.of(&s.trail.arn) == Some(account.as_str()))
                 .map(|s| &s.trail)
                 .collect(),
             _ => Vec::new(),
@@ -275,8 +275,12 @@ pub fn bucket_reads(
     reach: &[Reach],
     trails: &BTreeMap<String, Fetched<TrailsResult>>,
     bucket_readers: &BTreeMap<String, String>,
+    shard: Shard,
 ) -> Vec<BucketRead> {
-    let judge = judges(&snapshots(trails, &BTreeMap::new(), &[], &BTreeMap::new()));
+    let judge = judges(
+        &snapshots(trails, &BTreeMap::new(), &[], &BTreeMap::new()),
+        shard,
+    );
     let clients: BTreeMap<&str, &Arc<Aws>> = reach
         .iter()
         .map(|r| (r.member.account.id.as_str(), &r.aws))
@@ -293,7 +297,7 @@ pub fn bucket_reads(
             let Some(bucket) = &state.trail.s3_bucket_name else {
                 continue;
             };
-            if judge.get(&state.trail.arn) != Some(account) {
+            if judge.of(&state.trail.arn) != Some(account.as_str()) {
                 continue;
             }
             let owner = bucket_readers

@@ -27,6 +27,15 @@ impl Metrics {
         self.accounts
             .with_label_values(&["retired"])
             .set(roster.retired.len() as i64);
+        self.accounts
+            .with_label_values(&["other_shards"])
+            .set(roster.elsewhere.len() as i64);
+    }
+
+    /// `trailwarden_shard_ordinal` and `trailwarden_total_shards`: 0 of 1 for one replica.
+    pub fn publish_shard(&self, shard: crate::plan::shards::Shard) {
+        self.shard_ordinal.set(i64::from(shard.ordinal));
+        self.total_shards.set(i64::from(shard.total));
     }
 
     /// `trailwarden_account_up` from a trail poll over every account.

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub account_up: IntGaugeVec,
     pub account_info: IntGaugeVec,
     pub accounts: IntGaugeVec,
+    pub shard_ordinal: IntGauge,
+    pub total_shards: IntGauge,
     /// Which families `/metrics` serves (`metrics.allow`, `metrics.deny`).
     families: parking_lot::RwLock<FamilyFilter>,
     /// Label sets published last time, by family, to remove the ones that vanish.
@@ -301,8 +303,18 @@ impl Metrics {
             accounts: gauge_vec(
                 &r,
                 "trailwarden_accounts",
-                "Accounts by state: watched, retired (suspended, closed or gone; kept in /status for 90 days).",
+                "Accounts by state: watched (by this shard), other_shards (in scope, watched by another shard), retired (suspended, closed or gone; kept in /status for 90 days).",
                 &["state"],
+            ),
+            shard_ordinal: gauge(
+                &r,
+                "trailwarden_shard_ordinal",
+                "This replica's shard, 0 to trailwarden_total_shards - 1 (two replicas of one shard both say it).",
+            ),
+            total_shards: gauge(
+                &r,
+                "trailwarden_total_shards",
+                "How many shards split the accounts, as this replica was told; every replica should say the same.",
             ),
             registry: r,
             families: parking_lot::RwLock::new(FamilyFilter::default()),
@@ -322,6 +334,7 @@ impl Metrics {
         for source in ["event_history", "bucket"] {
             self.event_claims.with_label_values(&[source]);
         }
+        self.total_shards.set(1);
         self
     }
 

@@ -180,6 +180,7 @@ pub fn accounts_json(roster: &Roster, unreachable: &BTreeMap<&str, &str>) -> ser
     json!({
         "watched": watched,
         "retired": retired,
+        "on_other_shards": roster.elsewhere.len(),
         "discovered_at": roster.discovered_at,
         "discovery_error": roster.discovery_error,
     })

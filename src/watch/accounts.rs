@@ -21,7 +21,10 @@ use crate::config::AccountSettings;
 use crate::evaluate::Finding;
 use crate::evaluate::accounts::{AccountSnapshot, evaluate_accounts, share_evidence, unreachable};
 use crate::evaluate::detection::Watched;
-use crate::plan::accounts::{OrgAccount, Roster, memberships, next_roster};
+use crate::plan::accounts::{
+    OrgAccount, Roster, memberships, next_roster, on_shard, owners_elsewhere,
+};
+use crate::plan::shards::Shard;
 use crate::posture::{Fetched, Posture, Unavailable};
 use crate::publish::status::{self, TrailSummary};
 use chrono::Utc;
@@ -36,8 +39,15 @@ pub struct AccountsWatch {
     /// Replaced on SIGHUP (`Watch::set_accounts`).
     settings: RwLock<Arc<AccountSettings>>,
     own_id: Mutex<Option<String>>,
+    /// Every account in scope, whichever shard watches it: the next discovery starts from
+    /// it, and an organization trail's member folders are judged against it.
     roster: Mutex<Roster>,
+    shard: Shard,
+    /// The clients of this shard's accounts.
     reach: Mutex<Arc<Vec<Reach>>>,
+    /// The clients of configured bucket owners that another shard watches: they read the
+    /// buckets of trails judged here (an organization trail's, in a log archive account).
+    owners_elsewhere: Mutex<Arc<Vec<Reach>>>,
     trails: Mutex<Option<BTreeMap<String, Fetched<TrailsResult>>>>,
     postures: Mutex<Option<BTreeMap<String, Posture>>>,
     /// Which account's clients read each judged trail's bucket (from the posture poll).
@@ -45,12 +55,14 @@ pub struct AccountsWatch {
 }
 
 impl AccountsWatch {
-    pub fn new(settings: AccountSettings) -> AccountsWatch {
+    pub fn new(settings: AccountSettings, shard: Shard) -> AccountsWatch {
         AccountsWatch {
             settings: RwLock::new(Arc::new(settings)),
             own_id: Mutex::new(None),
             roster: Mutex::new(Roster::default()),
+            shard,
             reach: Mutex::new(Arc::new(Vec::new())),
+            owners_elsewhere: Mutex::new(Arc::new(Vec::new())),
             trails: Mutex::new(None),
             postures: Mutex::new(None),
             bucket_readers: Mutex::new(None),
@@ -92,8 +104,15 @@ impl AccountsWatch {
     pub(super) fn bucket_reads(&self) -> Option<Vec<BucketRead>> {
         let trails = self.trails.lock().clone()?;
         let readers = self.bucket_readers.lock().clone()?;
-        let reach = self.reach.lock().clone();
-        Some(bucket_reads(&reach, &trails, &readers))
+        Some(bucket_reads(&self.readers(), &trails, &readers, self.shard))
+    }
+
+    /// The clients that may read a bucket: this shard's accounts', and the bucket owners'
+    /// watched elsewhere.
+    fn readers(&self) -> Vec<Reach> {
+        let mut all = self.reach.lock().to_vec();
+        all.extend(self.owners_elsewhere.lock().iter().cloned());
+        all
     }
 }
 
@@ -143,6 +162,7 @@ impl Watch {
         let restart = refresh(&old) != refresh(new);
         if old.role != new.role {
             *a.reach.lock() = Arc::new(Vec::new());
+            *a.owners_elsewhere.lock() = Arc::new(Vec::new());
         }
         *a.settings.write() = Arc::new(new.clone());
         tracing::info!("accounts section reloaded: discovering again");
@@ -179,21 +199,30 @@ impl Watch {
             &previous,
             Utc::now(),
         );
-        let changed = !roster.watched.keys().eq(previous.watched.keys());
+        let mine = on_shard(&roster, a.shard);
+        let changed = !mine
+            .watched
+            .keys()
+            .eq(on_shard(&previous, a.shard).watched.keys());
         let kept = a.reach.lock().clone();
-        let reach = reach_all(&self.aws, &settings, &roster, &kept).await;
+        let reach = reach_all(&self.aws, &settings, &mine, &kept).await;
+        let kept = a.owners_elsewhere.lock().clone();
+        let owners = owners_elsewhere(&settings, &roster, a.shard);
+        let owners_reach = reach_all(&self.aws, &settings, &owners, &kept).await;
         for r in roster.retired.keys() {
             tracing::debug!(account = %r, "retired account");
         }
         if changed {
             tracing::info!(
-                watched = roster.watched.len(),
-                retired = roster.retired.len(),
+                watched = mine.watched.len(),
+                other_shards = mine.elsewhere.len(),
+                retired = mine.retired.len(),
                 "watched accounts changed"
             );
         }
-        self.published.metrics.publish_accounts(&roster);
+        self.published.metrics.publish_accounts(&mine);
         *a.reach.lock() = Arc::new(reach);
+        *a.owners_elsewhere.lock() = Arc::new(owners_reach);
         *a.roster.lock() = roster;
         (errors, changed)
     }
@@ -249,12 +278,12 @@ impl Watch {
             tracing::debug!("posture poll before the first trail poll: skipped");
             return Vec::new();
         };
-        let reach = a.reach.lock().clone();
         let all = Box::pin(posture_of_all(
-            &reach,
+            &a.readers(),
             &self.regions,
             &a.settings(),
             &trails,
+            a.shard,
         ))
         .await;
         let errors: Vec<Unavailable> = all.postures.values().flat_map(posture_errors).collect();
@@ -282,10 +311,10 @@ impl Watch {
             &memberships(&a.settings(), &roster),
         );
         if let Some(evidence) = &self.latest.lock().evidence {
-            share_evidence(&mut accounts, evidence);
+            share_evidence(&mut accounts, evidence, a.shard);
         }
         let policies = self.policies.read().clone();
-        let findings = evaluate_accounts(&policies, &accounts, now);
+        let findings = evaluate_accounts(&policies, &accounts, now, a.shard);
         let mut summaries: Vec<TrailSummary> = Vec::new();
         let mut listed = BTreeSet::new();
         for r in trails.values().flatten() {
@@ -298,7 +327,7 @@ impl Watch {
         Some(Evaluated {
             findings,
             trails: summaries,
-            accounts: status::accounts_json(&roster, &unreachable(&accounts)),
+            accounts: status::accounts_json(&on_shard(&roster, a.shard), &unreachable(&accounts)),
             own,
         })
     }

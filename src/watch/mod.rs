@@ -20,6 +20,7 @@ use crate::collect::objects::ReadLimits;
 use crate::collect::{self, TrailsResult, aws::Aws};
 use crate::config::{DetectionSet, EventHistorySettings, PolicySet};
 use crate::evaluate::{self, Finding, Status};
+use crate::plan::shards::Shard;
 use crate::posture::{Fetched, Posture, Snapshot, Trail, Unavailable};
 use crate::publish::health::Progress;
 use crate::publish::http::Published;
@@ -103,6 +104,8 @@ pub struct Setup {
     /// Bodies that stall this long are given up (the SDK's own timeout ends at the headers).
     pub body_timeout: std::time::Duration,
     pub store: Store,
+    /// This replica's part of the accounts.
+    pub shard: Shard,
 }
 
 impl Watch {
@@ -124,7 +127,9 @@ impl Watch {
         let read_limits = ReadLimits::new(b.max_object_size.0, b.read_memory.0, setup.body_timeout);
         Watch {
             aws: Arc::new(setup.aws),
-            accounts: setup.accounts.map(accounts::AccountsWatch::new),
+            accounts: setup
+                .accounts
+                .map(|a| accounts::AccountsWatch::new(a, setup.shard)),
             regions: setup.regions,
             policies: RwLock::new(Arc::new(setup.policies)),
             store: setup.store,

@@ -178,6 +178,7 @@ mod tests {
             bucket: Default::default(),
             body_timeout: std::time::Duration::from_secs(5),
             store: Store::new(StateStore::open(dir).unwrap()),
+            shard: crate::plan::shards::Shard::ALONE,
         };
         (Watch::new(setup, published.clone()), published)
     }

@@ -434,9 +434,19 @@ impl Lab {
 }
 
 pub fn check_with(account: &Account, config: &std::path::Path) -> (i32, serde_json::Value) {
+    check_with_args(account, config, &[])
+}
+
+/// `check --format json` with more arguments (`--shard 1 --total-shards 3`).
+pub fn check_with_args(
+    account: &Account,
+    config: &std::path::Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value) {
     let out = super::trailwarden(Some(account))
         .args(["check", "--format", "json", "--config"])
         .arg(config)
+        .args(extra)
         .output()
         .expect("run trailwarden check");
     let code = out.status.code().expect("exit code");

@@ -143,6 +143,8 @@ pub fn trailwarden(account: Option<&Account>) -> Command {
         "AWS_SESSION_TOKEN",
         "RUST_LOG",
         "TRAILWARDEN_CONFIG",
+        "TRAILWARDEN_SHARD",
+        "TRAILWARDEN_TOTAL_SHARDS",
     ] {
         cmd.env_remove(var);
     }
@@ -164,10 +166,22 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `trailwarden run` and waits for it to listen.
     pub fn start(account: &Account, config: &Path, port: u16, log: PathBuf) -> Daemon {
+        Daemon::start_with_env(account, config, port, log, &[])
+    }
+
+    /// `start` with more environment (`TRAILWARDEN_SHARD`, `HOSTNAME`).
+    pub fn start_with_env(
+        account: &Account,
+        config: &Path,
+        port: u16,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log_file = std::fs::File::create(&log).unwrap();
         let child = trailwarden(Some(account))
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()

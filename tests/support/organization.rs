@@ -2,7 +2,7 @@
 //! made with CreateAccount, the audit role in members, and accounts closed.
 
 use super::Account;
-use super::lab::{account_at, isolated_account_at, sdk_config};
+use super::lab::{Lab, account_at, isolated_account_at, sdk_config};
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::Credentials;
 
@@ -138,6 +138,36 @@ impl Organization {
                 &trust.to_string(),
             ],
         );
+    }
+
+    /// A member entered as an administrator would, with the audit role made in it.
+    pub async fn enter_with_role(&self, id: &str) -> Account {
+        let member = self.enter(id).await;
+        self.create_audit_role(&member);
+        member
+    }
+
+    /// The organization trail, in the management account, writing to the log archive's
+    /// bucket with its key, logging. Returns its ARN.
+    pub async fn start_trail_into(&self, log_archive: &Lab) -> String {
+        let ct = aws_sdk_cloudtrail::Client::new(&self.sdk);
+        let arn = ct
+            .create_trail()
+            .name("org")
+            .s3_bucket_name(&log_archive.bucket)
+            .kms_key_id(&log_archive.key_arn)
+            .is_organization_trail(true)
+            .is_multi_region_trail(true)
+            .include_global_service_events(true)
+            .enable_log_file_validation(true)
+            .send()
+            .await
+            .expect("CreateTrail")
+            .trail_arn()
+            .unwrap()
+            .to_string();
+        ct.start_logging().name(&arn).send().await.unwrap();
+        arn
     }
 
     /// CloseAccount: moto makes it SUSPENDED at once.

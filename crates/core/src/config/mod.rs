@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod condition;
 pub mod detections;
 pub mod policies;
+pub mod shard;
 pub mod sigma;
 mod sigma_names;
 pub mod yaml;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use accounts::AccountSettings;
 pub use detections::DetectionSet;
 pub use policies::{Check, Policy, PolicySet, Severity};
+pub use shard::ShardSettings;
 pub use yaml::{ByteSize, ConfigError, CronSchedule, HumanDuration};
 
 /// The main configuration file, as written.
@@ -36,6 +38,10 @@ pub struct DaemonFile {
     /// The accounts to watch (an organization, or a list); absent: the daemon's own account.
     #[serde(default)]
     pub accounts: Option<AccountSettings>,
+    /// This replica's part of the accounts when several split them; absent: all of them.
+    /// `--shard` and `--total-shards` override it.
+    #[serde(default)]
+    pub shard: Option<ShardSettings>,
     #[serde(default)]
     pub schedule: Schedule,
     /// The policy file, relative to this file.
@@ -455,6 +461,18 @@ impl yaml::ParseScalar for LogLevel {
 }
 yaml::scalar_deserialize!(LogLevel);
 
+/// Shards split the `accounts` section's accounts: with one account there is nothing to split.
+pub fn check_shard(shard: Option<&ShardSettings>, accounts: bool) -> Result<(), String> {
+    match shard {
+        Some(s) if s.total > 1 && !accounts => Err(format!(
+            "shard: {} shards split the accounts of the accounts section, and there is none: add it, or run one replica",
+            s.total
+        )),
+        Some(s) if s.total == 0 => Err("shard: total must be at least 1".into()),
+        _ => Ok(()),
+    }
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9847))
 }
@@ -498,9 +516,32 @@ pub struct Config {
     pub policies: PolicySet,
     pub detections_paths: Vec<PathBuf>,
     pub detections: DetectionSet,
+    /// This replica's shard: one alone until the command line or `shard` section resolves it
+    /// (`Config::set_shard`).
+    pub shard: crate::plan::shards::Shard,
 }
 
 impl Config {
+    /// Resolves this replica's shard: `given` (the command line) over the `shard` section,
+    /// the hostname asked for only when the ordinal is `hostname`.
+    pub fn set_shard(
+        &mut self,
+        given: Option<ShardSettings>,
+        hostname: impl FnOnce() -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if given.is_some() {
+            self.daemon.shard = given;
+        }
+        let path = self.path.clone();
+        let whole = |message: String| ConfigError::whole_file(&path, message);
+        check_shard(self.daemon.shard.as_ref(), self.daemon.accounts.is_some()).map_err(whole)?;
+        self.shard = match &self.daemon.shard {
+            Some(s) => s.resolve(hostname).map_err(whole)?,
+            None => crate::plan::shards::Shard::ALONE,
+        };
+        Ok(())
+    }
+
     /// Loads the main file, then the policy file it names. Each problem is located as
     /// `file:line:column`; the first problem of a file stops its parsing.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -514,6 +555,7 @@ impl Config {
                     .as_ref()
                     .map_or(Ok(()), AccountSettings::check)
             })
+            .and_then(|()| check_shard(daemon.shard.as_ref(), daemon.accounts.is_some()))
             .map_err(|message| {
                 vec![ConfigError {
                     file: path.to_path_buf(),
@@ -562,6 +604,7 @@ impl Config {
             policies,
             detections_paths,
             detections,
+            shard: crate::plan::shards::Shard::ALONE,
         })
     }
 }

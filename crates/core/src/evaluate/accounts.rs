@@ -10,6 +10,7 @@
 
 use super::{Finding, evaluate};
 use crate::config::{Check, PolicySet};
+use crate::plan::shards::Shard;
 use crate::posture::{Fetched, Snapshot, TrailEvidence, Unavailable};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -36,9 +37,34 @@ pub fn unreachable(accounts: &[AccountSnapshot]) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-/// For each trail ARN seen in any account: the account that judges it.
-pub fn judges(accounts: &[AccountSnapshot]) -> BTreeMap<String, String> {
-    let mut judge: BTreeMap<String, String> = BTreeMap::new();
+/// Which account judges each trail seen in any account, and which trails another shard
+/// judges.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Judges {
+    here: BTreeMap<String, String>,
+    elsewhere: std::collections::BTreeSet<String>,
+}
+
+impl Judges {
+    /// The account that judges `arn` on this shard; `None` for a trail judged on another
+    /// shard, or not a trail at all.
+    pub fn of(&self, arn: &str) -> Option<&str> {
+        self.here.get(arn).map(String::as_str)
+    }
+
+    /// Whether `arn` is a trail some account lists, judged here or not.
+    pub fn knows(&self, arn: &str) -> bool {
+        self.here.contains_key(arn) || self.elsewhere.contains(arn)
+    }
+}
+
+/// For each trail ARN seen in any account: the account that judges it. Over several shards
+/// each trail is judged on one: an organization trail on the shard of its bucket (where its
+/// member folders are read, once), any other trail on the shard of its own account, the only
+/// one that lists it.
+pub fn judges(accounts: &[AccountSnapshot], shard: Shard) -> Judges {
+    let mut judges = Judges::default();
+    let judge = &mut judges.here;
     let mut sorted: Vec<&AccountSnapshot> = accounts.iter().collect();
     sorted.sort_by(|a, b| a.account.cmp(&b.account));
     for a in sorted {
@@ -47,6 +73,14 @@ pub fn judges(accounts: &[AccountSnapshot]) -> BTreeMap<String, String> {
         };
         for s in states {
             let t = &s.trail;
+            let on_this_shard = match (&t.s3_bucket_name, t.is_organization_trail) {
+                (Some(bucket), true) => shard.owns_bucket(bucket),
+                _ => shard.owns_account(&t.account),
+            };
+            if !on_this_shard {
+                judges.elsewhere.insert(t.arn.clone());
+                continue;
+            }
             let owner_here = t.account == a.account;
             match judge.get(&t.arn) {
                 // The owner wins over a member that came first.
@@ -60,7 +94,7 @@ pub fn judges(accounts: &[AccountSnapshot]) -> BTreeMap<String, String> {
             }
         }
     }
-    judge
+    judges
 }
 
 /// The bucket poller's evidence, given to the accounts that judge each trail (the others
@@ -69,15 +103,16 @@ pub fn judges(accounts: &[AccountSnapshot]) -> BTreeMap<String, String> {
 pub fn share_evidence(
     accounts: &mut [AccountSnapshot],
     evidence: &BTreeMap<String, Fetched<TrailEvidence>>,
+    shard: Shard,
 ) {
-    let judge = judges(accounts);
+    let judge = judges(accounts, shard);
     for a in accounts.iter_mut() {
         let here = a.account.as_str();
         if let Ok(snapshot) = &mut a.snapshot {
             snapshot.evidence = Some(
                 evidence
                     .iter()
-                    .filter(|(arn, _)| judge.get(*arn).map(String::as_str) == Some(here))
+                    .filter(|(arn, _)| judge.of(arn) == Some(here))
                     .map(|(arn, e)| (arn.clone(), e.clone()))
                     .collect(),
             );
@@ -94,8 +129,9 @@ pub fn evaluate_accounts(
     policies: &PolicySet,
     accounts: &[AccountSnapshot],
     now: DateTime<Utc>,
+    shard: Shard,
 ) -> Vec<Finding> {
-    let judge = judges(accounts);
+    let judge = judges(accounts, shard);
     let mut findings = Vec::new();
     for a in accounts {
         match &a.snapshot {
@@ -110,8 +146,8 @@ pub fn evaluate_accounts(
             }
             Ok(snapshot) => {
                 for mut f in evaluate(policies, snapshot, now) {
-                    if let Some(j) = judge.get(&f.resource) {
-                        if j != &a.account {
+                    if judge.knows(&f.resource) {
+                        if judge.of(&f.resource) != Some(a.account.as_str()) {
                             continue;
                         }
                     } else if !f.resource.starts_with("account/") {
@@ -216,7 +252,7 @@ mod tests {
             management(true),
             member("777788889999", vec![], true),
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
         // One finding for the trail, from its owner.
         assert_eq!(
             by(&findings, "trail-logging", ORG_ARN),
@@ -256,7 +292,7 @@ mod tests {
                 false,
             ),
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
         assert_eq!(
             by(&findings, "trail-logging", ORG_ARN),
             vec![(MANAGEMENT.to_string(), Status::Fail)]
@@ -279,7 +315,7 @@ mod tests {
             member("777788889999", vec![], true),
             member("444455556666", vec![], true),
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
         assert_eq!(
             by(&findings, "trail-logging", ORG_ARN),
             vec![(MANAGEMENT.to_string(), Status::Pass)],
@@ -292,7 +328,7 @@ mod tests {
 
     #[test]
     fn an_account_that_cannot_be_reached_is_an_error_and_no_one_else_is_affected() {
-        let alone = evaluate_accounts(&policies(), &[management(true)], lab_now());
+        let alone = evaluate_accounts(&policies(), &[management(true)], lab_now(), Shard::ALONE);
         let accounts = vec![
             management(true),
             AccountSnapshot {
@@ -302,7 +338,7 @@ mod tests {
                 )),
             },
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
         let (theirs, ours): (Vec<_>, Vec<_>) = findings
             .into_iter()
             .partition(|f| f.account == "444455556666");
@@ -317,7 +353,7 @@ mod tests {
     #[test]
     fn regional_findings_are_per_account() {
         let accounts = vec![management(true), member("444455556666", vec![], true)];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now());
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
         let recording: Vec<_> = findings
             .iter()
             .filter(|f| f.policy == "config-recording")
@@ -350,7 +386,7 @@ mod tests {
             (mine_arn.clone(), Err(unavailable("AccessDenied"))),
         ]
         .into();
-        share_evidence(&mut accounts, &evidence);
+        share_evidence(&mut accounts, &evidence, Shard::ALONE);
         let held = |i: usize| -> Vec<String> {
             let s = accounts[i].snapshot.as_ref().unwrap();
             s.evidence.as_ref().unwrap().keys().cloned().collect()
@@ -366,5 +402,58 @@ mod tests {
             unreachable(&accounts),
             BTreeMap::from([("999999999999", "cannot assume the role")])
         );
+    }
+
+    /// An organization of a management account and members, each with a trail of its own,
+    /// split over 1 to 4 shards, each shard holding only the accounts it owns.
+    fn sharded(total: u32) -> Vec<Vec<Finding>> {
+        let mut all = vec![management(true)];
+        for i in 0..12u64 {
+            let id = format!("{:012}", 200_000_000_000 + i * 7_919);
+            let logging = i % 3 != 0;
+            all.push(member(&id, vec![own_trail(&id, "own", logging)], true));
+        }
+        (0..total)
+            .map(|ordinal| {
+                let shard = Shard::new(ordinal, total).unwrap();
+                let mine: Vec<AccountSnapshot> = all
+                    .iter()
+                    .filter(|a| shard.owns_account(&a.account))
+                    .cloned()
+                    .collect();
+                evaluate_accounts(&policies(), &mine, lab_now(), shard)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn over_shards_every_trail_and_account_is_judged_once_as_by_one_replica() {
+        let alone = sharded(1).remove(0);
+        let verdicts = |findings: &[Finding]| -> Vec<(String, String, Status)> {
+            let mut v: Vec<_> = findings
+                .iter()
+                // The organization trail's bucket and key are the management account's:
+                // a member judging it on another shard reads them through the poller, which
+                // this pure test has not run.
+                .filter(|f| f.resource != ORG_ARN || f.policy == "trail-logging")
+                .map(|f| (f.policy.clone(), f.resource.clone(), f.status))
+                .collect();
+            v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            v
+        };
+        for total in 2..=4 {
+            let shards = sharded(total);
+            let together: Vec<Finding> = shards.iter().flatten().cloned().collect();
+            assert_eq!(
+                verdicts(&together),
+                verdicts(&alone),
+                "{total} shards: each finding once, with the same verdict"
+            );
+            let org_judged = shards
+                .iter()
+                .filter(|f| f.iter().any(|f| f.resource == ORG_ARN))
+                .count();
+            assert_eq!(org_judged, 1, "{total} shards: the organization trail once");
+        }
     }
 }

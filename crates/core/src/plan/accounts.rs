@@ -7,6 +7,7 @@
 //! watched again.
 
 use crate::config::AccountSettings;
+use crate::plan::shards::{Shard, account_key, owner};
 use crate::posture::Membership;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -43,6 +44,22 @@ impl OrgAccount {
             tags: BTreeMap::new(),
             joined: None,
         }
+    }
+}
+
+/// The configured bucket owners (`bucket_owners`) that another shard watches, as a roster:
+/// a trail judged on this shard may keep its bucket there (an organization trail's, in a log
+/// archive account), and only the owner's credentials read it.
+pub fn owners_elsewhere(settings: &AccountSettings, roster: &Roster, shard: Shard) -> Roster {
+    let owner = |id: &String| settings.bucket_owners.values().any(|o| &o.0 == id);
+    Roster {
+        watched: roster
+            .watched
+            .iter()
+            .filter(|(id, _)| !shard.owns_account(id) && owner(id))
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect(),
+        ..Roster::default()
     }
 }
 
@@ -102,6 +119,32 @@ pub struct Roster {
     pub discovered_at: Option<DateTime<Utc>>,
     /// Why the last discovery did not answer; the roster before it stays in force.
     pub discovery_error: Option<String>,
+    /// Accounts in scope that another shard watches, with its ordinal (`on_shard`).
+    pub elsewhere: BTreeMap<String, u32>,
+}
+
+/// This shard's part of a roster: it watches the accounts it owns; the others in scope go
+/// to `elsewhere`, with the shard that watches them. An account moved away by a resize is
+/// not retired: it did not leave, another shard has it. Retired accounts stay listed on
+/// every shard: when an organization trail's member folders were required is the same
+/// question on all of them.
+pub fn on_shard(roster: &Roster, shard: Shard) -> Roster {
+    let (watched, elsewhere): (BTreeMap<_, _>, BTreeMap<_, _>) = roster
+        .watched
+        .iter()
+        .map(|(id, m)| (id.clone(), m.clone()))
+        .partition(|(id, _)| shard.owns_account(id));
+    Roster {
+        watched,
+        elsewhere: elsewhere
+            .into_keys()
+            .map(|id| {
+                let owner = owner(&account_key(&id), shard.total);
+                (id, owner)
+            })
+            .collect(),
+        ..roster.clone()
+    }
 }
 
 /// The roster after a discovery. `discovered` is the accounts listed (all of the
@@ -478,5 +521,91 @@ mod tests {
         let later = t(2) + RETIRED_KEPT;
         let r = next_roster(Some(&s), None, Ok(vec![]), &r, later);
         assert!(r.retired.is_empty(), "kept {RETIRED_KEPT} only");
+    }
+
+    #[test]
+    fn shards_split_the_watched_accounts_and_a_resize_retires_none() {
+        let s = settings("");
+        let ids: Vec<String> = (0..30u64)
+            .map(|i| format!("{:012}", 300_000_000_000 + i * 104_729))
+            .collect();
+        let mut discovered: Vec<OrgAccount> =
+            ids.iter().map(|id| acct(id, ACTIVE, "ou-p")).collect();
+        discovered.push(acct("999999999999", "SUSPENDED", "ou-p"));
+        let full = next_roster(
+            Some(&s),
+            Some(OWN),
+            Ok(discovered),
+            &Roster::default(),
+            t(1),
+        );
+        assert_eq!(
+            on_shard(&full, Shard::ALONE),
+            full,
+            "one replica watches all"
+        );
+
+        let views = |total: u32| -> Vec<Roster> {
+            (0..total)
+                .map(|o| on_shard(&full, Shard::new(o, total).unwrap()))
+                .collect()
+        };
+        let three = views(3);
+        let mut all: Vec<&String> = three.iter().flat_map(|r| r.watched.keys()).collect();
+        all.sort();
+        let expected: Vec<&String> = full.watched.keys().collect();
+        assert_eq!(
+            all, expected,
+            "every account on exactly one of 3 shards, own included"
+        );
+        for (ordinal, view) in three.iter().enumerate() {
+            assert_eq!(
+                view.watched.len() + view.elsewhere.len(),
+                full.watched.len()
+            );
+            for (id, other) in &view.elsewhere {
+                assert_ne!(*other, ordinal as u32);
+                assert!(
+                    three[*other as usize].watched.contains_key(id),
+                    "{id} is where it says"
+                );
+            }
+            assert_eq!(
+                view.retired, full.retired,
+                "the suspended account listed on every shard"
+            );
+        }
+
+        // 3 to 4 shards: an account either stays or goes to the new shard, and none is retired:
+        // the next discovery's roster is the same whatever the shards.
+        let four = views(4);
+        let four = &four;
+        let moved: Vec<&String> = three
+            .iter()
+            .enumerate()
+            .flat_map(|(o, r)| {
+                r.watched
+                    .keys()
+                    .filter(move |id| !four[o].watched.contains_key(*id))
+            })
+            .collect();
+        assert!(
+            moved.iter().all(|id| four[3].watched.contains_key(*id)),
+            "moves go to the new shard"
+        );
+        assert!(
+            moved.len() <= full.watched.len() / 2,
+            "{} of {} moved",
+            moved.len(),
+            full.watched.len()
+        );
+        let again = next_roster(
+            Some(&s),
+            Some(OWN),
+            Ok(ids.iter().map(|id| acct(id, ACTIVE, "ou-p")).collect()),
+            &full,
+            t(2),
+        );
+        assert_eq!(again.watched.keys().collect::<Vec<_>>(), expected);
     }
 }

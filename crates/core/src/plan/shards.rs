@@ -38,13 +38,18 @@ impl Shard {
 
     /// Whether this shard watches `account`.
     pub fn owns_account(&self, account: &str) -> bool {
-        owner(&format!("account:{account}"), self.total) == self.ordinal
+        owner(&account_key(account), self.total) == self.ordinal
     }
 
     /// Whether this shard reads `bucket` (an organization trail's bucket is read once).
     pub fn owns_bucket(&self, bucket: &str) -> bool {
         owner(&format!("bucket:{bucket}"), self.total) == self.ordinal
     }
+}
+
+/// The key an account is placed by (typed apart from bucket names).
+pub fn account_key(account: &str) -> String {
+    format!("account:{account}")
 }
 
 /// The shard of `key` among `total`: the one that weighs most for it (ties, which SHA-256
