@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy/prometheus/alerts.yaml"
 RUNBOOKS = ROOT / "docs/runbooks.md"
-K8S = ROOT / "deploy/kubernetes"
+K8S = ROOT / "deploy/kubernetes/base"
 AWS = ROOT / "deploy/aws"
 IAM_POLICY = ROOT / "deploy/iam-policy.json"
 RUNBOOK_URL = "https://github.com/trailwarden/trailwarden/blob/main/docs/runbooks.md#"
@@ -139,13 +139,13 @@ def cmd_sync(args):
     rule = yaml.safe_load((K8S / "prometheusrule.yaml").read_text())
     alerts = yaml.safe_load(ALERTS.read_text())
     if rule["spec"]["groups"] != alerts["groups"]:
-        p.add("deploy/kubernetes/prometheusrule.yaml spec.groups differ from alerts.yaml groups")
+        p.add("deploy/kubernetes/base/prometheusrule.yaml spec.groups differ from alerts.yaml groups")
     # And the StackSet deploys exactly the audit role template, as CloudFormation reads it.
     stackset = load_cfn(AWS / "stackset.yaml")["Resources"]["AuditRoleStackSet"]["Properties"]
     if stackset.get("TemplateBody") != (AWS / "audit-role.yaml").read_text():
         p.add("deploy/aws/stackset.yaml TemplateBody is not deploy/aws/audit-role.yaml, "
               "verbatim: run `.ci/deploy-checks --fix`")
-    return p.finish("prometheusrule.yaml, deploy/kubernetes/config/ and the StackSet's "
+    return p.finish("prometheusrule.yaml, deploy/kubernetes/base/config/ and the StackSet's "
                     "TemplateBody (deploy/aws/audit-role.yaml) match their sources")
 
 
@@ -202,6 +202,9 @@ def cmd_alerts_meta(_args):
 
 CORE_KINDS = {"Namespace", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim",
               "Deployment", "Service", "NetworkPolicy"}
+# The sharded overlay: a StatefulSet (with its own volumes) for the Deployment and its PVC.
+SHARDED_KINDS = (CORE_KINDS - {"Deployment", "PersistentVolumeClaim"}) | {
+    "StatefulSet", "PodDisruptionBudget"}
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
@@ -210,7 +213,9 @@ def load_objects(path):
 
 
 def cmd_k8s_split(args):
+    """rendered outdir [sharded]: the objects one per file, core and CRD apart."""
     rendered, outdir = Path(args[0]), Path(args[1])
+    expected = SHARDED_KINDS if args[2:] == ["sharded"] else CORE_KINDS
     p = Problems("rendered objects")
     objects = load_objects(rendered)
     kinds = sorted(o["kind"] for o in objects)
@@ -220,21 +225,25 @@ def cmd_k8s_split(args):
             old.unlink()
     for o in objects:
         kind = o["kind"]
-        sub = "core" if kind in CORE_KINDS else "crd" if kind in CRD_KINDS else None
+        sub = "core" if kind in expected else "crd" if kind in CRD_KINDS else None
         if sub is None:
             p.add(f"unexpected kind {kind} (no validator for it)")
             continue
         name = f"{kind}-{o['metadata']['name']}.yaml"
         (outdir / sub / name).write_text(yaml.safe_dump(o, sort_keys=False))
-    missing = (CORE_KINDS | CRD_KINDS) - set(kinds)
+    missing = (expected | CRD_KINDS) - set(kinds)
     if missing:
-        p.add(f"the base renders no {sorted(missing)}")
+        p.add(f"{rel(rendered)} renders no {sorted(missing)}")
     return p.finish(f"{len(objects)} objects: {', '.join(kinds)}")
 
 
 def normalised(objects):
     """Objects keyed by kind/name, with the ConfigMap hash suffix (which differs between
-    kustomize versions) taken out."""
+    kustomize versions) and empty annotations taken out."""
+    for o in objects:
+        # kustomize v2 leaves `annotations: {}` on a ConfigMap an overlay merged into.
+        if o.get("metadata", {}).get("annotations") == {}:
+            del o["metadata"]["annotations"]
     text = json.dumps(objects, sort_keys=True)
     text = re.sub(r"trailwarden-config-[a-z0-9]{10}", "trailwarden-config-HASH", text)
     return {f"{o['kind']}/{o['metadata']['name']}": o for o in json.loads(text)}
@@ -394,6 +403,85 @@ def cmd_k8s_policy(args):
     return p.finish("one replica, Recreate, non-root, read-only, no capabilities, "
                     "RuntimeDefault seccomp, probes, resources; config, state, Service, "
                     "ServiceMonitor and NetworkPolicy fit together")
+
+
+def cmd_k8s_sharded(args):
+    """What the issue asks of the sharded overlay: a StatefulSet whose pods take their shard
+    from their hostname with the total equal to its replicas, a headless governing Service,
+    a state volume per pod, a PodDisruptionBudget and topology spread over the pods, every
+    pod scraped once, a configuration with accounts to split, and the base's pod hardening."""
+    objects = load_objects(args[0])
+    p = Problems("Kubernetes invariants (sharded)")
+    kinds = [o["kind"] for o in objects]
+    for kind in ("Deployment", "PersistentVolumeClaim"):
+        if kind in kinds:
+            p.add(f"a {kind} is left from the base")
+    sts = by_kind(objects, "StatefulSet")
+    pdb = by_kind(objects, "PodDisruptionBudget")
+    cm = by_kind(objects, "ConfigMap")
+    sm = by_kind(objects, "ServiceMonitor")
+    if not (sts and pdb and cm and sm):
+        p.add("expected one StatefulSet, PodDisruptionBudget, ConfigMap and ServiceMonitor")
+        return p.finish("")
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    pod_labels = spec["template"]["metadata"]["labels"]
+    if not labels_match(spec["selector"]["matchLabels"], pod_labels):
+        p.add("StatefulSet: selector does not match the pod labels")
+    if spec.get("podManagementPolicy") != "Parallel":
+        p.add("StatefulSet: podManagementPolicy must be Parallel (shards are independent)")
+    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    governing = services.get(spec.get("serviceName"))
+    if not governing or governing["spec"].get("clusterIP") != "None":
+        p.add("StatefulSet: serviceName must name a headless Service")
+    elif not labels_match(governing["spec"]["selector"], pod_labels):
+        p.add("the headless Service does not select the pods")
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    if env.get("TRAILWARDEN_SHARD") != "hostname":
+        p.add("container: TRAILWARDEN_SHARD must be hostname (the pod's ordinal)")
+    if env.get("TRAILWARDEN_TOTAL_SHARDS") != str(spec.get("replicas")):
+        p.add(f"container: TRAILWARDEN_TOTAL_SHARDS {env.get('TRAILWARDEN_TOTAL_SHARDS')} "
+              f"is not the StatefulSet's replicas {spec.get('replicas')}")
+    sc = c.get("securityContext", {})
+    psc = pod.get("securityContext", {})
+    if (sc.get("readOnlyRootFilesystem") is not True
+            or sc.get("allowPrivilegeEscalation") is not False
+            or sc.get("capabilities", {}).get("drop") != ["ALL"]
+            or psc.get("runAsNonRoot") is not True
+            or psc.get("seccompProfile", {}).get("type") != "RuntimeDefault"):
+        p.add("pod: not hardened as the base's (non-root, read-only, no capabilities, "
+              "RuntimeDefault seccomp, no privilege escalation)")
+    if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz" \
+            or c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
+        p.add("container: probes must GET /healthz and /readyz")
+    claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    config_path = c["args"][c["args"].index("--config") + 1]
+    config = yaml.safe_load(cm["data"][Path(config_path).name])
+    if mounts.get(config.get("state_dir")) not in claims:
+        p.add(f"state_dir {config.get('state_dir')} is not a volumeClaimTemplate (one per shard)")
+    if not config.get("accounts"):
+        p.add("the configuration has no accounts section: there is nothing to shard")
+    if config.get("shard"):
+        p.add("the configuration names a shard: every pod reads it, so each must take its own "
+              "from its hostname instead")
+    if not labels_match(pdb["spec"]["selector"]["matchLabels"], pod_labels):
+        p.add("PodDisruptionBudget: selector does not match the pods")
+    spread = pod.get("topologySpreadConstraints", [])
+    if not spread or not all(labels_match(t["labelSelector"]["matchLabels"], pod_labels)
+                             for t in spread):
+        p.add("pod: topologySpreadConstraints over the shards' pods are required")
+    scraped = [n for n, svc in services.items()
+               if labels_match(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])]
+    if len(scraped) != 1 or not labels_match(services[scraped[0]]["spec"]["selector"],
+                                             pod_labels):
+        p.add(f"ServiceMonitor: must select exactly one Service of the pods (selects {scraped}): "
+              "every shard scraped once")
+    return p.finish(f"StatefulSet of {spec.get('replicas')} shards (ordinal from the hostname, "
+                    "total = replicas), headless Service, a state volume per shard, "
+                    "PodDisruptionBudget, topology spread, every shard scraped once, accounts "
+                    "to split")
 
 
 # --- CRD schemas -----------------------------------------------------------------------
@@ -619,7 +707,7 @@ def cmd_dockerfile(_args):
             p.add(f"FROM {image}: name a tag or digest, not latest")
     runtime = text[text.rfind("\nFROM"):]
     user = re.findall(r"^USER\s+(\S+)", runtime, re.M)
-    dep = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    dep = yaml.safe_load((K8S.parent / "deployment.yaml").read_text())
     uid = dep["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     if not user or user[-1].split(":")[0] != str(uid):
         p.add(f"the runtime stage must run as USER {uid} (deployment.yaml runAsUser)")
@@ -821,6 +909,7 @@ COMMANDS = {
     "k8s-split": cmd_k8s_split,
     "k8s-compare": cmd_k8s_compare,
     "k8s-policy": cmd_k8s_policy,
+    "k8s-sharded": cmd_k8s_sharded,
     "crd-validate": cmd_crd_validate,
     "grafana-schema": cmd_grafana_schema,
     "grafana-promql": cmd_grafana_promql,

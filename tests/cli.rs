@@ -41,6 +41,35 @@ fn shipped_configurations_are_valid() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
     }
+    // The sharded Kubernetes overlay's configuration, beside the base's policy and detection
+    // files as its ConfigMap puts them.
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        (
+            "deploy/kubernetes/sharded/trailwarden.yaml",
+            "trailwarden.yaml",
+        ),
+        (
+            "deploy/kubernetes/base/config/policies.yaml",
+            "policies.yaml",
+        ),
+        (
+            "deploy/kubernetes/base/config/detections.yaml",
+            "detections.yaml",
+        ),
+    ] {
+        std::fs::copy(manifest_dir().join(from), dir.path().join(to)).unwrap();
+    }
+    let out = trailwarden(None)
+        .args(["validate-config", "--config"])
+        .arg(dir.path().join("trailwarden.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sharded: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -145,4 +174,53 @@ fn help_explains_each_command() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("1 when a policy fails"), "{help}");
     assert!(help.contains("TRAILWARDEN_CONFIG"), "{help}");
+}
+
+#[test]
+fn a_shard_that_cannot_be_is_refused_before_anything_is_called() {
+    let config = manifest_dir().join("config/demo.yaml");
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        // One account has nothing to split.
+        (
+            &["--shard", "0", "--total-shards", "2"],
+            &[],
+            "add it, or run one replica",
+        ),
+        (
+            &["--shard", "5", "--total-shards", "1"],
+            &[],
+            "shard 5 does not exist among 1",
+        ),
+        (
+            &[],
+            &[
+                ("TRAILWARDEN_SHARD", "hostname"),
+                ("TRAILWARDEN_TOTAL_SHARDS", "1"),
+                ("HOSTNAME", "laptop"),
+            ],
+            "\"laptop\" does not end in -N",
+        ),
+    ];
+    for (args, env, says) in cases {
+        let out = trailwarden(None)
+            .args(["check", "--config"])
+            .arg(&config)
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains("demo.yaml"), "names the file: {stderr}");
+    }
+    // Half a shard is a usage error.
+    let out = trailwarden(None)
+        .args(["check", "--config"])
+        .arg(&config)
+        .args(["--shard", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--total-shards"));
 }

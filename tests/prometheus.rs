@@ -318,7 +318,7 @@ fn promql_of_panel(q: &str) -> String {
 /// from config/trailwarden.yaml; .ci/deploy-checks keeps the copies in step).
 #[test]
 fn kubernetes_config_is_valid() {
-    let dir = manifest_dir().join("deploy/kubernetes/config");
+    let dir = manifest_dir().join("deploy/kubernetes/base/config");
     let out = support::trailwarden(None)
         .args(["validate-config", "--config"])
         .arg(dir.join("trailwarden.yaml"))
