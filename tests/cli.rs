@@ -179,7 +179,9 @@ fn help_explains_each_command() {
 #[test]
 fn a_shard_that_cannot_be_is_refused_before_anything_is_called() {
     let config = manifest_dir().join("config/demo.yaml");
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    // (arguments, environment, what stderr says)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         // One account has nothing to split.
         (
             &["--shard", "0", "--total-shards", "2"],
