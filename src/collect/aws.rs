@@ -108,6 +108,8 @@ pub struct RegionClients {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
     pub config: aws_sdk_config::Client,
+    /// The queues fed by the buckets' event notifications (`bucket.queues`).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 /// Everything the collectors need to call AWS.
@@ -225,6 +227,12 @@ impl Aws {
             ),
             config: aws_sdk_config::Client::from_conf(
                 aws_sdk_config::config::Builder::from(&self.base)
+                    .region(region.clone())
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&self.base)
                     .region(region)
                     .interceptor(c)
                     .build(),

@@ -4,6 +4,7 @@
 //! - [`posture`]: what the collectors learned, as plain values.
 //! - [`evaluate`]: policies and detections over those values.
 //! - [`record`], [`record_head`], [`logfile`]: CloudTrail records and log files.
+//! - [`s3_event`]: S3 event notifications, as a queue receives them.
 //! - [`integrity`]: digest files, key layout, chains, coverage, verdicts.
 //! - [`plan`]: the pollers' stateful rules: cursors, retries, where a chain resumes.
 //!
@@ -19,3 +20,4 @@ pub mod plan;
 pub mod posture;
 pub mod record;
 pub mod record_head;
+pub mod s3_event;

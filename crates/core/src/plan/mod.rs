@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod claims;
 pub mod digest_folder;
 pub mod log_folder;
+pub mod queue;
 pub mod retry;
 pub mod shards;
 
