@@ -101,6 +101,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             w.poll_bucket().await
         })?;
         scheduler.add(bucket).await?;
+        if !config.daemon.bucket.queues.is_empty() {
+            let notifications = poll_job(
+                &config.daemon.schedule.notifications.0,
+                &watch,
+                |w| async move { w.poll_notifications().await },
+            )?;
+            scheduler.add(notifications).await?;
+        }
         if let Some(org) = config
             .daemon
             .accounts
@@ -133,6 +141,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
             w.poll_events().await;
             w.poll_bucket().await;
+            w.poll_notifications().await;
         });
     }
     tokio::spawn(reload_on_sighup(
@@ -216,11 +225,13 @@ async fn reload_on_sighup(
                         || d.0.schedule.posture != d.1.schedule.posture
                         || d.0.schedule.events != d.1.schedule.events
                         || d.0.schedule.bucket != d.1.schedule.bucket
+                        || d.0.schedule.notifications != d.1.schedule.notifications
+                        || d.0.bucket.queues != d.1.bucket.queues
                         || d.0.state_dir != d.1.state_dir
                         || d.0.shard != d.1.shard
                     {
                         tracing::warn!(
-                            "reload: listen, state_dir, regions, endpoint, schedules and shard change only on restart"
+                            "reload: listen, state_dir, regions, endpoint, schedules, bucket queues and shard change only on restart"
                         );
                     }
                     if d.0.accounts != d.1.accounts

@@ -349,3 +349,245 @@ async fn a_two_day_hole_in_a_hundred_days_of_history() {
     assert!((now.timestamp() as f64 - oldest - 100.0 * 86_400.0).abs() < 120.0);
     let _ = finding;
 }
+
+/// The lab's bucket announcing new objects to a queue of the lab's account, each message
+/// handed out again 3 s after a receive that did not delete it. Returns the queue's URL.
+async fn announce_to_queue(lab: &Lab) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&lab.sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{}-logs", lab.bucket))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "3",
+        )
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    set_notification(lab, Some(&arn)).await;
+    url
+}
+
+/// The bucket's notification to `queue_arn`, or none.
+async fn set_notification(lab: &Lab, queue_arn: Option<&str>) {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+    let queues = queue_arn.map(|arn| {
+        QueueConfiguration::builder()
+            .queue_arn(arn)
+            .events(Event::S3ObjectCreated)
+            .build()
+            .unwrap()
+    });
+    lab.s3()
+        .put_bucket_notification_configuration()
+        .bucket(&lab.bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .set_queue_configurations(queues.map(|q| vec![q]))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutBucketNotificationConfiguration");
+}
+
+/// Messages in the queue, visible or handed out.
+async fn queued(lab: &Lab, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = aws_sdk_sqs::Client::new(&lab.sdk)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attributes = out.attributes().unwrap();
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|a| attributes.get(a).map_or(0, |v| v.parse::<u64>().unwrap()))
+    .sum()
+}
+
+fn counted(m: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metric_value(m, name, labels).unwrap_or(0.0)
+}
+
+fn listings(m: &str) -> f64 {
+    [
+        "success",
+        "client_error",
+        "server_error",
+        "throttled",
+        "transport_error",
+    ]
+    .iter()
+    .map(|o| {
+        counted(
+            m,
+            "trailwarden_aws_api_calls_total",
+            &[
+                ("service", "s3"),
+                ("operation", "ListObjectsV2"),
+                ("outcome", o),
+            ],
+        )
+    })
+    .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_bring_new_log_files_without_a_listing_and_the_listing_catches_a_lost_one() {
+    let _turn = CLOCK.lock().await;
+    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    let url = announce_to_queue(&lab).await;
+    // Notifications every 2 s; the bucket listed and event history read only at start.
+    let port = support::free_port();
+    let config = lab.write_events_config(
+        port,
+        trailsim(),
+        "*/5 * * * * *",
+        &format!("bucket:\n  queues: ['{url}']\n  retry_backoff: 1s\n"),
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "events: \"*/2 * * * * *\"",
+        "events: \"0 0 0 1 1 *\"\n  bucket: \"0 0 0 1 1 *\"\n  notifications: \"*/2 * * * * *\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut d = Daemon::start(
+        &lab.account,
+        &config,
+        port,
+        lab.dir.path().join("queue.log"),
+    );
+    d.wait_until("the first bucket pass and a notifications run", |d| {
+        let m = d.metrics();
+        bucket_polls(&m) >= 1.0
+            && counted(
+                &m,
+                "trailwarden_poll_duration_seconds_count",
+                &[("poller", "notifications")],
+            ) >= 1.0
+    });
+    let listed = listings(&d.metrics());
+    let stops = |m: &str| {
+        counted(
+            m,
+            "trailwarden_tamper_events_total",
+            &[("detection", "cloudtrail_stop_logging")],
+        )
+    };
+    let before = stops(&d.metrics());
+
+    // --- A StopLogging in a new log file: announced, read, counted; no listing.
+    lab.stop_logging().await;
+    trailsim_control("/_trailsim/deliver", &json!({}));
+    d.wait_until("the announced StopLogging counted", |d| {
+        stops(&d.metrics()) > before
+    });
+    let m = d.metrics();
+    assert!(counted(&m, "trailwarden_log_files_announced_total", &[]) >= 1.0);
+    assert!(
+        counted(
+            &m,
+            "trailwarden_event_claims_total",
+            &[("source", "bucket")]
+        ) >= 1.0
+    );
+    assert_eq!(listings(&m), listed, "read without listing the bucket");
+    d.wait_until("the message deleted", |d| {
+        counted(
+            &d.metrics(),
+            "trailwarden_queue_messages_total",
+            &[("outcome", "deleted")],
+        ) >= 1.0
+    });
+
+    // --- A log file that cannot be read: its message stays until it can.
+    let fault = json!({"operation": "GetObject", "kind": "access_denied", "account": lab.account.id,
+        "key_prefix": format!("AWSLogs/{}/CloudTrail/", lab.account.id), "seconds": 3600.0});
+    trailsim_control("/_trailsim/faults", &fault);
+    lab.cloudtrail()
+        .start_logging()
+        .name(&lab.trail_name)
+        .send()
+        .await
+        .unwrap();
+    trailsim_control("/_trailsim/deliver", &json!({}));
+    let starts = |m: &str| {
+        counted(
+            m,
+            "trailwarden_tamper_events_total",
+            &[("detection", "cloudtrail_start_logging")],
+        )
+    };
+    let started_before = starts(&d.metrics());
+    d.wait_until("the message kept after a failed read", |d| {
+        counted(
+            &d.metrics(),
+            "trailwarden_queue_messages_total",
+            &[("outcome", "kept")],
+        ) >= 1.0
+    });
+    assert!(
+        queued(&lab, &url).await >= 1,
+        "the message is still in the queue"
+    );
+    assert_eq!(starts(&d.metrics()), started_before, "nothing read yet");
+    support::trailsim_request(
+        "DELETE",
+        "/_trailsim/faults",
+        &json!({"account": lab.account.id}),
+    );
+    d.wait_until("the message handed out again, read and deleted", |d| {
+        starts(&d.metrics()) > started_before
+    });
+    let mut empty = false;
+    for _ in 0..50 {
+        if queued(&lab, &url).await == 0 {
+            empty = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(empty, "the queue is empty once everything is read");
+    assert_eq!(listings(&d.metrics()), listed, "still no listing");
+    d.stop();
+
+    // --- A notification lost (the bucket stops announcing): the next listing reads the file.
+    set_notification(&lab, None).await;
+    lab.stop_logging().await;
+    trailsim_control("/_trailsim/deliver", &json!({}));
+    let mut d = Daemon::start(
+        &lab.account,
+        &config,
+        port,
+        lab.dir.path().join("queue-2.log"),
+    );
+    d.wait_until("the listing at start reads the unannounced file", |d| {
+        stops(&d.metrics()) >= 1.0
+    });
+    let m = d.metrics();
+    assert!(listings(&m) >= 1.0);
+    assert_eq!(
+        counted(&m, "trailwarden_log_files_announced_total", &[]),
+        0.0,
+        "found by the listing, not announced"
+    );
+}

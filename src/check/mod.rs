@@ -71,6 +71,7 @@ async fn read_buckets<'a>(
             hole_tolerance: chrono::Duration::from_std(config.policies.coverage_params().1)
                 .unwrap_or(chrono::Duration::hours(6)),
             tick: &|| {},
+            notified_until: None,
         };
         let read = read_trail_bucket(&inputs, state, account).await;
         evidence.insert(state.trail.arn.clone(), read.map(|pass| pass.evidence));

@@ -14,6 +14,7 @@ pub mod key;
 pub mod objects;
 pub mod organization;
 pub mod public_keys;
+pub mod queue;
 pub mod recorder;
 pub mod trails;
 

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub accounts: IntGaugeVec,
     pub shard_ordinal: IntGauge,
     pub total_shards: IntGauge,
+    pub queue_messages: IntCounterVec,
+    pub log_files_announced: prometheus::IntCounter,
+    pub log_files_found_by_listing: prometheus::IntCounter,
     /// Which families `/metrics` serves (`metrics.allow`, `metrics.deny`).
     families: parking_lot::RwLock<FamilyFilter>,
     /// Label sets published last time, by family, to remove the ones that vanish.
@@ -66,6 +69,14 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
+    let c = prometheus::IntCounter::new(name, help).expect("valid metric");
     registry
         .register(Box::new(c.clone()))
         .expect("unique metric");
@@ -306,6 +317,22 @@ impl Metrics {
                 "Accounts by state: watched (by this shard), other_shards (in scope, watched by another shard), retired (suspended, closed or gone; kept in /status for 90 days).",
                 &["state"],
             ),
+            queue_messages: counter_vec(
+                &r,
+                "trailwarden_queue_messages_total",
+                "Messages received from the bucket.queues: deleted (handled), kept (an object could not be read or stored: handed out again), unreadable (not an S3 event notification: left for the dead-letter queue).",
+                &["outcome"],
+            ),
+            log_files_announced: counter(
+                &r,
+                "trailwarden_log_files_announced_total",
+                "Log files read because a bucket notification announced them, before any listing.",
+            ),
+            log_files_found_by_listing: counter(
+                &r,
+                "trailwarden_log_files_found_by_listing_total",
+                "Log files the listing found that the notification queues had not announced a minute after they were written (with bucket.queues only): notifications are being lost.",
+            ),
             shard_ordinal: gauge(
                 &r,
                 "trailwarden_shard_ordinal",
@@ -335,6 +362,9 @@ impl Metrics {
             self.event_claims.with_label_values(&[source]);
         }
         self.total_shards.set(1);
+        for outcome in ["deleted", "kept", "unreadable"] {
+            self.queue_messages.with_label_values(&[outcome]);
+        }
         self
     }
 

@@ -50,6 +50,7 @@ impl Watch {
                 now,
                 hole_tolerance,
                 tick: &tick,
+                notified_until: self.notified_until(),
             };
             // Several trails may share a bucket; each reads its own digests, logs once per folder.
             match Box::pin(read_trail_bucket(
@@ -100,7 +101,7 @@ impl Watch {
     /// The trails whose buckets a pass reads, with the clients that read each: the daemon's
     /// own trails with its own clients, or (many accounts) each judged trail with its bucket
     /// owner's. `None` until the polls that name them have run.
-    fn bucket_reads(&self) -> Option<Vec<BucketRead>> {
+    pub(super) fn bucket_reads(&self) -> Option<Vec<BucketRead>> {
         if let Some(a) = &self.accounts {
             return a.bucket_reads();
         }
@@ -122,7 +123,7 @@ impl Watch {
         )
     }
 
-    fn publish_pass(&self, trail: &str, pass: &TrailPass) {
+    pub(super) fn publish_pass(&self, trail: &str, pass: &TrailPass) {
         let m = &self.published.metrics;
         for r in pass
             .evidence
@@ -171,6 +172,8 @@ impl Watch {
         m.event_claims
             .with_label_values(&["bucket"])
             .inc_by(pass.claims);
+        m.log_files_found_by_listing.inc_by(pass.found_by_listing);
+        m.log_files_announced.inc_by(pass.announced);
         m.log_records_unparseable.inc_by(pass.unreadable_records);
     }
 
@@ -217,7 +220,7 @@ impl Watch {
     }
 
     /// The coverage policy's window and tolerance (the defaults without one).
-    fn coverage_params(&self) -> (i64, Duration) {
+    pub(super) fn coverage_params(&self) -> (i64, Duration) {
         let (days, tolerance) = self.policies.read().coverage_params();
         (
             days as i64,

@@ -11,6 +11,7 @@ pub mod bucket;
 mod bucket_poller;
 mod detections;
 mod events;
+mod notifications;
 mod runner;
 
 pub use accounts::ACCOUNTS;
@@ -37,6 +38,7 @@ pub const TRAILS: &str = "trails";
 pub const POSTURE: &str = "posture";
 pub const EVENTS: &str = "events";
 pub const BUCKET: &str = "bucket";
+pub const NOTIFICATIONS: &str = "notifications";
 
 #[derive(Default)]
 struct Latest {
@@ -53,9 +55,12 @@ struct Pollers {
     posture: Poller,
     events: Poller,
     bucket: Poller,
+    /// The bucket notification queues (with `bucket.queues` only).
+    notifications: Poller,
     /// Whether event history is polled (there are detections).
     with_events: bool,
     with_accounts: bool,
+    with_notifications: bool,
 }
 
 impl Pollers {
@@ -66,10 +71,12 @@ impl Pollers {
             &self.posture,
             &self.events,
             &self.bucket,
+            &self.notifications,
         ]
         .into_iter()
         .filter(|p| p.name != EVENTS || self.with_events)
         .filter(|p| p.name != ACCOUNTS || self.with_accounts)
+        .filter(|p| p.name != NOTIFICATIONS || self.with_notifications)
     }
 }
 
@@ -90,6 +97,8 @@ pub struct Watch {
     events: events::EventWatch,
     /// The status each finding was last logged with: a finding is logged when it changes.
     logged: Mutex<HashMap<(String, String), Status>>,
+    /// When each notification queue was last found empty.
+    queues_drained: Mutex<BTreeMap<String, chrono::DateTime<Utc>>>,
 }
 
 /// What the daemon builds a [`Watch`] from.
@@ -117,8 +126,11 @@ impl Watch {
     pub fn new(setup: Setup, published: Arc<Published>) -> Watch {
         let with_events = !setup.detections.is_empty();
         let with_accounts = setup.accounts.is_some();
-        for name in [ACCOUNTS, TRAILS, POSTURE, EVENTS, BUCKET] {
-            if name == ACCOUNTS && !with_accounts {
+        let with_notifications = !setup.bucket.queues.is_empty();
+        for name in [ACCOUNTS, TRAILS, POSTURE, EVENTS, BUCKET, NOTIFICATIONS] {
+            if (name == ACCOUNTS && !with_accounts)
+                || (name == NOTIFICATIONS && !with_notifications)
+            {
                 continue;
             }
             published.metrics.poll_panics.with_label_values(&[name]);
@@ -142,9 +154,12 @@ impl Watch {
                 posture: Poller::new(POSTURE),
                 events: Poller::new(EVENTS),
                 bucket: Poller::new(BUCKET),
+                notifications: Poller::new(NOTIFICATIONS),
                 with_events,
                 with_accounts,
+                with_notifications,
             },
+            queues_drained: Mutex::new(BTreeMap::new()),
             read_limits,
             bucket_settings: setup.bucket,
             events: events::EventWatch::new(setup.detections, setup.event_history),

@@ -393,7 +393,7 @@ impl Lab {
     }
 
     /// The shipped policies and detections beside a config with `schedule` lines.
-    fn write_detecting_config(
+    pub fn write_detecting_config(
         &self,
         port: u16,
         endpoint: &str,

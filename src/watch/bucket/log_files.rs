@@ -12,6 +12,7 @@ use crate::integrity::coverage::Coverage;
 use crate::integrity::layout::{self, AccountRoot};
 use crate::integrity::verdict::{Item, Kind};
 use crate::plan::log_folder::{self, Decision, Handled, Known, LogFolder, Rules};
+use crate::plan::queue::{Outcome, missed_by_notifications};
 use crate::plan::retry::{self, Retry};
 use crate::state::{Claim, LogBatch, LogFileRow, Source, UnreadRow};
 use chrono::{DateTime, Duration, Utc};
@@ -19,7 +20,7 @@ use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 
 /// The folder a pass reads.
-pub(super) struct Folder<'a> {
+pub struct Folder<'a> {
     /// The region the bucket answers in.
     pub bucket_region: &'a str,
     pub bucket: &'a str,
@@ -132,6 +133,12 @@ pub(super) async fn read_folder(
                     next.coverage.written(at);
                 }
             }
+            if decision == Decision::Read
+                && missed_by_notifications(o.last_modified, inputs.notified_until)
+            {
+                tracing::warn!(object = %object, "log file found by the listing, not announced by the bucket's notifications");
+                pass.found_by_listing += 1;
+            }
             match decision {
                 Decision::Read => to_read.push(ToRead {
                     key: o.key.clone(),
@@ -192,6 +199,80 @@ pub(super) async fn read_folder(
         store_batch(inputs, batch, pass).await?;
     }
     Ok(next.coverage)
+}
+
+/// A log file a bucket notification announced (`watch/notifications.rs`): read now, through
+/// the same reader and store as a listed one, unless it was read before or is outside the
+/// read window. The folder's cursor and coverage are the listing's to move.
+pub(super) async fn read_announced(
+    inputs: &Inputs<'_>,
+    folder: &Folder<'_>,
+    key: &str,
+    size: Option<u64>,
+    delivered: DateTime<Utc>,
+    pass: &mut TrailPass,
+) -> Outcome {
+    let id = folder.id();
+    let object = folder.object(key);
+    let (now, rules) = (inputs.now, rules(inputs));
+    let lookup = {
+        let object = object.clone();
+        inputs
+            .store
+            .run(move |s| {
+                let state: Option<LogFolder> = s.folder_state(&id)?;
+                let read = s.log_files(std::slice::from_ref(&object))?;
+                let waiting = s
+                    .unread_objects(Some("log"))?
+                    .into_iter()
+                    .find(|u| u.object == object);
+                Ok::<_, crate::state::StateError>((state.unwrap_or_default(), read, waiting))
+            })
+            .await
+    };
+    let (state, read_before, waiting) = match lookup {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(object = %object, error = %e, "state store: announced log file not read; the message stays");
+            return Outcome::Failed;
+        }
+    };
+    let known = if read_before.contains_key(&object) {
+        Known::Read
+    } else {
+        Known::New
+    };
+    if known == Known::New
+        && waiting.is_none()
+        && log_folder::decide(delivered, known, &state, now, &rules) != Decision::Read
+    {
+        // Before the window, or older than the read window: the listing accounts for it.
+        return Outcome::NotOurs;
+    }
+    if known == Known::Read {
+        return Outcome::Stored;
+    }
+    let file = ToRead {
+        key: key.to_string(),
+        etag: String::new(),
+        size: size.or(waiting
+            .as_ref()
+            .and_then(|u| u.size.and_then(|s| u64::try_from(s).ok()))),
+        delivered,
+        retry: waiting.map(|u| u.retry),
+    };
+    let batch = read_logs(inputs, folder, vec![file], pass).await;
+    let failed = !batch.failed.is_empty();
+    if let Err(e) = store_batch(inputs, batch, pass).await {
+        tracing::warn!(object = %object, error = %e.reason, "announced log file not stored; the message stays");
+        return Outcome::Failed;
+    }
+    if failed {
+        Outcome::Failed
+    } else {
+        pass.announced += 1;
+        Outcome::Stored
+    }
 }
 
 /// A log file to read.

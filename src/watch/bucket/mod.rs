@@ -14,6 +14,8 @@
 mod digests;
 mod log_files;
 
+pub use log_files::Folder;
+
 use crate::collect::aws::Aws;
 use crate::collect::objects::{self, ReadLimits};
 use crate::config::{BucketSettings, DetectionSet};
@@ -44,6 +46,10 @@ pub struct Inputs<'a> {
     pub hole_tolerance: Duration,
     /// A sign of progress: a page listed, objects read.
     pub tick: &'a (dyn Fn() + Sync),
+    /// When the notification queues (`bucket.queues`) were last all found empty: a log file
+    /// written well before that and found by the listing was missed by them. `None` without
+    /// queues.
+    pub notified_until: Option<DateTime<Utc>>,
 }
 
 /// What one pass over one trail's bucket found.
@@ -67,6 +73,10 @@ pub struct TrailPass {
     pub read_failures: Vec<(&'static str, &'static str)>,
     /// Events claimed first by this pass.
     pub claims: u64,
+    /// Log files the listing found that the notification queues had not announced.
+    pub found_by_listing: u64,
+    /// Log files read because a notification announced them.
+    pub announced: u64,
     pub errors: Vec<Unavailable>,
 }
 
@@ -215,6 +225,19 @@ pub async fn read_trail_bucket(
         })
         .collect();
     Ok(pass)
+}
+
+/// Reads a log file a bucket notification announced, in `root`'s folder of `region` of the
+/// trail's bucket (which answers in `bucket_region`).
+pub async fn read_announced(
+    inputs: &Inputs<'_>,
+    folder: &Folder<'_>,
+    key: &str,
+    size: Option<u64>,
+    delivered: DateTime<Utc>,
+    pass: &mut TrailPass,
+) -> crate::plan::queue::Outcome {
+    log_files::read_announced(inputs, folder, key, size, delivered, pass).await
 }
 
 /// Whether a waiting retry is this trail's: a log file in one of its account folders, or a

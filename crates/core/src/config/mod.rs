@@ -148,6 +148,58 @@ pub struct BucketSettings {
     /// Digests validated per chain and poll; the rest come at the next poll.
     #[serde(default = "default_max_digests_per_poll")]
     pub max_digests_per_poll: usize,
+    /// SQS queues fed by the trail buckets' event notifications (directly or through SNS):
+    /// new log files are read as they are announced, `schedule.notifications` apart, and the
+    /// listing of `schedule.bucket` stays the safety net. Read with the daemon's own
+    /// credentials.
+    #[serde(default)]
+    pub queues: Vec<QueueUrl>,
+}
+
+/// An SQS queue URL, `https://sqs.us-east-1.amazonaws.com/111122223333/trail-logs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrl(pub String);
+
+impl yaml::ParseScalar for QueueUrl {
+    const EXPECTING: &'static str = "an SQS queue URL";
+    fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))
+            .ok_or_else(|| {
+                format!(
+                    "{text:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                )
+            })?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts.as_slice() {
+            [host, account, name]
+                if !host.is_empty()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && !name.is_empty() =>
+            {
+                Ok(QueueUrl(text.to_string()))
+            }
+            _ => Err(format!(
+                "{text:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+            )),
+        }
+    }
+}
+yaml::scalar_deserialize!(QueueUrl);
+
+impl QueueUrl {
+    /// The queue's region, from its host (`sqs.eu-west-1.amazonaws.com`, or the legacy
+    /// `eu-west-1.queue.amazonaws.com`); `None` for another host (an emulator).
+    pub fn region(&self) -> Option<&str> {
+        let host = self.0.split('/').nth(2)?;
+        host.strip_prefix("sqs.")
+            .and_then(|h| h.split_once(".amazonaws.com"))
+            .map(|(r, _)| r)
+            .or_else(|| host.split_once(".queue.amazonaws.com").map(|(r, _)| r))
+            .filter(|r| !r.is_empty() && !r.contains('.'))
+    }
 }
 
 impl Default for BucketSettings {
@@ -166,6 +218,7 @@ impl Default for BucketSettings {
             max_records: default_max_records(),
             read_memory: default_read_memory(),
             max_digests_per_poll: default_max_digests_per_poll(),
+            queues: Vec::new(),
         }
     }
 }
@@ -362,6 +415,9 @@ pub struct Schedule {
     /// coverage, digest validation.
     #[serde(default = "default_bucket_schedule")]
     pub bucket: CronSchedule,
+    /// The queues of `bucket.queues`: each run reads until they are empty.
+    #[serde(default = "default_notifications_schedule")]
+    pub notifications: CronSchedule,
 }
 
 impl Default for Schedule {
@@ -371,6 +427,7 @@ impl Default for Schedule {
             posture: default_posture_schedule(),
             events: default_events_schedule(),
             bucket: default_bucket_schedule(),
+            notifications: default_notifications_schedule(),
         }
     }
 }
@@ -499,6 +556,9 @@ fn default_events_schedule() -> CronSchedule {
 }
 fn default_bucket_schedule() -> CronSchedule {
     CronSchedule("30 */5 * * * *".to_string())
+}
+fn default_notifications_schedule() -> CronSchedule {
+    CronSchedule("*/10 * * * * *".to_string())
 }
 fn default_initial_window() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(86_400))
@@ -637,6 +697,38 @@ mod tests {
         ] {
             let e = LogLevel::parse(bad).unwrap_err();
             assert!(e.contains("invalid log level"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn queue_urls_name_their_region_where_aws_does() {
+        use yaml::ParseScalar;
+        let cases = [
+            (
+                "https://sqs.eu-west-1.amazonaws.com/111122223333/trail-logs",
+                Some("eu-west-1"),
+            ),
+            (
+                "https://eu-west-1.queue.amazonaws.com/111122223333/trail-logs",
+                Some("eu-west-1"),
+            ),
+            (
+                "https://sqs.cn-north-1.amazonaws.com.cn/111122223333/q",
+                Some("cn-north-1"),
+            ),
+            ("http://localhost:5000/123456789012/trail-logs", None),
+        ];
+        for (url, region) in cases {
+            assert_eq!(QueueUrl::parse(url).unwrap().region(), region, "{url}");
+        }
+        for bad in [
+            "trail-logs",
+            "arn:aws:sqs:us-east-1:111122223333:trail-logs",
+            "https://sqs.us-east-1.amazonaws.com/trail-logs",
+            "https://sqs.us-east-1.amazonaws.com/111122223333/",
+        ] {
+            let e = QueueUrl::parse(bad).unwrap_err();
+            assert!(e.contains("is not a queue URL"), "{bad}: {e}");
         }
     }
 

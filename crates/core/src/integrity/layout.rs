@@ -105,6 +105,25 @@ pub fn parse_log_key(key: &str) -> Option<LogKey> {
     })
 }
 
+/// The account folder a log file's key lies in, for a trail writing under `prefix`: what a
+/// notified key is checked against before it is read. `None` for anything else (a digest,
+/// another prefix, a key whose name and folder disagree).
+pub fn log_root_of(key: &str, prefix: Option<&str>) -> Option<(AccountRoot, LogKey)> {
+    let rest = key.strip_prefix(&AccountRoot::logs_root(prefix))?;
+    let (first, _) = rest.split_once('/')?;
+    let org = is_org_id(first).then(|| first.to_string());
+    let parsed = parse_log_key(key)?;
+    let root = AccountRoot {
+        prefix: prefix
+            .map(|p| p.trim_matches('/').to_string())
+            .filter(|p| !p.is_empty()),
+        org,
+        account: parsed.account.clone(),
+    };
+    key.starts_with(&root.logs(&parsed.region))
+        .then_some((root, parsed))
+}
+
 /// What a digest file's key says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestKey {
@@ -174,6 +193,44 @@ pub fn log_key_floor(root: &AccountRoot, region: &str, time: DateTime<Utc>) -> S
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_notified_key_is_placed_in_its_account_folder_or_refused() {
+        let file = "111122223333_CloudTrail_eu-west-1_20261202T1550Z_a1B2.json.gz";
+        let in_folder =
+            |root: &str| format!("{root}111122223333/CloudTrail/eu-west-1/2026/12/02/{file}");
+        let cases: Vec<(String, Option<&str>, Option<(Option<&str>, Option<&str>)>)> = vec![
+            (in_folder("AWSLogs/"), None, Some((None, None))),
+            (in_folder("AWSLogs/o-abcdefghij/"), None, Some((None, Some("o-abcdefghij")))),
+            (in_folder("audit/AWSLogs/"), Some("audit"), Some((Some("audit"), None))),
+            (in_folder("audit/AWSLogs/"), Some("/audit/"), Some((Some("audit"), None))),
+            // Another trail's prefix, or none where one is expected.
+            (in_folder("AWSLogs/"), Some("audit"), None),
+            (in_folder("audit/AWSLogs/"), None, None),
+            // A digest, a file named for another account or region than its folder.
+            (
+                "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/12/02/111122223333_CloudTrail-Digest_eu-west-1_t_us-east-1_20261202T155000Z.json.gz".into(),
+                None,
+                None,
+            ),
+            (format!("AWSLogs/444455556666/CloudTrail/eu-west-1/2026/12/02/{file}"), None, None),
+            (format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/02/{file}"), None, None),
+            ("AWSLogs/111122223333/CloudTrail/eu-west-1/notes.txt".into(), None, None),
+        ];
+        for (key, prefix, expected) in cases {
+            let got = log_root_of(&key, prefix);
+            match (got, expected) {
+                (Some((root, parsed)), Some((want_prefix, want_org))) => {
+                    assert_eq!(root.prefix.as_deref(), want_prefix, "{key}");
+                    assert_eq!(root.org.as_deref(), want_org, "{key}");
+                    assert_eq!(root.account, "111122223333");
+                    assert_eq!(parsed.region, "eu-west-1");
+                }
+                (None, None) => {}
+                (got, _) => panic!("{key} under {prefix:?}: {got:?}"),
+            }
+        }
+    }
 
     #[test]
     fn the_log_key_floor_sorts_before_its_minute_and_after_the_one_before() {
