@@ -28,7 +28,7 @@ pub mod testing;
 pub mod validation;
 
 use crate::config::{Check, Policy, PolicySet};
-use crate::posture::{Snapshot, TrailState};
+use crate::posture::{Snapshot, TrailState, Unavailable};
 use chrono::{DateTime, Utc};
 use document::TrailDocument;
 pub use finding::{CheckResult, Finding, Status, Verdict};
@@ -143,14 +143,17 @@ fn check_trail(
             let Some(evidence) = snapshot.evidence_of(trail)? else {
                 return Ok(Verdict::pending(NOT_READ_YET));
             };
-            delivery::delivery_freshness(
-                trail,
-                state.status.as_ref().ok(),
-                evidence,
-                &snapshot.regions,
-                &snapshot.members,
-                duration(*max_age),
-                now,
+            unless_start_unknown(
+                delivery::delivery_freshness(
+                    trail,
+                    state.status.as_ref().ok(),
+                    evidence,
+                    &snapshot.regions,
+                    &snapshot.members,
+                    duration(*max_age),
+                    now,
+                ),
+                &state.status,
             )
         }
         Check::LogCoverage {
@@ -160,15 +163,18 @@ fn check_trail(
             let Some(evidence) = snapshot.evidence_of(trail)? else {
                 return Ok(Verdict::pending(NOT_READ_YET));
             };
-            coverage::log_coverage(
-                trail,
-                state.status.as_ref().ok(),
-                evidence,
-                &snapshot.regions,
-                &snapshot.members,
-                *min_days,
-                duration(*tolerance),
-                now,
+            unless_start_unknown(
+                coverage::log_coverage(
+                    trail,
+                    state.status.as_ref().ok(),
+                    evidence,
+                    &snapshot.regions,
+                    &snapshot.members,
+                    *min_days,
+                    duration(*tolerance),
+                    now,
+                ),
+                &state.status,
             )
         }
         Check::DigestIntegrity { window } => {
@@ -186,6 +192,26 @@ fn check_trail(
             &TrailDocument::build(state, snapshot),
             now,
         ),
+    }
+}
+
+/// Delivery and coverage excuse a trail that (re)started logging recently, and only
+/// GetTrailStatus says when it did. Without it, a bucket with nothing new may be a trail
+/// whose first file is not due yet: their failure is then `error`, with both reasons,
+/// never a false `fail`.
+fn unless_start_unknown(
+    result: CheckResult,
+    status: &crate::posture::Fetched<crate::posture::TrailStatus>,
+) -> CheckResult {
+    match (result, status) {
+        (Ok(v), Err(why)) if !v.passed && !v.pending => Err(Unavailable {
+            reason: format!(
+                "trail status unavailable ({}), so whether logging started too recently to judge is unknown; the bucket says: {}",
+                why.reason, v.message
+            ),
+            from_api: false,
+        }),
+        (result, _) => result,
     }
 }
 
@@ -282,6 +308,49 @@ mod tests {
         for f in evaluate(&policies(ALL), &snap, lab_now()) {
             assert_eq!(f.status, Status::Error, "{f:?}");
             assert!(!f.message.is_empty());
+        }
+    }
+
+    /// Found by the fault matrix under load: GetTrailStatus timed out just as a new trail's
+    /// bucket was read before its first delivery, and delivery and coverage failed.
+    #[test]
+    fn an_empty_bucket_with_the_trails_status_unknown_is_an_error_not_a_failure() {
+        let status_of = |snap: &Snapshot, id: &str| {
+            evaluate(&policies(ALL), snap, lab_now())
+                .into_iter()
+                .find(|f| f.policy == id)
+                .unwrap()
+        };
+        let arn = testing::logging_trail().trail.arn;
+        let mut empty = lab_snapshot();
+        let mut bucket = testing::healthy_bucket();
+        bucket.regions[0].coverage = Default::default();
+        empty.evidence = Some([(arn.clone(), Ok(bucket))].into_iter().collect());
+        // (started logging, status readable) → delivery, coverage
+        let cases = [
+            (Some(1), true, Status::Pending, Status::Pending),
+            (Some(60 * 24 * 3), true, Status::Fail, Status::Fail),
+            (None, false, Status::Error, Status::Error),
+        ];
+        for (started_minutes_ago, readable, delivery, coverage) in cases {
+            let mut snap = empty.clone();
+            if let Ok(trails) = &mut snap.trails {
+                let state = &mut trails[0];
+                if let (Some(m), Ok(s)) = (started_minutes_ago, state.status.as_mut()) {
+                    s.start_logging_time = Some(lab_now() - chrono::Duration::minutes(m));
+                }
+                if !readable {
+                    state.status = Err(unavailable("GetTrailStatus: timed out"));
+                }
+            }
+            let d = status_of(&snap, "log-delivery-fresh");
+            let c = status_of(&snap, "log-coverage");
+            assert_eq!(d.status, delivery, "{started_minutes_ago:?}: {d:?}");
+            assert_eq!(c.status, coverage, "{started_minutes_ago:?}: {c:?}");
+            if !readable {
+                assert!(d.message.contains("GetTrailStatus: timed out"), "{d:?}");
+                assert!(d.message.contains("no log file in the bucket"), "{d:?}");
+            }
         }
     }
 
