@@ -101,7 +101,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             w.poll_bucket().await
         })?;
         scheduler.add(bucket).await?;
-        if !config.daemon.bucket.queues.is_empty() {
+        if (config.daemon.bucket.queues.iter()).any(|q| config.shard.owns_bucket(&q.bucket)) {
             let notifications = poll_job(
                 &config.daemon.schedule.notifications.0,
                 &watch,

@@ -463,7 +463,10 @@ async fn notifications_bring_new_log_files_without_a_listing_and_the_listing_cat
         port,
         trailsim(),
         "*/5 * * * * *",
-        &format!("bucket:\n  queues: ['{url}']\n  retry_backoff: 1s\n"),
+        &format!(
+            "bucket:\n  queues: [{{url: '{url}', bucket: {}}}]\n  retry_backoff: 1s\n",
+            lab.bucket
+        ),
     );
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "events: \"*/2 * * * * *\"",

@@ -279,6 +279,18 @@ async fn shards_watch_every_account_once_and_a_resize_moves_only_the_new_shards_
             metric_value(&m, "trailwarden_accounts", &[("state", "other_shards")]),
             Some((ACCOUNTS - mine.len()) as f64)
         );
+        // What TrailwardenAccountWatchedTwice and TrailwardenAccountsUnwatched join on.
+        for account in &mine {
+            assert!(
+                m.lines().any(|l| l.starts_with("trailwarden_account_info{")
+                    && l.contains(&format!("account=\"{account}\""))),
+                "shard {ordinal}: no trailwarden_account_info for {account}"
+            );
+        }
+        assert_eq!(
+            metric_value(&m, "trailwarden_accounts", &[("state", "watched")]),
+            Some(mine.len() as f64)
+        );
         for line in m
             .lines()
             .filter(|l| l.starts_with("trailwarden_account_up{"))

@@ -99,6 +99,8 @@ pub struct Watch {
     logged: Mutex<HashMap<(String, String), Status>>,
     /// When each notification queue was last found empty.
     queues_drained: Mutex<BTreeMap<String, chrono::DateTime<Utc>>>,
+    /// This replica's part of the accounts, and of the notification queues.
+    shard: Shard,
 }
 
 /// What the daemon builds a [`Watch`] from.
@@ -126,7 +128,11 @@ impl Watch {
     pub fn new(setup: Setup, published: Arc<Published>) -> Watch {
         let with_events = !setup.detections.is_empty();
         let with_accounts = setup.accounts.is_some();
-        let with_notifications = !setup.bucket.queues.is_empty();
+        let with_notifications = setup
+            .bucket
+            .queues
+            .iter()
+            .any(|q| setup.shard.owns_bucket(&q.bucket));
         for name in [ACCOUNTS, TRAILS, POSTURE, EVENTS, BUCKET, NOTIFICATIONS] {
             if (name == ACCOUNTS && !with_accounts)
                 || (name == NOTIFICATIONS && !with_notifications)
@@ -160,6 +166,7 @@ impl Watch {
                 with_notifications,
             },
             queues_drained: Mutex::new(BTreeMap::new()),
+            shard: setup.shard,
             read_limits,
             bucket_settings: setup.bucket,
             events: events::EventWatch::new(setup.detections, setup.event_history),

@@ -25,20 +25,27 @@ const MAX_RECEIVES: usize = 100;
 
 impl Watch {
     pub async fn poll_notifications(&self) {
-        if self.bucket_settings.queues.is_empty() {
+        if self.queues().next().is_none() {
             return;
         }
         self.execute_detecting(&self.pollers.notifications, self.run_notifications())
             .await;
     }
 
+    /// The queues this replica reads: all of them, or over shards those of the buckets its
+    /// shard reads (an organization trail is judged on its bucket's shard).
+    fn queues(&self) -> impl Iterator<Item = &crate::config::QueueSettings> {
+        self.bucket_settings
+            .queues
+            .iter()
+            .filter(|q| self.shard.owns_bucket(&q.bucket))
+    }
+
     /// When every queue was last found empty; `None` without queues, or before each has been.
     pub(super) fn notified_until(&self) -> Option<DateTime<Utc>> {
-        let queues = &self.bucket_settings.queues;
         let drained = self.queues_drained.lock();
-        queues
-            .iter()
-            .map(|q| drained.get(&q.0).copied())
+        self.queues()
+            .map(|q| drained.get(&q.url.0).copied())
             .collect::<Option<Vec<_>>>()?
             .into_iter()
             .min()
@@ -67,8 +74,8 @@ impl Watch {
             errors: Vec::new(),
         };
         let m = &self.published.metrics;
-        for q in &self.bucket_settings.queues {
-            let region = q.region().unwrap_or(&self.regions[0]);
+        for q in self.queues() {
+            let (q, region) = (&q.url, q.url.region().unwrap_or(&self.regions[0]));
             for _ in 0..MAX_RECEIVES {
                 let messages = match queue::receive(&self.aws, region, &q.0).await {
                     Ok(m) => m,

@@ -153,7 +153,16 @@ pub struct BucketSettings {
     /// listing of `schedule.bucket` stays the safety net. Read with the daemon's own
     /// credentials.
     #[serde(default)]
-    pub queues: Vec<QueueUrl>,
+    pub queues: Vec<QueueSettings>,
+}
+
+/// One notification queue, and the bucket whose notifications feed it: over shards, the
+/// shard that reads the bucket reads its queue, and no other touches it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub url: QueueUrl,
+    pub bucket: String,
 }
 
 /// An SQS queue URL, `https://sqs.us-east-1.amazonaws.com/111122223333/trail-logs`.
