@@ -309,3 +309,61 @@ async fn shards_watch_every_account_once_and_a_resize_moves_only_the_new_shards_
         d.stop();
     }
 }
+
+/// A shard that owns none of the accounts still answers: it publishes an empty verdict,
+/// becomes ready (a StatefulSet pod would otherwise never be), and says where the accounts
+/// are.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_without_accounts_is_ready_and_says_so() {
+    use trailwarden::plan::shards::Shard;
+    let account = support::lab::isolated_account_at(trailsim()).await;
+    let ordinal = (0..2)
+        .find(|o| !Shard::new(*o, 2).unwrap().owns_account(&account.id))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
+    let port = free_port();
+    let config = dir.path().join("trailwarden.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\n\
+             state_dir: state\n\
+             aws:\n  regions: [us-east-1]\n  endpoint_url: {}\n\
+             accounts:\n  list: ['{}']\n  role:\n    arn: \"arn:aws:iam::{{account}}:role/{AUDIT_ROLE}\"\n\
+             policies: policies.yaml\n",
+            trailsim(),
+            account.id
+        ),
+    )
+    .unwrap();
+    let ordinal = ordinal.to_string();
+    let mut d = Daemon::start_with_env(
+        &account,
+        &config,
+        port,
+        dir.path().join("run.log"),
+        &[
+            ("TRAILWARDEN_SHARD", &ordinal),
+            ("TRAILWARDEN_TOTAL_SHARDS", "2"),
+        ],
+    );
+    d.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
+    let m = d.metrics();
+    assert_eq!(
+        metric_value(&m, "trailwarden_accounts", &[("state", "watched")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&m, "trailwarden_accounts", &[("state", "other_shards")]),
+        Some(1.0)
+    );
+    let status = d.status();
+    assert_eq!(status["accounts"]["on_other_shards"], 1, "{status:#}");
+    assert_eq!(
+        status["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{status:#}"
+    );
+    d.stop();
+}

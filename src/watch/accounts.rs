@@ -234,7 +234,10 @@ impl Watch {
         a: &AccountsWatch,
     ) -> (Vec<Unavailable>, bool) {
         let reach = a.reach.lock().clone();
-        if reach.is_empty() {
+        // No account yet because no discovery answered: wait for one. A shard that
+        // discovered and owns none goes on, and publishes its empty verdict (so it is
+        // ready, and says what it watches).
+        if reach.is_empty() && a.roster.lock().discovered_at.is_none() {
             tracing::debug!("trail poll before the first discovery: skipped");
             return (Vec::new(), false);
         }

@@ -67,7 +67,9 @@ mod tests {
 
     #[test]
     fn an_ordinal_is_a_number_or_the_hostname_of_a_statefulset_pod() {
-        let cases: &[(&str, u32, Option<&str>, Result<(u32, u32), &str>)] = &[
+        // (ordinal, total, hostname, the shard or what the refusal says)
+        type Case<'a> = (&'a str, u32, Option<&'a str>, Result<(u32, u32), &'a str>);
+        let cases: &[Case] = &[
             ("0", 1, None, Ok((0, 1))),
             ("3", 4, None, Ok((3, 4))),
             ("4", 4, None, Err("shard: shard 4 does not exist among 4")),

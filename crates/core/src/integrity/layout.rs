@@ -199,7 +199,9 @@ mod tests {
         let file = "111122223333_CloudTrail_eu-west-1_20261202T1550Z_a1B2.json.gz";
         let in_folder =
             |root: &str| format!("{root}111122223333/CloudTrail/eu-west-1/2026/12/02/{file}");
-        let cases: Vec<(String, Option<&str>, Option<(Option<&str>, Option<&str>)>)> = vec![
+        // (key, the trail's prefix, the folder's prefix and organization when placed)
+        type Placed<'a> = Option<(Option<&'a str>, Option<&'a str>)>;
+        let cases: Vec<(String, Option<&str>, Placed)> = vec![
             (in_folder("AWSLogs/"), None, Some((None, None))),
             (in_folder("AWSLogs/o-abcdefghij/"), None, Some((None, Some("o-abcdefghij")))),
             (in_folder("audit/AWSLogs/"), Some("audit"), Some((Some("audit"), None))),
