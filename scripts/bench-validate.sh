@@ -15,7 +15,7 @@
 #   LATENCY_MS [0 30 100] milliseconds every request waits in trailsim before it is answered
 #                         (POST /_trailsim/latency), one round of timings per value
 #   S3_READ_CACHE [unset] 1: trailsim answers repeated S3 reads from memory, side by side as
-#                         S3 does (--s3-read-cache); moto alone answers one request at a time
+#                         S3 does (--read-cache); moto alone answers one request at a time
 #   SKIP_BUILD [unset]    use the binaries already in target/release
 #   PORT [0]              trailsim's port (0: a free one)
 #   HOLD [unset]          at the end, keep trailsim running and write the environment to
@@ -69,7 +69,7 @@ trap cleanup EXIT
 
 # trailsim starts moto itself; no timed deliveries or digests, only the ones asked for.
 target/release/trailsim --listen "127.0.0.1:$PORT" --moto-server target/pyenv/bin/moto_server \
-  --delivery-interval 1000000 --digest-interval 1000000 ${S3_READ_CACHE:+--s3-read-cache} >"$work/trailsim.log" 2>&1 &
+  --delivery-interval 1000000 --digest-interval 1000000 ${S3_READ_CACHE:+--read-cache} >"$work/trailsim.log" 2>&1 &
 sim=$!
 for _ in $(seq 150); do
   ENDPOINT=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/trailsim.log" | head -1 || true)

@@ -52,7 +52,7 @@ fn start_trailsim(setup: TrailsimSetup) -> String {
                 throttle: true,
                 visibility_delay: setup.visibility_delay,
                 // Tests write to moto directly too.
-                s3_read_cache: false,
+                read_cache: false,
                 latency: Duration::ZERO,
             });
             if let Some((delivery, digest)) = setup.timers {

@@ -34,6 +34,7 @@ pub(crate) async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     match sim
         .upstream
         .pass(
+            None,
             &axum::http::Method::POST,
             &uri,
             &HeaderMap::new(),

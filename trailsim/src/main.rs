@@ -36,11 +36,11 @@ struct Cli {
     /// POST /_trailsim/digest writes them at once.
     #[arg(long, default_value_t = 3600.0)]
     digest_interval: f64,
-    /// Answer repeated S3 reads (GetObject, ListObjectsV2, ...) from memory, side by side, as
-    /// S3 does; moto answers one request at a time. Only when every write to moto goes
-    /// through trailsim: any other request empties the cache.
-    #[arg(long)]
-    s3_read_cache: bool,
+    /// Answer repeated reads (S3 GETs; Describe, Get and List calls) from memory, side by
+    /// side, as AWS does; moto answers one request at a time. Only when every write to moto
+    /// goes through trailsim: any other call empties the cache.
+    #[arg(long, alias = "s3-read-cache")]
+    read_cache: bool,
     /// Milliseconds every AWS request waits before it is answered, as a network round trip
     /// would (POST /_trailsim/latency changes it).
     #[arg(long, default_value_t = 0.0)]
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         upstream: upstream.clone(),
         throttle: !cli.no_throttle,
         visibility_delay: Duration::from_secs_f64(cli.visibility_delay.max(0.0)),
-        s3_read_cache: cli.s3_read_cache,
+        read_cache: cli.read_cache,
         latency: Duration::from_secs_f64(cli.latency_ms.max(0.0) / 1000.0),
     });
     trailsim::timers::spawn(

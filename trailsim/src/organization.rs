@@ -10,8 +10,8 @@
 //!
 //! Who is a member comes from moto's Organizations (DescribeOrganization as the caller,
 //! ListAccounts as the management account): an account that is not ACTIVE (closed, suspended)
-//! is no member. Nothing is cached: every answer asks moto, so a StopLogging, a closed
-//! account or a new trail shows at once.
+//! is no member. Every answer asks moto (or, with `--read-cache`, moto's answer kept since
+//! the last write), so a StopLogging, a closed account or a new trail shows at once.
 
 use crate::call::Call;
 use crate::delivery::Organization;

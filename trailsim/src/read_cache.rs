@@ -1,16 +1,24 @@
-//! S3 reads answered from memory, when asked for (`--s3-read-cache`).
+//! Reads answered from memory, when asked for (`--read-cache`).
 //!
-//! moto answers one request at a time, about 3.5 ms each, so a client reading a bucket with 64
-//! requests in flight waits as long as one reading serially; S3 serves them side by side.
-//! With this cache a repeated S3 GET (same account, path, query and conditions) gets moto's
-//! earlier 200 answer without asking moto again, so reads scale with the client, as on S3.
+//! moto answers one request at a time, about 3.5 ms each and more as an organization grows;
+//! AWS serves a thousand accounts' reads side by side. With this cache a repeated read (an
+//! S3 GET or HEAD, or a Describe, Get or List call of another service) by the same account
+//! gets moto's earlier 200 answer without asking moto again, so reads scale with the client.
+//! trailsim's own reads of moto (organization membership, shadow trails, trust policies)
+//! go through it too.
 //!
-//! It stays right only while every write reaches moto through trailsim: any request that may
-//! change what an S3 read answers (not a GET or HEAD, and not a call to one of the services in
-//! [`CANNOT_CHANGE_S3`]), including trailsim's own writes, empties it, before and after the
-//! write so a read that raced the write is not kept. A test that writes to moto directly must
-//! leave it off; it is off by default.
+//! The key names the account once trailsim knows the access key's account (it issued the key
+//! in an AssumeRole answer): moto answers every session of an account alike, so a daemon's
+//! fresh credentials read what the last session read. Other keys are keyed as themselves.
+//!
+//! It stays right only while every write reaches moto through trailsim: any call that is not
+//! a read ([`effect`]), including trailsim's own writes, empties it, before and after the
+//! write so a read that raced the write is not kept. STS and SQS calls are neither kept nor
+//! a write: GetCallerIdentity names the session, a queue's answers change with every receive,
+//! and neither service changes what another service's reads answer.
+//! A test that writes to moto directly must leave it off; it is off by default.
 
+use crate::call::{self, Call};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -22,7 +30,9 @@ const MAX_BYTES: usize = 512 * 1024 * 1024;
 
 /// Request headers that change from one identical read to the next (signature, time, client
 /// bookkeeping) and so are left out of the key; every other header is part of it, so a
-/// condition or range the cache does not know of can only make it miss.
+/// condition or range the cache does not know of can only make it miss. The signer's region
+/// and service are part of the key (moto answers by region), its key only through the
+/// principal.
 const VOLATILE: &[&str] = &[
     "authorization",
     "x-amz-date",
@@ -38,10 +48,59 @@ const VOLATILE: &[&str] = &[
     "content-length",
 ];
 
-/// Services whose calls (JSON and query protocols: POSTs, even to read) leave S3 answers as
-/// they are in moto. KMS is not one (a disabled key fails SSE-KMS reads), nor IAM (moto may
-/// enforce policies), nor anything unsigned (moto's own reset).
-const CANNOT_CHANGE_S3: &[&str] = &["cloudtrail", "sts", "organizations", "ec2", "config"];
+/// Operation names that only read, outside S3 (whose reads are its GETs and HEADs).
+const READ_PREFIXES: &[&str] = &["Describe", "Get", "List", "Lookup", "Head"];
+
+/// What a request may do to what moto answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads: may be answered from memory.
+    Read,
+    /// Neither kept nor a write (STS, SQS).
+    Neither,
+    /// May change what a read answers: empties the cache.
+    Write,
+}
+
+/// The request's [`Effect`]. A GET or HEAD reads (HTTP says so; IAM's query-protocol GET
+/// included); a POST reads when its operation is named as a read and its service is not S3;
+/// anything unsigned (moto's own reset) or unknown writes.
+pub fn effect(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Effect {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let call = call::identify(&call::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        authorization: header("authorization"),
+        target: header("x-amz-target"),
+        host: header("host"),
+        body,
+    });
+    let service = signer(headers).map(|s| s.service);
+    effect_of(method, service, call.as_ref())
+}
+
+fn effect_of(method: &Method, service: Option<&str>, call: Option<&Call>) -> Effect {
+    if matches!(service, Some("sts" | "sqs")) {
+        return Effect::Neither;
+    }
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return if service.is_some() {
+            Effect::Read
+        } else {
+            Effect::Write
+        };
+    }
+    match call {
+        Some(call)
+            if call.service != "s3"
+                && READ_PREFIXES.iter().any(|p| call.operation.starts_with(p)) =>
+        {
+            Effect::Read
+        }
+        _ => Effect::Write,
+    }
+}
 
 /// One of moto's answers, replayed as it was but for a fresh request id.
 #[derive(Clone)]
@@ -66,18 +125,23 @@ struct Entries {
 }
 
 impl ReadCache {
-    /// The key of a cacheable request: an S3 GET signed with an access key (moto tells
-    /// accounts apart by it). `None` for anything else.
-    pub fn key(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<String> {
-        if method != Method::GET {
-            return None;
-        }
-        let (access_key, service) = signer(headers)?;
-        if service != "s3" {
-            return None;
-        }
+    /// The key of a read ([`Effect::Read`]) signed with an access key: `principal` (the
+    /// key's account when trailsim knows it, else the key), the signer's region and service,
+    /// method, path and query, the headers that are not [`VOLATILE`], and the body. `None`
+    /// when unsigned.
+    pub fn key(
+        principal: Option<&str>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<String> {
+        let scope = signer(headers)?;
+        let principal = principal.unwrap_or(scope.access_key);
         let mut key = format!(
-            "{access_key} {}",
+            "{principal} {} {} {method} {}",
+            scope.region,
+            scope.service,
             uri.path_and_query().map_or("/", |p| p.as_str())
         );
         let mut kept: Vec<(&str, &[u8])> = headers
@@ -92,17 +156,10 @@ impl ReadCache {
             key.push(':');
             key.push_str(&String::from_utf8_lossy(value));
         }
+        key.push_str("\n\n");
+        key.push_str(&String::from_utf8_lossy(body));
         Some(key)
     }
-
-    /// Whether moto's S3 answers may differ after this request.
-    pub fn may_change_reads(method: &Method, headers: &HeaderMap) -> bool {
-        if matches!(*method, Method::GET | Method::HEAD) {
-            return false;
-        }
-        !signer(headers).is_some_and(|(_, service)| CANNOT_CHANGE_S3.contains(&service))
-    }
-
     pub fn get(&self, key: &str) -> Option<Answer> {
         let mut answer = self
             .entries
@@ -111,8 +168,15 @@ impl ReadCache {
             .answers
             .get(key)
             .cloned()?;
-        let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-        if let Ok(value) = HeaderValue::from_str(&id[..16]) {
+        // A fresh request id: event history records it, and two calls never share one.
+        let id = uuid::Uuid::new_v4();
+        if answer.headers.contains_key("x-amzn-requestid")
+            && let Ok(value) = HeaderValue::from_str(&id.to_string())
+        {
+            answer.headers.insert("x-amzn-requestid", value);
+        } else if let Ok(value) =
+            HeaderValue::from_str(&id.simple().to_string().to_uppercase()[..16])
+        {
             answer.headers.insert("x-amz-request-id", value);
         }
         Some(answer)
@@ -151,14 +215,25 @@ impl ReadCache {
     }
 }
 
-/// Access key and service from a SigV4 credential scope (`AKIA.../date/region/service/...`).
-fn signer(headers: &HeaderMap) -> Option<(&str, &str)> {
+/// A SigV4 credential scope (`AKIA.../date/region/service/...`).
+struct Scope<'a> {
+    access_key: &'a str,
+    region: &'a str,
+    service: &'a str,
+}
+
+fn signer(headers: &HeaderMap) -> Option<Scope<'_>> {
     let authorization = headers.get("authorization")?.to_str().ok()?;
     let scope = authorization.split("Credential=").nth(1)?;
-    let mut parts = scope.split('/');
+    let mut parts = scope.split(['/', ',', ' ']);
     let access_key = parts.next()?;
-    let service = parts.nth(2)?;
-    Some((access_key, service))
+    let region = parts.nth(1)?;
+    let service = parts.next()?;
+    Some(Scope {
+        access_key,
+        region,
+        service,
+    })
 }
 
 #[cfg(test)]
@@ -166,10 +241,19 @@ mod tests {
     use super::*;
 
     fn signed(access_key: &str, service: &str, extra: &[(&'static str, &str)]) -> HeaderMap {
+        signed_in(access_key, "us-east-1", service, extra)
+    }
+
+    fn signed_in(
+        access_key: &str,
+        region: &str,
+        service: &str,
+        extra: &[(&'static str, &str)],
+    ) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             "authorization",
-            format!("AWS4-HMAC-SHA256 Credential={access_key}/20261124/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=x")
+            format!("AWS4-HMAC-SHA256 Credential={access_key}/20261124/{region}/{service}/aws4_request, SignedHeaders=host, Signature=x")
                 .parse()
                 .unwrap(),
         );
@@ -189,37 +273,76 @@ mod tests {
     }
 
     #[test]
-    fn only_signed_s3_gets_are_cacheable_and_accounts_and_ranges_stay_apart() {
+    fn keys_keep_accounts_regions_ranges_and_bodies_apart_and_ignore_the_signature() {
         let uri: Uri = "/bucket/key?versionId=1".parse().unwrap();
-        let a = ReadCache::key(&Method::GET, &uri, &signed("AKIAA", "s3", &[])).unwrap();
-        let b = ReadCache::key(&Method::GET, &uri, &signed("AKIAB", "s3", &[])).unwrap();
-        let ranged = ReadCache::key(
-            &Method::GET,
-            &uri,
-            &signed("AKIAA", "s3", &[("range", "bytes=0-9")]),
-        )
-        .unwrap();
-        assert_ne!(a, b);
-        assert_ne!(a, ranged);
+        let key = |principal: Option<&str>, headers: &HeaderMap, body: &[u8]| {
+            ReadCache::key(principal, &Method::GET, &uri, headers, body).unwrap()
+        };
+        let a = key(None, &signed("AKIAA", "s3", &[]), b"");
+        assert_ne!(a, key(None, &signed("AKIAB", "s3", &[]), b""));
+        let ranged = signed("AKIAA", "s3", &[("range", "bytes=0-9")]);
+        assert_ne!(a, key(None, &ranged, b""));
+        assert_ne!(
+            a,
+            key(None, &signed_in("AKIAA", "eu-west-1", "s3", &[]), b"")
+        );
+        assert_ne!(a, key(None, &signed("AKIAA", "s3", &[]), b"{}"));
         let mut later = signed("AKIAA", "s3", &[]);
         later.insert("x-amz-date", "20261124T120500Z".parse().unwrap());
-        assert_eq!(ReadCache::key(&Method::GET, &uri, &later).unwrap(), a);
-        assert!(ReadCache::key(&Method::PUT, &uri, &signed("AKIAA", "s3", &[])).is_none());
-        assert!(ReadCache::key(&Method::GET, &uri, &signed("AKIAA", "ec2", &[])).is_none());
-        assert!(ReadCache::key(&Method::GET, &uri, &HeaderMap::new()).is_none());
+        assert_eq!(key(None, &later, b""), a);
+        // Two sessions of one account share answers once their account is known.
+        let first = key(Some("111111111111"), &signed("ASIA1", "s3", &[]), b"");
+        assert_eq!(
+            first,
+            key(Some("111111111111"), &signed("ASIA2", "s3", &[]), b"")
+        );
+        assert_ne!(
+            first,
+            key(Some("222222222222"), &signed("ASIA1", "s3", &[]), b"")
+        );
+        // As another account through moto's header: the header is part of the key.
+        let as_owner = signed("AKIAA", "s3", &[("x-moto-account-id", "333333333333")]);
+        assert_ne!(a, key(None, &as_owner, b""));
+        assert!(ReadCache::key(None, &Method::GET, &uri, &HeaderMap::new(), b"").is_none());
     }
 
     #[test]
-    fn s3_and_kms_writes_change_reads_cloudtrail_reads_do_not() {
-        let changes =
-            |method: Method, headers: HeaderMap| ReadCache::may_change_reads(&method, &headers);
-        assert!(changes(Method::PUT, signed("AKIAA", "s3", &[])));
-        assert!(changes(Method::DELETE, signed("AKIAA", "s3", &[])));
-        assert!(changes(Method::POST, signed("AKIAA", "kms", &[])));
-        assert!(changes(Method::POST, HeaderMap::new()));
-        assert!(!changes(Method::POST, signed("AKIAA", "cloudtrail", &[])));
-        assert!(!changes(Method::GET, signed("AKIAA", "s3", &[])));
-        assert!(!changes(Method::HEAD, signed("AKIAA", "s3", &[])));
+    fn what_reads_what_writes_and_what_is_neither() {
+        let json =
+            |service: &str, target: &str| signed(service, service, &[("x-amz-target", target)]);
+        let root: Uri = "/".parse().unwrap();
+        let object: Uri = "/bucket/key".parse().unwrap();
+        let iam_get: Uri = "/?Action=GetRole&RoleName=r".parse().unwrap();
+        #[rustfmt::skip]
+        let cases: &[(Method, &Uri, HeaderMap, &[u8], Effect)] = &[
+            (Method::GET, &object, signed("AKIAA", "s3", &[]), b"", Effect::Read),
+            (Method::HEAD, &object, signed("AKIAA", "s3", &[]), b"", Effect::Read),
+            (Method::PUT, &object, signed("AKIAA", "s3", &[]), b"x", Effect::Write),
+            (Method::DELETE, &object, signed("AKIAA", "s3", &[]), b"", Effect::Write),
+            (Method::POST, &root, json("cloudtrail", "CloudTrail_20131101.DescribeTrails"), b"{}", Effect::Read),
+            (Method::POST, &root, json("cloudtrail", "CloudTrail_20131101.GetTrailStatus"), b"{}", Effect::Read),
+            (Method::POST, &root, json("cloudtrail", "CloudTrail_20131101.StopLogging"), b"{}", Effect::Write),
+            (Method::POST, &root, json("config", "StarlingDoveService.DescribeConfigurationRecorderStatus"), b"{}", Effect::Read),
+            (Method::POST, &root, json("kms", "TrentService.DisableKey"), b"{}", Effect::Write),
+            (Method::POST, &root, json("organizations", "AWSOrganizationsV20161128.ListAccounts"), b"{}", Effect::Read),
+            (Method::POST, &root, json("organizations", "AWSOrganizationsV20161128.CreateAccount"), b"{}", Effect::Write),
+            (Method::GET, &iam_get, signed("AKIAA", "iam", &[]), b"", Effect::Read),
+            (Method::POST, &root, signed("AKIAA", "iam", &[]), b"Action=DeleteRole&RoleName=r", Effect::Write),
+            (Method::POST, &root, signed("AKIAA", "sts", &[]), b"Action=AssumeRole", Effect::Neither),
+            (Method::POST, &root, signed("AKIAA", "sts", &[]), b"Action=GetCallerIdentity", Effect::Neither),
+            (Method::POST, &root, json("sqs", "AmazonSQS.ReceiveMessage"), b"{}", Effect::Neither),
+            (Method::POST, &root, json("sqs", "AmazonSQS.GetQueueAttributes"), b"{}", Effect::Neither),
+            // moto's own API (reset) is unsigned.
+            (Method::POST, &root, HeaderMap::new(), b"", Effect::Write),
+            (Method::GET, &root, HeaderMap::new(), b"", Effect::Write),
+        ];
+        for (method, uri, headers, body, expected) in cases {
+            assert_eq!(
+                effect(method, uri, headers, body),
+                *expected,
+                "{method} {uri} {headers:?} {body:?}"
+            );
+        }
     }
 
     #[test]

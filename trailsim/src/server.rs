@@ -40,9 +40,9 @@ pub struct Options {
     pub throttle: bool,
     /// How long an event stays out of LookupEvents after it happened.
     pub visibility_delay: Duration,
-    /// Answer repeated S3 reads from memory ([`crate::read_cache`]); only when every write
-    /// goes through trailsim.
-    pub s3_read_cache: bool,
+    /// Answer repeated reads from memory ([`crate::read_cache`]); only when every write goes
+    /// through trailsim.
+    pub read_cache: bool,
     /// How long every AWS request waits before it is answered: a network round trip (S3 and
     /// CloudTrail endpoints are tens of milliseconds away, loopback none).
     pub latency: Duration,
@@ -79,7 +79,7 @@ impl Sim {
                 base: options.upstream.trim_end_matches('/').to_string(),
                 client,
                 cache: options
-                    .s3_read_cache
+                    .read_cache
                     .then(|| Arc::new(crate::read_cache::ReadCache::default())),
             },
             identities: Mutex::default(),
@@ -287,9 +287,25 @@ async fn aws(
         None => None,
     };
     let headers = as_owner.as_ref().unwrap_or(&parts.headers);
+    // Answers are kept by account for keys trailsim issued (see `read_cache`).
+    let principal = match (&call, &as_owner) {
+        (Some(call), None) => {
+            let identities = sim.identities.lock().expect("identities lock");
+            identities
+                .issued(&call.access_key_id)
+                .then(|| identities.of(&call.access_key_id).account_id)
+        }
+        _ => None,
+    };
     let forwarded = sim
         .upstream
-        .pass(&parts.method, &parts.uri, headers, body)
+        .pass(
+            principal.as_deref(),
+            &parts.method,
+            &parts.uri,
+            headers,
+            body,
+        )
         .await;
     let crate::read_cache::Answer {
         status,

@@ -6,7 +6,7 @@
 //! management account, the account a role is assumed into).
 
 use crate::identity::DEFAULT_KEY;
-use crate::read_cache::{self, ReadCache};
+use crate::read_cache::{self, Answer, Effect, ReadCache};
 use axum::http::{HeaderMap, Method, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -22,14 +22,8 @@ const ACCOUNT_HEADER: &str = "x-moto-account-id";
 pub struct Upstream {
     pub base: String,
     pub client: Client<HttpConnector, Full<Bytes>>,
-    /// S3 reads answered from memory (`--s3-read-cache`); every write through here empties it.
+    /// Reads answered from memory (`--read-cache`); every write through here empties it.
     pub cache: Option<Arc<ReadCache>>,
-}
-
-/// An answer from moto: status and body.
-pub struct Answer {
-    pub status: u16,
-    pub body: Bytes,
 }
 
 impl Upstream {
@@ -40,20 +34,12 @@ impl Upstream {
         )
     }
 
+    /// trailsim's own request to moto, through the read cache like a client's.
     async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Answer, String> {
-        let writes = ReadCache::may_change_reads(request.method(), request.headers());
-        self.forget_if(writes);
-        let response = self.client.request(request).await;
-        self.forget_if(writes);
-        let response = response.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
+        let (parts, body) = request.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        self.pass(None, &parts.method, &parts.uri, &parts.headers, body)
             .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok(Answer { status, body })
     }
 
     fn forget_if(&self, writes: bool) {
@@ -62,24 +48,32 @@ impl Upstream {
         }
     }
 
-    /// A client's request passed to moto as it came; with the read cache, a repeated S3 read
-    /// is answered from memory.
+    /// A request passed to moto as it came; with the read cache, a repeated read is answered
+    /// from memory and a write empties it. `principal`: the signing key's account, when
+    /// trailsim knows it (see [`crate::read_cache`]).
     pub async fn pass(
         &self,
+        principal: Option<&str>,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<read_cache::Answer, String> {
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|cache| Some((cache, ReadCache::key(method, uri, headers)?)));
+    ) -> Result<Answer, String> {
+        let effect = match &self.cache {
+            Some(_) => read_cache::effect(method, uri, headers, &body),
+            None => Effect::Neither,
+        };
+        let cached = match (&self.cache, effect) {
+            (Some(cache), Effect::Read) => {
+                ReadCache::key(principal, method, uri, headers, &body).map(|key| (cache, key))
+            }
+            _ => None,
+        };
         if let Some((cache, key)) = &cached {
             if let Some(answer) = cache.get(key) {
                 return Ok(answer);
             }
-            tracing::debug!(key, "s3 read cache: miss");
+            tracing::debug!(key, "read cache: miss");
         }
         let generation = cached.as_ref().map(|(cache, _)| cache.generation());
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -90,13 +84,13 @@ impl Upstream {
             builder = builder.header(name, value);
         }
         let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let writes = ReadCache::may_change_reads(method, headers);
+        let writes = effect == Effect::Write;
         self.forget_if(writes);
         let response = self.client.request(request).await;
         self.forget_if(writes);
         let (parts, body) = response.map_err(|e| e.to_string())?.into_parts();
         let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let answer = read_cache::Answer {
+        let answer = Answer {
             status: parts.status,
             headers: parts.headers,
             body,
@@ -177,8 +171,8 @@ impl Upstream {
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| e.to_string())?;
         let answer = self.send(request).await?;
-        if !(200..300).contains(&answer.status) {
-            let (code, message) = crate::record::error_of(answer.status, &answer.body);
+        if !answer.status.is_success() {
+            let (code, message) = crate::record::error_of(answer.status.as_u16(), &answer.body);
             return Err(format!("{target}: {code}: {message}"));
         }
         serde_json::from_slice(&answer.body).map_err(|e| format!("{target}: {e}"))
@@ -196,7 +190,7 @@ impl Upstream {
             .append_pair("Version", "2010-05-08")
             .append_pair("RoleName", role)
             .finish();
-        // A GET, as the query protocol allows: a read that leaves the S3 read cache alone.
+        // A GET, as the query protocol allows: a read, kept by the read cache.
         let request = hyper::Request::get(format!("{}/?{query}", self.base))
             .header(ACCOUNT_HEADER, account)
             .header(
@@ -206,8 +200,8 @@ impl Upstream {
             .body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
         let answer = self.send(request).await?;
-        if !(200..300).contains(&answer.status) {
-            let (code, message) = crate::record::error_of(answer.status, &answer.body);
+        if !answer.status.is_success() {
+            let (code, message) = crate::record::error_of(answer.status.as_u16(), &answer.body);
             return match code.as_str() {
                 "NoSuchEntity" => Ok(None),
                 _ => Err(format!("GetRole: {code}: {message}")),
@@ -252,7 +246,7 @@ impl Upstream {
             .body(Full::new(Bytes::new()))
             .ok()?;
         let answer = self.send(request).await.ok()?;
-        if !(200..300).contains(&answer.status) {
+        if !answer.status.is_success() {
             return None;
         }
         serde_json::from_slice(&answer.body).ok()
@@ -290,10 +284,10 @@ impl Upstream {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let answer = self.send(request).await?;
-        if (200..300).contains(&answer.status) {
+        if answer.status.is_success() {
             Ok(())
         } else {
-            Err(crate::record::error_of(answer.status, &answer.body).0)
+            Err(crate::record::error_of(answer.status.as_u16(), &answer.body).0)
         }
     }
 }

@@ -1,5 +1,5 @@
 //! trailsim as a user runs it by hand: it starts its own moto, honours `--no-throttle`,
-//! `--visibility-delay`, `--s3-read-cache` and `--latency-ms`, and takes its moto down with it
+//! `--visibility-delay`, `--read-cache` and `--latency-ms`, and takes its moto down with it
 //! on SIGTERM.
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
@@ -143,7 +143,7 @@ async fn write(s3: &aws_sdk_s3::Client, key: &str, text: &'static str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_read_cache_answers_repeated_reads_until_a_write_through_trailsim() {
-    let (mut trailsim, endpoint, moto) = start(&["--s3-read-cache", "--latency-ms", "250"]);
+    let (mut trailsim, endpoint, moto) = start(&["--read-cache", "--latency-ms", "250"]);
     let through = s3(&sdk(&endpoint).await);
     let direct = s3(&sdk(&moto).await);
 
@@ -189,6 +189,49 @@ async fn the_read_cache_answers_repeated_reads_until_a_write_through_trailsim() 
     // Errors are not kept: once the object exists again it is read.
     write(&direct, "log.json", "back").await;
     assert_eq!(read(&through, "log.json").await, "back");
+
+    // CloudTrail reads are kept the same way, and a CloudTrail write empties the cache.
+    let trails_through = aws_sdk_cloudtrail::Client::new(&sdk(&endpoint).await);
+    let trails_direct = aws_sdk_cloudtrail::Client::new(&sdk(&moto).await);
+    let names = || async {
+        let mut names: Vec<String> = trails_through
+            .describe_trails()
+            .send()
+            .await
+            .unwrap()
+            .trail_list()
+            .iter()
+            .filter_map(|t| t.name().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+    for name in ["kept", "second"] {
+        let client = if name == "kept" {
+            &trails_through
+        } else {
+            &trails_direct
+        };
+        client
+            .create_trail()
+            .name(name)
+            .s3_bucket_name("cached")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            names().await,
+            ["kept"],
+            "a trail created behind trailsim is not seen"
+        );
+    }
+    trails_through
+        .start_logging()
+        .name("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(names().await, ["kept", "second"]);
 
     let stopped = Command::new("kill")
         .arg(trailsim.id().to_string())
