@@ -152,7 +152,7 @@ pub async fn transitions(
     to: DateTime<Utc>,
 ) -> Result<Vec<Transition>, String> {
     let mut out = Vec::new();
-    let client = aws.region(&trail.home_region).cloudtrail;
+    let client = aws.cloudtrail(&trail.home_region);
     // Event history allows 2 LookupEvents calls per second per account and region.
     let limiter = events::RateLimiter::per_second(2);
     for name in ["StopLogging", "StartLogging", "UpdateTrail", "CreateTrail"] {

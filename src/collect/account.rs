@@ -6,7 +6,7 @@ use crate::posture::{Fetched, Unavailable};
 /// The caller's account id (GetCallerIdentity needs no permission).
 pub async fn caller_account(aws: &Aws) -> Fetched<String> {
     let out = aws
-        .sts
+        .sts()
         .get_caller_identity()
         .send()
         .await

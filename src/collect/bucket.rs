@@ -15,7 +15,7 @@ use aws_sdk_s3::types as s3;
 /// The names of the account's buckets (ListBuckets): which account owns a trail's bucket.
 pub async fn bucket_names(aws: &Aws, region: &str) -> Fetched<Vec<String>> {
     let mut names = Vec::new();
-    let mut pages = aws.region(region).s3.list_buckets().into_paginator().send();
+    let mut pages = aws.s3(region).list_buckets().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| unavailable("ListBuckets", &e))?;
         names.extend(
@@ -35,7 +35,7 @@ pub async fn bucket_posture(
     bucket: &str,
     owner: Option<&str>,
 ) -> Fetched<BucketPosture> {
-    let lookup = aws.region(default_region).s3;
+    let lookup = aws.s3(default_region);
     let mut location = lookup.get_bucket_location().bucket(bucket);
     if let Some(owner) = owner {
         location = location.expected_bucket_owner(owner);
@@ -60,7 +60,7 @@ pub async fn bucket_posture(
             return Err(reason);
         }
     };
-    let s3 = aws.region(&region).s3;
+    let s3 = aws.s3(&region);
     let owner = owner.map(str::to_string);
     // Each call is independent: run them together, one failure does not hide the others.
     let (encryption, lifecycle, versioning, object_lock, pab, policy, acl, logging) = tokio::join!(

@@ -7,7 +7,7 @@ use crate::posture::{Fetched, KeyPosture, Unavailable, arn_account, arn_region};
 /// to the key's region (from its ARN) or else the trail's home region.
 pub async fn key_posture(aws: &Aws, home_region: &str, key: &str) -> Fetched<KeyPosture> {
     let region = arn_region(key).unwrap_or(home_region);
-    let kms = aws.region(region).kms;
+    let kms = aws.kms(region);
     let described = match kms.describe_key().key_id(key).send().await {
         Ok(out) => out,
         Err(e) => {

@@ -29,8 +29,7 @@ pub async fn bucket_region(
     bucket: &str,
 ) -> Result<String, Unavailable> {
     let out = aws
-        .region(any_region)
-        .s3
+        .s3(any_region)
         .get_bucket_location()
         .bucket(bucket)
         .send()
@@ -53,7 +52,7 @@ pub async fn list_page(
     start_after: Option<&str>,
     token: Option<String>,
 ) -> Result<(Vec<Listed>, Option<String>), Unavailable> {
-    let s3 = aws.region(region).s3;
+    let s3 = aws.s3(region);
     let mut req = s3.list_objects_v2().bucket(bucket).prefix(prefix);
     req = match token {
         Some(t) => req.continuation_token(t),
@@ -143,7 +142,7 @@ pub async fn folders(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<String>, Unavailable> {
-    let s3 = aws.region(region).s3;
+    let s3 = aws.s3(region);
     let mut token: Option<String> = None;
     let mut names = Vec::new();
     loop {
@@ -277,7 +276,7 @@ pub async fn get(
         return too_large(size, limits.max_object);
     }
     let room = limits.room_for(size).await;
-    let s3 = aws.region(region).s3;
+    let s3 = aws.s3(region);
     let out = match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(out) => out,
         Err(e) => return read_error(&e),

@@ -21,7 +21,7 @@ struct Parent {
 
 /// Every account of the organization.
 pub async fn discover(aws: &Aws) -> Fetched<Vec<OrgAccount>> {
-    let client = &aws.organizations;
+    let client = aws.organizations();
     let roots = client
         .list_roots()
         .send()
@@ -98,7 +98,7 @@ pub async fn discover(aws: &Aws) -> Fetched<Vec<OrgAccount>> {
 async fn tags(aws: &Aws, account: &str) -> Result<BTreeMap<String, String>, Unavailable> {
     let mut tags = BTreeMap::new();
     let mut pages = aws
-        .organizations
+        .organizations()
         .list_tags_for_resource()
         .resource_id(account)
         .into_paginator()

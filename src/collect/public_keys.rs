@@ -13,7 +13,7 @@ pub async fn public_keys(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<(PublicKeys, Vec<String>), Unavailable> {
-    let ct = aws.region(region).cloudtrail;
+    let ct = aws.cloudtrail(region);
     let mut keys = PublicKeys::default();
     let mut rejected = Vec::new();
     let mut token: Option<String> = None;

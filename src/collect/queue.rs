@@ -16,8 +16,7 @@ pub struct QueueMessage {
 /// short receives rather than holding a poller for 20 seconds.
 pub async fn receive(aws: &Aws, region: &str, url: &str) -> Fetched<Vec<QueueMessage>> {
     let out = aws
-        .region(region)
-        .sqs
+        .sqs(region)
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
@@ -39,8 +38,7 @@ pub async fn receive(aws: &Aws, region: &str, url: &str) -> Fetched<Vec<QueueMes
 }
 
 pub async fn delete(aws: &Aws, region: &str, url: &str, receipt: &str) -> Fetched<()> {
-    aws.region(region)
-        .sqs
+    aws.sqs(region)
         .delete_message()
         .queue_url(url)
         .receipt_handle(receipt)

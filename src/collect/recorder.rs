@@ -6,7 +6,7 @@ use crate::posture::{Fetched, Recorder};
 
 /// The recorders of `region` and whether each records. An empty list means none exists.
 pub async fn recorders(aws: &Aws, region: &str) -> Fetched<Vec<Recorder>> {
-    let config = aws.region(region).config;
+    let config = aws.config(region);
     let out = config
         .describe_configuration_recorder_status()
         .send()

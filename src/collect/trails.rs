@@ -43,7 +43,7 @@ pub async fn list_trails(aws: &Aws, regions: &[String]) -> Fetched<Vec<Trail>> {
 /// listing failed there (another region may answer); `Ok(Err)`: the listing answered but a
 /// describe failed.
 async fn listed_trails(aws: &Aws, region: &str) -> Result<Fetched<Vec<Trail>>, Unavailable> {
-    let client = aws.region(region).cloudtrail;
+    let client = aws.cloudtrail(region);
     let mut arns = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -110,7 +110,7 @@ fn trail_from_sdk(t: &ct::Trail, asked_region: &str) -> Option<Trail> {
 
 /// Status and selectors of one trail, asked in its home region by ARN.
 pub async fn trail_state(aws: &Aws, trail: Trail) -> TrailState {
-    let client = aws.region(&trail.home_region).cloudtrail;
+    let client = aws.cloudtrail(&trail.home_region);
     let (status, selectors) = tokio::join!(
         client.get_trail_status().name(&trail.arn).send(),
         client.get_event_selectors().trail_name(&trail.arn).send(),

@@ -233,7 +233,7 @@ impl Watch {
             Err(e) => return (Vec::new(), Some(store_failure(e))),
         };
         let start = checkpoint.map_or(now - window, |c| c - overlap);
-        let client = aws.region(region).cloudtrail;
+        let client = aws.cloudtrail(region);
         let limiter = self.events.limiter(account, region);
         let mut pages = write_events(&client, &limiter, start, now);
         let mut found = Vec::new();

@@ -96,7 +96,8 @@ pub async fn read_trail_bucket(
         && trail.account != own
     {
         return Err(Unavailable::new(format!(
-            "{} belongs to account {}; its bucket is read from that account",
+            "{} belongs to account {}, whose credentials read its bucket, and this replica \
+             holds none for it (with shards, name the bucket's owner in accounts.bucket_owners)",
             trail.name, trail.account
         )));
     }
