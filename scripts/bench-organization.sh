@@ -17,6 +17,11 @@
 #   SHARDS [4]          replicas of the sharded run (0: skip it)
 #   SKIP_BUILD [unset]  use the binaries already built
 #   TRAILSIM, TW        the binaries [target/release/trailsim, target/release/trailwarden]
+#   KEEP_WORK [unset]   keep the working folder (configs, logs, metrics) and print its path
+#
+# Last, one replica reads the bucket fed by its S3 event notifications (an SQS queue the
+# setup attached to the bucket): the log files announced and read, the time the
+# notifications poller took, its calls, against the first replica's listing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,12 +57,12 @@ cleanup() {
   set +e
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
-  rm -rf "$work"
+  if [ -n "${KEEP_WORK:-}" ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
 "$TRAILSIM" --listen 127.0.0.1:0 --moto-server target/pyenv/bin/moto_server \
-  --delivery-interval 1000000 --digest-interval 1000000 --s3-read-cache >"$work/trailsim.log" 2>&1 &
+  --delivery-interval 1000000 --digest-interval 1000000 --read-cache >"$work/trailsim.log" 2>&1 &
 pids+=($!)
 ENDPOINT=
 for _ in $(seq 150); do
@@ -92,11 +97,13 @@ AWS_ACCESS_KEY_ID=$(python3 -c "import json;print(json.load(open('$work/org.json
 AWS_SECRET_ACCESS_KEY=$(python3 -c "import json;print(json.load(open('$work/org.json'))['credentials']['SecretAccessKey'])")
 AWS_SESSION_TOKEN=$(python3 -c "import json;print(json.load(open('$work/org.json'))['credentials']['SessionToken'])")
 regions_yaml=$(printf '%s, ' $REGIONS | sed 's/, $//')
+org_bucket=$(python3 -c "import json;print(json.load(open('$work/org.json'))['bucket'])")
+org_management=$(python3 -c "import json;print(json.load(open('$work/org.json'))['management'])")
 
-# A daemon whose pollers each run once, at start; name, port, extra arguments.
-start_daemon() {
-  local name=$1 port=$2
-  shift 2
+# The configuration of a daemon whose pollers each run once, at start; name, port, and
+# YAML added at the end (the queues, for the run fed by notifications).
+write_config() {
+  local name=$1 port=$2 extra=${3:-}
   cat >"$work/$name.yaml" <<EOF
 listen: 127.0.0.1:$port
 state_dir: state-$name
@@ -118,11 +125,31 @@ accounts:
     arn: "arn:aws:iam::{account}:role/trailwarden-audit"
     external_id: $EXTERNAL_ID
   concurrency: $CONCURRENCY
+  # A shard that judges the organization trail but does not watch its bucket's owner reads
+  # the bucket with the owner's role only when named here (README, "Shards").
+  bucket_owners: { $org_bucket: "$org_management" }
 event_history:
   initial_window: 1h
 policies: policies.yaml
 detections: [detections.yaml]
+$extra
 EOF
+}
+
+# A daemon on a configuration written before; name, extra arguments. Prints its pid.
+start_written() {
+  local name=$1
+  shift
+  "$TW" run --config "$work/$name.yaml" "$@" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  echo $!
+}
+
+# A daemon on that configuration; name, port, extra arguments. Prints its pid.
+start_daemon() {
+  local name=$1 port=$2
+  shift 2
+  write_config "$name" "$port"
   "$TW" run --config "$work/$name.yaml" "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
   echo $!
@@ -146,6 +173,8 @@ wait_cycle() {
   echo "daemon on $port did not finish a cycle" >&2
   return 1
 }
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # One line per daemon: durations, calls by poller's operations, RSS, series.
 report() {
@@ -190,6 +219,14 @@ accounts=$((MEMBERS + 1))
 echo
 echo "organization: $accounts accounts, $nregions regions, ${LATENCY_MS} ms per request, concurrency $CONCURRENCY"
 echo "formula, trails poll: $accounts × (GetCallerIdentity + ListTrails + DescribeTrails) + 2 × $accounts trails = $((accounts * 5)) calls"
+
+# --- Warm-up: one `check` over every account, untimed by the table. trailsim keeps moto's
+# answers (--read-cache), so the runs after it meet answers served side by side, as AWS
+# serves them, not moto's one request at a time; this run's own time is moto's.
+write_config warm 0
+started=$SECONDS
+(cd "$work" && "$TW" check --config warm.yaml --format json >warm.json 2>warm.log) || true
+echo "warm-up check: $((SECONDS - started)) s (moto answering one request at a time)"
 echo
 header
 
@@ -235,3 +272,51 @@ sys.exit(1 if twice or missing else 0)
 EOF
   kill "${spids[@]}"
 fi
+
+# --- One replica fed by notifications: the queue still holds every announcement (nothing
+# above read it). Notifications run every 2 s, so they read the log files while the first
+# trail poll is still going; the listing's pass after it finds them read.
+queue_url=$(python3 -c "import json;print(json.load(open('$work/org.json'))['queue_url'])")
+port=$(free_port)
+write_config notified "$port" "bucket:
+  queues:
+    - url: \"$queue_url\"
+      bucket: $org_bucket"
+sed -i 's/^  bucket: "0 0 0 1 1 \*"$/&\n  notifications: "*\/2 * * * * *"/' "$work/notified.yaml"
+pid=$(start_written notified)
+wait_cycle "$port"
+listed=$(awk '/^trailwarden_aws_api_calls_total\{operation="GetObject"/ {s += $2} END {print s + 0}' "$work/one replica.metrics")
+for _ in $(seq 600); do
+  announced=$(metric "$port" | awk '/^trailwarden_log_files_announced_total / {print $2}')
+  [ "${announced:-0}" -ge "$listed" ] 2>/dev/null && break
+  sleep 1
+done
+sleep 3
+metric "$port" >"$work/notified.metrics"
+python3 - "$work/one replica.metrics" "$work/notified.metrics" "$(grep VmHWM /proc/"$pid"/status | awk '{print $2}')" <<'EOF'
+import re, sys
+def samples(path):
+    out = []
+    for line in open(path).read().splitlines():
+        m = re.match(r'^([a-z_]+)(?:\{(.*)\})? ([0-9.e+-]+)$', line)
+        if m:
+            out.append((m.group(1), dict(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")), float(m.group(3))))
+    return out
+def value(s, metric, **want):
+    return sum(v for n, l, v in s if n == metric and all(l.get(k) == x for k, x in want.items()))
+listing, notified = samples(sys.argv[1]), samples(sys.argv[2])
+calls = lambda s, op: value(s, "trailwarden_aws_api_calls_total", operation=op)
+print()
+print("| bucket pass fed by | log files read | time (s) | ListObjectsV2 | GetObject | ReceiveMessage | DeleteMessage | messages deleted | found by the listing after | peak RSS (MiB) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print(f"| listing (one replica above) | {calls(listing, 'GetObject'):.0f} "
+      f"| {value(listing, 'trailwarden_poll_duration_seconds_sum', poller='bucket'):.1f} "
+      f"| {calls(listing, 'ListObjectsV2'):.0f} | {calls(listing, 'GetObject'):.0f} | 0 | 0 | | | |")
+print(f"| notifications | {value(notified, 'trailwarden_log_files_announced_total'):.0f} "
+      f"| {value(notified, 'trailwarden_poll_duration_seconds_sum', poller='notifications'):.1f} "
+      f"| {calls(notified, 'ListObjectsV2'):.0f} (the listing after) | {calls(notified, 'GetObject'):.0f} "
+      f"| {calls(notified, 'ReceiveMessage'):.0f} | {calls(notified, 'DeleteMessage'):.0f} "
+      f"| {value(notified, 'trailwarden_queue_messages_total', outcome='deleted'):.0f} "
+      f"| {value(notified, 'trailwarden_log_files_found_by_listing_total'):.0f} | {int(sys.argv[3]) / 1024:.0f} |")
+EOF
+kill "$pid"

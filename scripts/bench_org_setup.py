@@ -4,9 +4,10 @@
 
 A management account (entered as moto's default user, as the test bed does), its
 organization, an organization trail (multi-region, with validation) logging to a bucket of
-the management account, then MEMBERS accounts made by CreateAccount with the audit role in
-each (through OrganizationAccountAccessRole). Writes the management account's
-credentials, the bucket and the member ids to OUT.json.
+the management account whose new objects are announced to an SQS queue (S3 event
+notifications, as deploy/aws/notifications.yaml sets up), then MEMBERS accounts made by
+CreateAccount with the audit role in each (through OrganizationAccountAccessRole). Writes
+the management account's credentials, the bucket, the queue and the member ids to OUT.json.
 """
 
 import json
@@ -64,6 +65,12 @@ def member(n):
 bucket = f"bench-org-trail-{management_id}"
 s3 = client("s3", management)
 s3.create_bucket(Bucket=bucket)
+sqs = client("sqs", management)
+queue_url = sqs.create_queue(QueueName="bench-org-logs")["QueueUrl"]
+queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+    "Attributes"]["QueueArn"]
+s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+    "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
 ct = client("cloudtrail", management)
 arn = ct.create_trail(Name="org", S3BucketName=bucket, IsOrganizationTrail=True,
                       IsMultiRegionTrail=True, IncludeGlobalServiceEvents=True,
@@ -77,5 +84,5 @@ with ThreadPoolExecutor(8) as pool:
 
 keys = {k: management[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
 json.dump({"management": management_id, "credentials": keys, "bucket": bucket,
-           "trail": arn, "members": members}, open(OUT, "w"))
+           "queue_url": queue_url, "trail": arn, "members": members}, open(OUT, "w"))
 print(f"organization: management {management_id}, {len(members)} members, trail {arn}")
