@@ -66,32 +66,54 @@ impl Intercept for ApiCallCounter {
     }
 }
 
-/// The SDK's assume-role provider, each AssumeRole it makes counted as the clients' calls are
-/// (its STS client takes no interceptor). The clients cache what it returns, so it is asked
-/// only when credentials are due; the SDK's retries inside one ask are not seen.
+/// A role's credentials, assumed through one STS client that every watched account shares
+/// (the daemon's own credentials, counted like every client's calls). The SDK's
+/// `AssumeRoleProvider` would hold an STS client per account, tens of kilobytes each. The
+/// account's identity cache keeps what this returns, so it is asked only when credentials
+/// are due.
 #[derive(Debug)]
-struct CountedAssumeRole {
-    inner: aws_config::sts::AssumeRoleProvider,
-    calls: IntCounterVec,
+struct AssumedRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    session_name: String,
+    external_id: Option<String>,
+    duration: std::time::Duration,
 }
 
-impl ProvideCredentials for CountedAssumeRole {
+impl AssumedRole {
+    async fn credentials(&self) -> Result<aws_credential_types::Credentials, CredentialsError> {
+        let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX);
+        let answer = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .duration_seconds(seconds)
+            .set_external_id(self.external_id.clone())
+            .send()
+            .await
+            .map_err(CredentialsError::provider_error)?;
+        let credentials = answer
+            .credentials
+            .ok_or_else(|| CredentialsError::unhandled("AssumeRole answered no credentials"))?;
+        let expiry = std::time::SystemTime::try_from(credentials.expiration)
+            .map_err(CredentialsError::unhandled)?;
+        Ok(aws_credential_types::Credentials::new(
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            Some(credentials.session_token),
+            Some(expiry),
+            "trailwarden-assume-role",
+        ))
+    }
+}
+
+impl ProvideCredentials for AssumedRole {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
         Self: 'a,
     {
-        future::ProvideCredentials::new(async move {
-            let result = self.inner.provide_credentials().await;
-            let outcome = match &result {
-                Ok(_) => "success",
-                Err(CredentialsError::ProviderTimedOut(_)) => "transport_error",
-                Err(_) => "client_error",
-            };
-            self.calls
-                .with_label_values(&["sts", "AssumeRole", outcome])
-                .inc();
-            result
-        })
+        future::ProvideCredentials::new(self.credentials())
     }
 }
 
@@ -113,6 +135,8 @@ pub struct Aws {
     base: aws_config::SdkConfig,
     counter: ApiCallCounter,
     organizations: OnceLock<aws_sdk_organizations::Client>,
+    /// The STS client every role is assumed with, from these credentials.
+    assumer: OnceLock<aws_sdk_sts::Client>,
     regional: Mutex<RegionalClients>,
 }
 
@@ -152,6 +176,7 @@ impl Aws {
             base,
             counter: ApiCallCounter::new(calls),
             organizations: OnceLock::new(),
+            assumer: OnceLock::new(),
             regional: Mutex::default(),
         }
     }
@@ -160,16 +185,12 @@ impl Aws {
     /// with these credentials. The SDK's provider caches them and assumes again before they
     /// expire; nothing is called until a client needs them.
     pub async fn assume_role(&self, role_arn: &str, role: &RoleSettings) -> Aws {
-        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn)
-            .session_name(&role.session_name.0)
-            .session_length(role.duration.0)
-            .configure(&self.base);
-        if let Some(id) = &role.external_id {
-            builder = builder.external_id(&id.0);
-        }
-        let provider = CountedAssumeRole {
-            inner: builder.build().await,
-            calls: self.counter.calls.clone(),
+        let provider = AssumedRole {
+            sts: self.assumer.get_or_init(|| self.sts()).clone(),
+            role_arn: role_arn.to_string(),
+            session_name: role.session_name.0.clone(),
+            external_id: role.external_id.as_ref().map(|id| id.0.clone()),
+            duration: role.duration.0,
         };
         // An identity cache of its own: the SDK's shared one keeps 64 credential sets at most,
         // so over 64 accounts it forgot them and each client assumed the role again.
