@@ -266,6 +266,22 @@ async fn aws(
             );
             return json_answer(status, body);
         }
+        if call.service == "sts"
+            && call.operation == "GetCallerIdentity"
+            && let Some(body) = caller_identity(&sim, &call.access_key_id)
+        {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            record_call(
+                &sim,
+                call,
+                200,
+                body.as_bytes(),
+                Some(&request_id),
+                &source_ip,
+                &user_agent,
+            );
+            return xml_answer(body, &request_id);
+        }
         if call.service == "cloudtrail" && call.operation == "ListPublicKeys" {
             let body = json!({"PublicKeyList": [sim.signer.list_entry()]}).to_string();
             record_call(
@@ -353,11 +369,28 @@ async fn aws(
     let mut response = Response::new(Body::from(answer));
     *response.status_mut() = status;
     for (name, value) in headers.iter() {
-        if name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
+        if name != header::CONTENT_LENGTH && !hop_by_hop(name) {
             response.headers_mut().append(name, value.clone());
         }
     }
     response
+}
+
+/// Headers of one connection, not of the answer (RFC 9110, 7.6.1): moto's `Connection:
+/// close`, passed on, made trailsim close every client's connection after each answer, so
+/// each call paid a new connection, which AWS does not make a client pay.
+fn hop_by_hop(name: &header::HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
 }
 
 /// Records a management call in event history; returns its sequence number (0 for data
@@ -454,6 +487,39 @@ fn access_denied(json_protocol: bool) -> (u16, &'static str) {
 }
 
 /// An answer trailsim makes itself, in the JSON protocol.
+/// GetCallerIdentity of a key an AssumeRole through trailsim issued, answered here as STS
+/// (and moto) answer it. moto looks the key up across every account's backend, about 11 ms a
+/// call at a thousand accounts, one call at a time: a daemon's per-account check would
+/// measure moto. Other keys are moto's to answer.
+fn caller_identity(sim: &Sim, access_key_id: &str) -> Option<String> {
+    let identities = sim.identities.lock().expect("identities lock");
+    if !identities.issued(access_key_id) {
+        return None;
+    }
+    let who = identities.of(access_key_id);
+    Some(format!(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+         <GetCallerIdentityResult><Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>\
+         </GetCallerIdentityResult></GetCallerIdentityResponse>",
+        crate::xml::escape(&who.arn),
+        crate::xml::escape(&who.principal_id),
+        crate::xml::escape(&who.account_id),
+    ))
+}
+
+fn xml_answer(body: String, request_id: &str) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        "text/xml".parse().expect("valid header"),
+    );
+    if let Ok(id) = request_id.parse() {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
 fn json_answer(status: u16, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).expect("valid status");

@@ -5,6 +5,22 @@
 use serde_json::{Map, Value};
 use xmlparser::{ElementEnd, Token, Tokenizer};
 
+/// `text` as XML character data.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The root element's name and its content, or `None` if the body is not XML.
 pub fn document(body: &[u8]) -> Option<(String, Value)> {
     let text = std::str::from_utf8(body).ok()?;
@@ -78,6 +94,15 @@ fn add_child(fields: &mut Map<String, Value>, name: String, value: Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn markup_in_text_is_escaped() {
+        assert_eq!(escape("a&b<c>\"d'e"), "a&amp;b&lt;c&gt;&quot;d&apos;e");
+        assert_eq!(
+            escape("arn:aws:sts::1:assumed-role/r/s=1,a@b"),
+            "arn:aws:sts::1:assumed-role/r/s=1,a@b"
+        );
+    }
 
     #[test]
     fn one_rule_is_an_object_two_are_a_list() {

@@ -118,6 +118,66 @@ async fn by_hand_with_its_own_moto_no_throttle_and_a_visibility_delay() {
     }
 }
 
+/// Sends `request` on `stream` and reads the answer's status line and headers (lowercase)
+/// and its body, by its length.
+fn exchange(stream: &mut std::net::TcpStream, request: &str) -> (String, Vec<String>) {
+    use std::io::{BufRead, Read, Write};
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end().to_ascii_lowercase();
+        if line.is_empty() {
+            break;
+        }
+        headers.push(line);
+    }
+    let length: usize = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status.trim_end().to_string(), headers)
+}
+
+/// moto closes its connection after each answer; trailsim must not pass that on: AWS keeps a
+/// client's connection open, and a daemon over a thousand accounts would otherwise pay a
+/// new connection per call.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_connection_stays_open_across_calls() {
+    let (mut trailsim, endpoint, _moto) = start(&["--no-throttle"]);
+    let addr = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = "Action=GetCallerIdentity&Version=2011-06-15";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    for call in 1..=2 {
+        let (status, headers) = exchange(&mut stream, &request);
+        assert!(status.ends_with("200 OK"), "call {call}: {status}");
+        assert!(
+            !headers.iter().any(|h| h.starts_with("connection:")),
+            "call {call}: {headers:?}"
+        );
+    }
+    let stopped = Command::new("kill")
+        .arg(trailsim.id().to_string())
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    trailsim.wait().unwrap();
+}
+
 /// What an object reads as through `s3`, or the error code.
 async fn read(s3: &aws_sdk_s3::Client, key: &str) -> String {
     match s3.get_object().bucket("cached").key(key).send().await {

@@ -344,7 +344,11 @@ async fn kms_config_sts_and_organizations_calls_are_recorded() {
         "--feature-set",
         "ALL",
     ]);
-    aws(&["sts", "get-caller-identity"]);
+    // Answered by trailsim for the keys it issued, as STS answers.
+    let me = aws(&["sts", "get-caller-identity"]);
+    assert_eq!(me["Account"], p.account.as_str());
+    assert_eq!(me["Arn"], p.arn.as_str());
+    assert!(me["UserId"].as_str().unwrap().ends_with(":trailsim-tests"));
 
     for (name, source) in [
         ("DisableKey", "kms.amazonaws.com"),
