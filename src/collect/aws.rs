@@ -10,7 +10,10 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_sts::config::SharedCredentialsProvider;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -312,7 +315,7 @@ impl Aws {
 /// `build_with_connector_fn` is the SDK's own way to that, hidden from its docs.
 fn shared_https_client() -> SharedHttpClient {
     use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
-    Builder::new().build_with_connector_fn(|settings, components| {
+    let client = Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ));
@@ -322,7 +325,30 @@ fn shared_https_client() -> SharedHttpClient {
         }
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
         connector.build()
-    })
+    });
+    SharedHttpClient::new(ConnectorOnFirstUse(client))
+}
+
+/// The shared HTTPS client without the SDK's check at each client build: to load the root
+/// certificates early, the SDK's client builds a whole TLS connector (certificates parsed)
+/// and drops it every time an SDK client is built from it. With clients built per use that
+/// was 15 % of a 1,000-account trails poll's CPU. The connector is built once, at the first
+/// request, and kept.
+#[derive(Debug)]
+struct ConnectorOnFirstUse(SharedHttpClient);
+
+impl HttpClient for ConnectorOnFirstUse {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The error code of a service error (`AccessDeniedException`, `NoSuchBucket`, ...), if any.
@@ -405,9 +431,7 @@ pub fn reason_class(reason: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_smithy_runtime_api::client::http::{
-        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
-    };
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
     use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
     use aws_smithy_types::body::SdkBody;
 
