@@ -129,6 +129,7 @@ pub fn snapshots(
     regions: &[String],
     members: &BTreeMap<String, Membership>,
 ) -> Vec<AccountSnapshot> {
+    let members = Arc::new(members.clone());
     trails
         .iter()
         .map(|(account, result)| AccountSnapshot {
