@@ -4,13 +4,19 @@
 //!
 //! Calls per discovery: 1 ListRoots + for each root and unit, ListAccountsForParent and
 //! ListOrganizationalUnitsForParent (a page each per 20 entries), + 1 ListTagsForResource
-//! per account. Any failed call fails the whole discovery: half a list would retire the
-//! accounts it missed (plan/accounts.rs keeps the previous roster on a failure).
+//! per account, a few at a time. Any failed call fails the whole discovery: half a list
+//! would retire the accounts it missed (plan/accounts.rs keeps the previous roster on a
+//! failure).
 
 use super::aws::{Aws, unavailable};
 use crate::plan::accounts::OrgAccount;
 use crate::posture::{Fetched, Unavailable};
+use futures_util::StreamExt;
 use std::collections::BTreeMap;
+
+/// ListTagsForResource calls in flight: Organizations throttles early (the SDK retries a
+/// throttled call), so a few, not `accounts.concurrency`.
+const TAG_CONCURRENCY: usize = 8;
 
 /// A node of the tree being walked: its id, and the ids and names from the root down.
 struct Parent {
@@ -88,8 +94,18 @@ pub async fn discover(aws: &Aws) -> Fetched<Vec<OrgAccount>> {
             }
         }
     }
-    for account in &mut accounts {
-        account.tags = tags(aws, &account.id).await?;
+    // Side by side: one at a time, a thousand accounts' tags took 30 s at 30 ms a call.
+    // Owned ids: a stream of borrowing closures trips the compiler's `Send` inference inside
+    // the scheduler's jobs.
+    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let tagged: Vec<Result<BTreeMap<String, String>, Unavailable>> =
+        futures_util::stream::iter(ids)
+            .map(|id| async move { tags(aws, &id).await })
+            .buffered(TAG_CONCURRENCY)
+            .collect()
+            .await;
+    for (account, tags) in accounts.iter_mut().zip(tagged) {
+        account.tags = tags?;
     }
     accounts.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(accounts)
