@@ -1,8 +1,9 @@
 //! SQS: the messages of a queue fed by a bucket's event notifications, and their deletion
-//! once handled (`plan::queue` decides when).
+//! once handled (`plan::queue` decides when), a receive's worth in one call.
 
 use super::aws::{Aws, unavailable};
-use crate::posture::Fetched;
+use crate::posture::{Fetched, Unavailable};
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 
 /// One message as received: what to read, and the handle that deletes it.
 #[derive(Debug, Clone)]
@@ -37,13 +38,42 @@ pub async fn receive(aws: &Aws, region: &str, url: &str) -> Fetched<Vec<QueueMes
         .collect())
 }
 
-pub async fn delete(aws: &Aws, region: &str, url: &str, receipt: &str) -> Fetched<()> {
-    aws.sqs(region)
-        .delete_message()
+/// Deletes up to ten messages (SQS's batch limit) in one call. `Ok`: the ones SQS could not
+/// delete, each with why (they are handed out again later).
+pub async fn delete_batch(
+    aws: &Aws,
+    region: &str,
+    url: &str,
+    receipts: &[&str],
+) -> Fetched<Vec<Unavailable>> {
+    let mut entries = Vec::with_capacity(receipts.len());
+    for (i, receipt) in receipts.iter().enumerate() {
+        entries.push(
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(*receipt)
+                .build()
+                .map_err(|e| Unavailable::new(format!("DeleteMessageBatch: {e}")))?,
+        );
+    }
+    let out = aws
+        .sqs(region)
+        .delete_message_batch()
         .queue_url(url)
-        .receipt_handle(receipt)
+        .set_entries(Some(entries))
         .send()
         .await
-        .map_err(|e| unavailable("DeleteMessage", &e))?;
-    Ok(())
+        .map_err(|e| unavailable("DeleteMessageBatch", &e))?;
+    Ok(out
+        .failed()
+        .iter()
+        .map(|f| {
+            Unavailable::api_failure(format!(
+                "DeleteMessageBatch: message {} of the batch: {}: {}",
+                f.id(),
+                f.code(),
+                f.message().unwrap_or_default()
+            ))
+        })
+        .collect())
 }

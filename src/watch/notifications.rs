@@ -1,21 +1,25 @@
 //! The notification poller: the queues of `bucket.queues`, fed by the trail buckets' S3 event
 //! notifications, read until empty. Each new log file they announce is read at once, with
 //! the bucket owner's clients, through the bucket pass's reader and store (so the listing
-//! later finds it read, and an event is claimed once whichever source sees it first). A
-//! message is deleted only when everything it names is done (`plan::queue`); one that cannot
-//! be parsed stays for the queue's dead-letter queue. The listing (`bucket_poller.rs`)
+//! later finds it read, and an event is claimed once whichever source sees it first); the
+//! files of one receive are read side by side, `bucket.concurrency` at a time. A message is
+//! deleted only when everything it names is done (`plan::queue`), the messages of one receive
+//! in one DeleteMessageBatch; one that cannot be parsed stays for the queue's dead-letter
+//! queue. The listing (`bucket_poller.rs`)
 //! remains the safety net, and counts what it finds that no notification announced.
 
 use super::Watch;
 use super::bucket::{Folder, Inputs, TrailPass, read_announced};
 use crate::collect::accounts::BucketRead;
-use crate::collect::{objects, queue};
-use crate::integrity::layout::log_root_of;
-use crate::plan::queue::{Outcome, may_delete};
+use crate::collect::objects;
+use crate::collect::queue::{self, QueueMessage};
+use crate::integrity::layout::{AccountRoot, LogKey, log_root_of};
+use crate::plan::queue::{Outcome, may_delete, objects_to_read};
 use crate::posture::Unavailable;
 use crate::s3_event::{CreatedObject, Notification, parse};
 use crate::state::StoredDetection;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -70,14 +74,13 @@ impl Watch {
             detections,
             tick: &tick,
             bucket_regions: HashMap::new(),
-            passes: HashMap::new(),
+            passes: Vec::new(),
             errors: Vec::new(),
         };
-        let m = &self.published.metrics;
         for q in self.queues() {
-            let (q, region) = (&q.url, q.url.region().unwrap_or(&self.regions[0]));
+            let (url, region) = (&q.url.0, q.url.region().unwrap_or(&self.regions[0]));
             for _ in 0..MAX_RECEIVES {
-                let messages = match queue::receive(&self.aws, region, &q.0).await {
+                let messages = match queue::receive(&self.aws, region, url).await {
                     Ok(m) => m,
                     Err(e) => {
                         run.errors.push(e);
@@ -86,35 +89,11 @@ impl Watch {
                 };
                 (run.tick)();
                 if messages.is_empty() {
-                    self.queues_drained.lock().insert(q.0.clone(), Utc::now());
+                    self.queues_drained.lock().insert(url.clone(), Utc::now());
                     break;
                 }
-                for message in messages {
-                    let outcomes = match parse(&message.body) {
-                        Err(why) => {
-                            tracing::warn!(queue = %q.0, message = %message.id, reason = %why, "queue message is not an S3 event notification: left for the dead-letter queue");
-                            m.queue_messages.with_label_values(&["unreadable"]).inc();
-                            continue;
-                        }
-                        Ok(Notification::Test) => Vec::new(),
-                        Ok(Notification::Created(objects)) => {
-                            let mut outcomes = Vec::with_capacity(objects.len());
-                            for object in &objects {
-                                outcomes.push(Box::pin(run.read(object)).await);
-                            }
-                            outcomes
-                        }
-                    };
-                    if !may_delete(&outcomes) {
-                        m.queue_messages.with_label_values(&["kept"]).inc();
-                        continue;
-                    }
-                    match queue::delete(&self.aws, region, &q.0, &message.receipt).await {
-                        Ok(()) => m.queue_messages.with_label_values(&["deleted"]).inc(),
-                        // Handed out again later: its objects are read by then, nothing twice.
-                        Err(e) => run.errors.push(e),
-                    }
-                }
+                let done = Box::pin(run.handle(url, &messages)).await;
+                self.delete(&mut run, region, url, &done).await;
             }
         }
         let mut found = Vec::new();
@@ -124,6 +103,27 @@ impl Watch {
             found.extend(pass.detections);
         }
         (run.errors, found)
+    }
+
+    /// Deletes the messages handled (one DeleteMessageBatch per receive); one SQS could not
+    /// delete is handed out again later, when its objects are read already: nothing twice.
+    async fn delete(&self, run: &mut Run<'_>, region: &str, url: &str, done: &[&QueueMessage]) {
+        if done.is_empty() {
+            return;
+        }
+        let receipts: Vec<&str> = done.iter().map(|m| m.receipt.as_str()).collect();
+        let deleted = self
+            .published
+            .metrics
+            .queue_messages
+            .with_label_values(&["deleted"]);
+        match queue::delete_batch(&self.aws, region, url, &receipts).await {
+            Ok(failed) => {
+                deleted.inc_by((receipts.len() - failed.len()) as u64);
+                run.errors.extend(failed);
+            }
+            Err(e) => run.errors.push(e),
+        }
     }
 }
 
@@ -138,45 +138,135 @@ struct Run<'a> {
     )>,
     tick: &'a (dyn Fn() + Sync),
     bucket_regions: HashMap<String, String>,
-    passes: HashMap<String, TrailPass>,
+    /// What each announced read found, with its trail's name.
+    passes: Vec<(String, TrailPass)>,
     errors: Vec<Unavailable>,
 }
 
+/// A log file announced in the folder of a trail whose bucket this replica reads.
+struct Announced {
+    /// Which of the run's `reads`: an index, so the reads' stream owns what it holds.
+    read: usize,
+    bucket_region: String,
+    root: AccountRoot,
+    parsed: LogKey,
+    object: CreatedObject,
+}
+
 impl Run<'_> {
-    /// Reads one announced object, when it is a log file in the folder of a trail whose
-    /// bucket this daemon reads; anything else is not ours.
-    async fn read(&mut self, object: &CreatedObject) -> Outcome {
-        let Some((read, root, parsed)) = self.reads.iter().find_map(|r| {
+    /// One receive's messages: every log file they announce read side by side (each once,
+    /// however many messages name it), then the messages that may go (`plan::queue`).
+    /// One that cannot be parsed stays, for the queue's dead-letter queue.
+    async fn handle<'m>(
+        &mut self,
+        url: &str,
+        messages: &'m [QueueMessage],
+    ) -> Vec<&'m QueueMessage> {
+        let m = &self.watch.published.metrics;
+        let parsed: Vec<Option<Vec<CreatedObject>>> = messages
+            .iter()
+            .map(|message| match parse(&message.body) {
+                Err(why) => {
+                    tracing::warn!(queue = %url, message = %message.id, reason = %why, "queue message is not an S3 event notification: left for the dead-letter queue");
+                    m.queue_messages.with_label_values(&["unreadable"]).inc();
+                    None
+                }
+                Ok(Notification::Test) => Some(Vec::new()),
+                Ok(Notification::Created(objects)) => Some(objects),
+            })
+            .collect();
+        let mut outcomes: Vec<Option<Vec<Outcome>>> = parsed
+            .iter()
+            .map(|p| p.as_ref().map(|_| Vec::new()))
+            .collect();
+        let mut to_read: Vec<(Announced, Vec<usize>)> = Vec::new();
+        for (object, named_by) in objects_to_read(&parsed) {
+            let outcome = match self.locate(object).await {
+                Ok(Some(announced)) => {
+                    to_read.push((announced, named_by));
+                    continue;
+                }
+                Ok(None) => Outcome::NotOurs,
+                Err(e) => {
+                    self.errors.push(e);
+                    Outcome::Failed
+                }
+            };
+            for i in named_by {
+                push(&mut outcomes[i], outcome);
+            }
+        }
+        let concurrency = self.watch.bucket_settings.concurrency.max(1);
+        let this = &*self;
+        let read: Vec<(Vec<usize>, String, Outcome, TrailPass)> =
+            futures_util::stream::iter(to_read)
+                .map(|(announced, named_by)| async move {
+                    let (outcome, pass) = this.read(&announced).await;
+                    let trail = this.reads[announced.read].state.trail.name.clone();
+                    (named_by, trail, outcome, pass)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        for (named_by, trail, outcome, pass) in read {
+            for i in named_by {
+                push(&mut outcomes[i], outcome);
+            }
+            self.passes.push((trail, pass));
+        }
+        let mut done = Vec::new();
+        for (message, outcomes) in messages.iter().zip(outcomes) {
+            match outcomes {
+                Some(o) if may_delete(&o) => done.push(message),
+                Some(_) => m.queue_messages.with_label_values(&["kept"]).inc(),
+                None => {}
+            }
+        }
+        done
+    }
+
+    /// The trail folder an announced object is a log file of, when this replica reads that
+    /// trail's bucket; `None` for anything else (not ours).
+    async fn locate(&mut self, object: CreatedObject) -> Result<Option<Announced>, Unavailable> {
+        let Some((read, root, parsed)) = self.reads.iter().enumerate().find_map(|(i, r)| {
             let t = &r.state.trail;
             if t.s3_bucket_name.as_deref() != Some(object.bucket.as_str()) {
                 return None;
             }
             let (root, parsed) = log_root_of(&object.key, t.s3_key_prefix.as_deref())?;
             // An organization trail's member folders, or the trail's own account's.
-            (root.org.is_some() == t.is_organization_trail).then_some((r, root, parsed))
+            (root.org.is_some() == t.is_organization_trail).then_some((i, root, parsed))
         }) else {
-            return Outcome::NotOurs;
+            return Ok(None);
         };
-        let t = &read.state.trail;
         let bucket_region = match self.bucket_regions.get(&object.bucket) {
             Some(r) => r.clone(),
-            None => match objects::bucket_region(&read.aws, &t.home_region, &object.bucket).await {
-                Ok(r) => {
-                    self.bucket_regions.insert(object.bucket.clone(), r.clone());
-                    r
-                }
-                Err(e) => {
-                    self.errors.push(e);
-                    return Outcome::Failed;
-                }
-            },
+            None => {
+                let r = &self.reads[read];
+                let home = &r.state.trail.home_region;
+                let r = objects::bucket_region(&r.aws, home, &object.bucket).await?;
+                self.bucket_regions.insert(object.bucket.clone(), r.clone());
+                r
+            }
         };
+        Ok(Some(Announced {
+            read,
+            bucket_region,
+            root,
+            parsed,
+            object,
+        }))
+    }
+
+    /// Reads one announced log file through the bucket pass's reader and store.
+    async fn read(&self, a: &Announced) -> (Outcome, TrailPass) {
+        let read = &self.reads[a.read];
         let folder = Folder {
-            bucket_region: &bucket_region,
-            bucket: &object.bucket,
-            root: &root,
-            region: &parsed.region,
-            trail: &t.name,
+            bucket_region: &a.bucket_region,
+            bucket: &a.object.bucket,
+            root: &a.root,
+            region: &a.parsed.region,
+            trail: &read.state.trail.name,
         };
         let w = self.watch;
         let inputs = Inputs {
@@ -190,15 +280,23 @@ impl Run<'_> {
             tick: self.tick,
             notified_until: None,
         };
-        let pass = self.passes.entry(t.name.clone()).or_default();
-        read_announced(
+        let mut pass = TrailPass::default();
+        let outcome = read_announced(
             &inputs,
             &folder,
-            &object.key,
-            object.size,
-            parsed.delivered,
-            pass,
+            &a.object.key,
+            a.object.size,
+            a.parsed.delivered,
+            &mut pass,
         )
-        .await
+        .await;
+        (outcome, pass)
+    }
+}
+
+/// Adds an object's outcome to a message's, unless the message could not be parsed.
+fn push(outcomes: &mut Option<Vec<Outcome>>, outcome: Outcome) {
+    if let Some(o) = outcomes {
+        o.push(outcome);
     }
 }

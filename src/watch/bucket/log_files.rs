@@ -204,7 +204,7 @@ pub(super) async fn read_folder(
 /// A log file a bucket notification announced (`watch/notifications.rs`): read now, through
 /// the same reader and store as a listed one, unless it was read before or is outside the
 /// read window. The folder's cursor and coverage are the listing's to move.
-pub(super) async fn read_announced(
+pub async fn read_announced(
     inputs: &Inputs<'_>,
     folder: &Folder<'_>,
     key: &str,

@@ -14,7 +14,7 @@
 mod digests;
 mod log_files;
 
-pub use log_files::Folder;
+pub use log_files::{Folder, read_announced};
 
 use crate::collect::aws::Aws;
 use crate::collect::objects::{self, ReadLimits};
@@ -226,19 +226,6 @@ pub async fn read_trail_bucket(
         })
         .collect();
     Ok(pass)
-}
-
-/// Reads a log file a bucket notification announced, in `root`'s folder of `region` of the
-/// trail's bucket (which answers in `bucket_region`).
-pub async fn read_announced(
-    inputs: &Inputs<'_>,
-    folder: &Folder<'_>,
-    key: &str,
-    size: Option<u64>,
-    delivered: DateTime<Utc>,
-    pass: &mut TrailPass,
-) -> crate::plan::queue::Outcome {
-    log_files::read_announced(inputs, folder, key, size, delivered, pass).await
 }
 
 /// Whether a waiting retry is this trail's: a log file in one of its account folders, or a

@@ -7,6 +7,7 @@
 //! visibility timeout, and after the queue's maxReceiveCount it goes to the dead-letter
 //! queue, never silently away. The periodic listing stays the safety net either way.
 
+use crate::s3_event::CreatedObject;
 use chrono::{DateTime, Duration, Utc};
 
 /// What became of one object a message named.
@@ -24,6 +25,27 @@ pub enum Outcome {
 /// Whether a message whose objects ended so may be deleted.
 pub fn may_delete(outcomes: &[Outcome]) -> bool {
     outcomes.iter().all(|o| *o != Outcome::Failed)
+}
+
+/// The objects a receive's messages announce, each once with the messages that name it (S3
+/// may announce an object twice, and a message comes back while its copy is in flight):
+/// read once, its outcome counts for each of them. `None`: a message that could not be
+/// parsed, which names nothing.
+pub fn objects_to_read(
+    messages: &[Option<Vec<CreatedObject>>],
+) -> Vec<(CreatedObject, Vec<usize>)> {
+    let mut out: Vec<(CreatedObject, Vec<usize>)> = Vec::new();
+    for (i, objects) in messages.iter().enumerate() {
+        for object in objects.iter().flatten() {
+            let same = |o: &CreatedObject| o.bucket == object.bucket && o.key == object.key;
+            match out.iter_mut().find(|(o, _)| same(o)) {
+                Some((_, named_by)) if named_by.last() == Some(&i) => {}
+                Some((_, named_by)) => named_by.push(i),
+                None => out.push((object.clone(), vec![i])),
+            }
+        }
+    }
+    out
 }
 
 /// Time allowed between an object's write and its notification being received, beyond which
@@ -61,6 +83,61 @@ mod tests {
         ];
         for (outcomes, expected) in cases {
             assert_eq!(may_delete(outcomes), *expected, "{outcomes:?}");
+        }
+    }
+
+    #[test]
+    fn an_object_announced_twice_is_read_once_for_every_message_that_names_it() {
+        let o = |bucket: &str, key: &str| CreatedObject {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            size: Some(1),
+            event_time: None,
+        };
+        let (a, b, other_bucket) = (
+            o("logs", "a.json.gz"),
+            o("logs", "b.json.gz"),
+            o("x", "a.json.gz"),
+        );
+        type Case = (
+            &'static str,
+            Vec<Option<Vec<CreatedObject>>>,
+            Vec<(CreatedObject, Vec<usize>)>,
+        );
+        let cases: Vec<Case> = vec![
+            ("nothing received", vec![], vec![]),
+            (
+                "a test event and an unparsable message name nothing",
+                vec![Some(vec![]), None],
+                vec![],
+            ),
+            (
+                "one object per message",
+                vec![Some(vec![a.clone()]), Some(vec![b.clone()])],
+                vec![(a.clone(), vec![0]), (b.clone(), vec![1])],
+            ),
+            (
+                "a duplicate notification",
+                vec![
+                    Some(vec![a.clone()]),
+                    None,
+                    Some(vec![a.clone(), b.clone()]),
+                ],
+                vec![(a.clone(), vec![0, 2]), (b.clone(), vec![2])],
+            ),
+            (
+                "one message naming an object twice counts it once",
+                vec![Some(vec![a.clone(), a.clone()])],
+                vec![(a.clone(), vec![0])],
+            ),
+            (
+                "the same key in another bucket is another object",
+                vec![Some(vec![a.clone()]), Some(vec![other_bucket.clone()])],
+                vec![(a.clone(), vec![0]), (other_bucket.clone(), vec![1])],
+            ),
+        ];
+        for (name, messages, expected) in cases {
+            assert_eq!(objects_to_read(&messages), expected, "{name}");
         }
     }
 
