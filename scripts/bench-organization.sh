@@ -18,6 +18,8 @@
 #   SKIP_BUILD [unset]  use the binaries already built
 #   TRAILSIM, TW        the binaries [target/release/trailsim, target/release/trailwarden]
 #   KEEP_WORK [unset]   keep the working folder (configs, logs, metrics) and print its path
+#   HOLD [unset]        after the warm-up, print the endpoint and the working folder and keep
+#                       trailsim serving until interrupted: to profile a daemon by hand
 #
 # Last, one replica reads the bucket fed by its S3 event notifications (an SQS queue the
 # setup attached to the bucket): the log files announced and read, the time the
@@ -227,6 +229,10 @@ write_config warm 0
 started=$SECONDS
 (cd "$work" && "$TW" check --config warm.yaml --format json >warm.json 2>warm.log) || true
 echo "warm-up check: $((SECONDS - started)) s (moto answering one request at a time)"
+if [ -n "${HOLD:-}" ]; then
+  echo "held: endpoint $ENDPOINT, configurations in $work (warm.yaml; credentials in org.json)"
+  wait "${pids[0]}"
+fi
 echo
 header
 
@@ -307,7 +313,7 @@ def value(s, metric, **want):
 listing, notified = samples(sys.argv[1]), samples(sys.argv[2])
 calls = lambda s, op: value(s, "trailwarden_aws_api_calls_total", operation=op)
 print()
-print("| bucket pass fed by | log files read | time (s) | ListObjectsV2 | GetObject | ReceiveMessage | DeleteMessage | messages deleted | found by the listing after | peak RSS (MiB) |")
+print("| bucket pass fed by | log files read | time (s) | ListObjectsV2 | GetObject | ReceiveMessage | DeleteMessageBatch | messages deleted | found by the listing after | peak RSS (MiB) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 print(f"| listing (one replica above) | {calls(listing, 'GetObject'):.0f} "
       f"| {value(listing, 'trailwarden_poll_duration_seconds_sum', poller='bucket'):.1f} "
@@ -315,7 +321,7 @@ print(f"| listing (one replica above) | {calls(listing, 'GetObject'):.0f} "
 print(f"| notifications | {value(notified, 'trailwarden_log_files_announced_total'):.0f} "
       f"| {value(notified, 'trailwarden_poll_duration_seconds_sum', poller='notifications'):.1f} "
       f"| {calls(notified, 'ListObjectsV2'):.0f} (the listing after) | {calls(notified, 'GetObject'):.0f} "
-      f"| {calls(notified, 'ReceiveMessage'):.0f} | {calls(notified, 'DeleteMessage'):.0f} "
+      f"| {calls(notified, 'ReceiveMessage'):.0f} | {calls(notified, 'DeleteMessageBatch'):.0f} "
       f"| {value(notified, 'trailwarden_queue_messages_total', outcome='deleted'):.0f} "
       f"| {value(notified, 'trailwarden_log_files_found_by_listing_total'):.0f} | {int(sys.argv[3]) / 1024:.0f} |")
 EOF
