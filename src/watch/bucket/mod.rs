@@ -26,6 +26,7 @@ use crate::integrity::verdict::Item;
 use crate::posture::{RegionEvidence, TrailEvidence, TrailState, Unavailable, UnreadObject};
 use crate::state::{StateError, Store, StoredDetection, UnreadRow};
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -80,6 +81,50 @@ pub struct TrailPass {
     pub errors: Vec<Unavailable>,
 }
 
+impl TrailPass {
+    /// Adds what the reading of another folder of the same trail found (folders are read side
+    /// by side, each into a pass of its own).
+    fn absorb(&mut self, other: TrailPass) {
+        let TrailPass {
+            evidence,
+            detections,
+            new_items,
+            logs_validated,
+            records,
+            unreadable_records,
+            missed,
+            read_failures,
+            claims,
+            found_by_listing,
+            announced,
+            errors,
+        } = other;
+        self.evidence.regions.extend(evidence.regions);
+        self.evidence.digests_seen |= evidence.digests_seen;
+        self.detections.extend(detections);
+        self.new_items.extend(new_items);
+        for (counts, more) in [
+            (&mut self.logs_validated, logs_validated),
+            (&mut self.records, records),
+            (&mut self.missed, missed),
+        ] {
+            for (k, n) in more {
+                *counts.entry(k).or_default() += n;
+            }
+        }
+        self.unreadable_records += unreadable_records;
+        self.read_failures.extend(read_failures);
+        self.claims += claims;
+        self.found_by_listing += found_by_listing;
+        self.announced += announced;
+        self.errors.extend(errors);
+    }
+}
+
+/// Account folders read at once in one trail's pass (an organization trail has one per
+/// member); each reads its log files `bucket.concurrency` at a time.
+const FOLDERS_AT_ONCE: usize = 8;
+
 /// Reads one trail's bucket.
 pub async fn read_trail_bucket(
     inputs: &Inputs<'_>,
@@ -111,29 +156,42 @@ pub async fn read_trail_bucket(
         .await
         .map_err(store_failure)?;
     let mut pass = TrailPass::default();
-    for root in &roots {
-        for r in &region_folders(inputs.aws, &region, bucket, root, "CloudTrail").await? {
-            let folder = log_files::Folder {
-                bucket_region: &region,
-                bucket,
-                root,
-                region: r,
-                trail: &trail.name,
-            };
-            let mut evidence = RegionEvidence {
-                account: root.account.clone(),
-                region: r.clone(),
-                ..Default::default()
-            };
-            match log_files::read_folder(inputs, &folder, &retries, &mut pass).await {
-                Ok(coverage) => evidence.coverage = coverage,
-                Err(e) => {
-                    evidence.log_error = Some(e.reason.clone());
-                    pass.errors.push(e);
+    // By index: a stream of borrowing closures trips the compiler's `Send` inference inside
+    // the scheduler's jobs.
+    let (roots_ref, retries_ref, region_ref) = (&roots, &retries, &region);
+    let read: Vec<Result<TrailPass, Unavailable>> = futures_util::stream::iter(0..roots.len())
+        .map(move |i| async move {
+            let root = &roots_ref[i];
+            let mut pass = TrailPass::default();
+            for r in &region_folders(inputs.aws, region_ref, bucket, root, "CloudTrail").await? {
+                let folder = log_files::Folder {
+                    bucket_region: region_ref,
+                    bucket,
+                    root,
+                    region: r,
+                    trail: &trail.name,
+                };
+                let mut evidence = RegionEvidence {
+                    account: root.account.clone(),
+                    region: r.clone(),
+                    ..Default::default()
+                };
+                match log_files::read_folder(inputs, &folder, retries_ref, &mut pass).await {
+                    Ok(coverage) => evidence.coverage = coverage,
+                    Err(e) => {
+                        evidence.log_error = Some(e.reason.clone());
+                        pass.errors.push(e);
+                    }
                 }
+                pass.evidence.regions.push(evidence);
             }
-            pass.evidence.regions.push(evidence);
-        }
+            Ok(pass)
+        })
+        .buffered(FOLDERS_AT_ONCE)
+        .collect()
+        .await;
+    for folder_pass in read {
+        pass.absorb(folder_pass?);
     }
     // Read after the log files: transitions they held count for this pass's digests.
     let names = [trail.name.clone(), trail.arn.clone()];
@@ -166,22 +224,47 @@ pub async fn read_trail_bucket(
     };
     pass.evidence.created = latest(&["CreateTrail"]);
     pass.evidence.changed = latest(&["CreateTrail", "UpdateTrail", "StartLogging"]);
-    for root in &roots {
-        for r in &region_folders(inputs.aws, &region, bucket, root, "CloudTrail-Digest").await? {
-            let scope = ChainScope {
-                bucket: bucket.to_string(),
-                account: root.account.clone(),
-                region: r.clone(),
-            };
-            let chain = digests::Chain {
-                bucket_region: &region,
-                state,
-                root,
-                scope: &scope,
-                transitions: &transitions,
-            };
-            let result = digests::validate_folder(inputs, &chain, &retries, &mut pass).await;
-            let entry = region_entry(&mut pass.evidence, &root.account, r);
+    let transitions_ref = &transitions;
+    type Validated = (
+        String,
+        String,
+        Result<Option<crate::plan::digest_folder::DigestFolder>, Unavailable>,
+    );
+    let validated: Vec<Result<(Vec<Validated>, TrailPass), Unavailable>> =
+        futures_util::stream::iter(0..roots.len())
+            .map(move |i| async move {
+                let root = &roots_ref[i];
+                let mut pass = TrailPass::default();
+                let mut chains = Vec::new();
+                let kind = "CloudTrail-Digest";
+                for r in &region_folders(inputs.aws, region_ref, bucket, root, kind).await? {
+                    let scope = ChainScope {
+                        bucket: bucket.to_string(),
+                        account: root.account.clone(),
+                        region: r.clone(),
+                    };
+                    let chain = digests::Chain {
+                        bucket_region: region_ref,
+                        state,
+                        root,
+                        scope: &scope,
+                        transitions: transitions_ref,
+                    };
+                    let result =
+                        digests::validate_folder(inputs, &chain, retries_ref, &mut pass).await;
+                    chains.push((root.account.clone(), r.clone(), result));
+                    (inputs.tick)();
+                }
+                Ok((chains, pass))
+            })
+            .buffered(FOLDERS_AT_ONCE)
+            .collect()
+            .await;
+    for found in validated {
+        let (chains, folder_pass) = found?;
+        pass.absorb(folder_pass);
+        for (account, r, result) in chains {
+            let entry = region_entry(&mut pass.evidence, &account, &r);
             match result {
                 Ok(Some(folder)) => {
                     entry.origin = folder.origin;
@@ -194,7 +277,6 @@ pub async fn read_trail_bucket(
                     pass.errors.push(e);
                 }
             }
-            (inputs.tick)();
         }
     }
     let (name, now) = (trail.name.clone(), inputs.now);
@@ -273,4 +355,51 @@ fn region_entry<'a>(
 
 fn store_failure(e: StateError) -> Unavailable {
     Unavailable::api_failure(format!("state store: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Folders read side by side, each into a pass of its own: the trail's pass counts what
+    /// each found, once, and keeps every region in the order read.
+    #[test]
+    fn a_trail_pass_adds_up_its_folders_passes() {
+        let key = |a: &str| (a.to_string(), "us-east-1".to_string());
+        let region = |a: &str| RegionEvidence {
+            account: a.to_string(),
+            region: "us-east-1".to_string(),
+            ..Default::default()
+        };
+        let folder = |a: &str, records: u64, validated: u64| {
+            let mut p = TrailPass::default();
+            p.evidence.regions.push(region(a));
+            p.records.insert(key(a), records);
+            p.records.insert(key("shared"), 1);
+            p.logs_validated.insert(key(a), validated);
+            p.unreadable_records = 1;
+            p.claims = records;
+            p.read_failures.push(("log", "timeout"));
+            p.errors.push(Unavailable::new(format!("{a} failed once")));
+            p
+        };
+        let mut pass = TrailPass::default();
+        pass.absorb(folder("111111111111", 5, 2));
+        pass.absorb(folder("222222222222", 7, 0));
+        let accounts: Vec<&str> = pass
+            .evidence
+            .regions
+            .iter()
+            .map(|r| r.account.as_str())
+            .collect();
+        assert_eq!(accounts, ["111111111111", "222222222222"]);
+        assert_eq!(pass.records[&key("111111111111")], 5);
+        assert_eq!(pass.records[&key("shared")], 2);
+        assert_eq!(pass.logs_validated[&key("222222222222")], 0);
+        assert_eq!(pass.unreadable_records, 2);
+        assert_eq!(pass.claims, 12);
+        assert_eq!(pass.read_failures.len(), 2);
+        assert_eq!(pass.errors.len(), 2);
+        assert!(!pass.evidence.digests_seen);
+    }
 }
