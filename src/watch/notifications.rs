@@ -5,8 +5,8 @@
 //! files of one receive are read side by side, `bucket.concurrency` at a time. A message is
 //! deleted only when everything it names is done (`plan::queue`), the messages of one receive
 //! in one DeleteMessageBatch; one that cannot be parsed stays for the queue's dead-letter
-//! queue. The listing (`bucket_poller.rs`)
-//! remains the safety net, and counts what it finds that no notification announced.
+//! queue. The listing (`bucket_poller.rs`) remains the safety net, and counts what it finds
+//! that no notification announced.
 
 use super::Watch;
 use super::bucket::{Folder, Inputs, TrailPass, read_announced};
@@ -74,7 +74,7 @@ impl Watch {
             detections,
             tick: &tick,
             bucket_regions: HashMap::new(),
-            passes: Vec::new(),
+            passes: HashMap::new(),
             errors: Vec::new(),
         };
         for q in self.queues() {
@@ -138,8 +138,8 @@ struct Run<'a> {
     )>,
     tick: &'a (dyn Fn() + Sync),
     bucket_regions: HashMap<String, String>,
-    /// What each announced read found, with its trail's name.
-    passes: Vec<(String, TrailPass)>,
+    /// What the announced reads found, by trail.
+    passes: HashMap<String, TrailPass>,
     errors: Vec<Unavailable>,
 }
 
@@ -212,7 +212,7 @@ impl Run<'_> {
             for i in named_by {
                 push(&mut outcomes[i], outcome);
             }
-            self.passes.push((trail, pass));
+            self.passes.entry(trail).or_default().absorb(pass);
         }
         let mut done = Vec::new();
         for (message, outcomes) in messages.iter().zip(outcomes) {

@@ -82,9 +82,9 @@ pub struct TrailPass {
 }
 
 impl TrailPass {
-    /// Adds what the reading of another folder of the same trail found (folders are read side
-    /// by side, each into a pass of its own).
-    fn absorb(&mut self, other: TrailPass) {
+    /// Adds what another read of the same trail found (folders, and announced log files, are
+    /// read side by side, each into a pass of its own).
+    pub(in crate::watch) fn absorb(&mut self, other: TrailPass) {
         let TrailPass {
             evidence,
             detections,
