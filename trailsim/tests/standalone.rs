@@ -62,6 +62,16 @@ fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
+/// Stops trailsim with SIGTERM (which stops the moto it started) and waits for it.
+fn stop(trailsim: &mut std::process::Child) {
+    let stopped = Command::new("kill")
+        .arg(trailsim.id().to_string())
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    trailsim.wait().unwrap();
+}
+
 fn answers(url: &str) -> bool {
     let addr = url.trim_start_matches("http://");
     std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).is_ok()
@@ -105,12 +115,7 @@ async fn by_hand_with_its_own_moto_no_throttle_and_a_visibility_delay() {
     assert_eq!(out.events().len(), 1, "visible after its delay");
 
     // SIGTERM stops trailsim and the moto it started.
-    let stopped = Command::new("kill")
-        .arg(trailsim.id().to_string())
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    trailsim.wait().unwrap();
+    stop(&mut trailsim);
     let deadline = Instant::now() + Duration::from_secs(10);
     while answers(&moto) {
         assert!(Instant::now() < deadline, "moto outlived trailsim");
@@ -170,12 +175,7 @@ async fn a_client_connection_stays_open_across_calls() {
             "call {call}: {headers:?}"
         );
     }
-    let stopped = Command::new("kill")
-        .arg(trailsim.id().to_string())
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    trailsim.wait().unwrap();
+    stop(&mut trailsim);
 }
 
 /// What an object reads as through `s3`, or the error code.
@@ -293,10 +293,5 @@ async fn the_read_cache_answers_repeated_reads_until_a_write_through_trailsim() 
         .unwrap();
     assert_eq!(names().await, ["kept", "second"]);
 
-    let stopped = Command::new("kill")
-        .arg(trailsim.id().to_string())
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    trailsim.wait().unwrap();
+    stop(&mut trailsim);
 }
