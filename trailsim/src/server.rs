@@ -486,7 +486,6 @@ fn access_denied(json_protocol: bool) -> (u16, &'static str) {
     }
 }
 
-/// An answer trailsim makes itself, in the JSON protocol.
 /// GetCallerIdentity of a key an AssumeRole through trailsim issued, answered here as STS
 /// (and moto) answer it. moto looks the key up across every account's backend, about 11 ms a
 /// call at a thousand accounts, one call at a time: a daemon's per-account check would
@@ -507,6 +506,7 @@ fn caller_identity(sim: &Sim, access_key_id: &str) -> Option<String> {
     ))
 }
 
+/// An answer trailsim makes itself, in the query protocol's XML.
 fn xml_answer(body: String, request_id: &str) -> Response {
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();
@@ -520,6 +520,7 @@ fn xml_answer(body: String, request_id: &str) -> Response {
     response
 }
 
+/// An answer trailsim makes itself, in the JSON protocol.
 fn json_answer(status: u16, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).expect("valid status");
