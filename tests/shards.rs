@@ -4,7 +4,8 @@
 //! - `check` as 3 shards watches every account exactly once, judges the organization trail
 //!   once (its bucket read with the log archive's role, whichever shard holds that account),
 //!   and gives each account its own verdicts once.
-//! - Resizing to 4 moves accounts only to the new shard, about a quarter of them.
+//! - Resizing to 4 moves about a quarter of the accounts, nearly all to the new shard, and
+//!   no shard holds more than 8 (an even share and 5 %).
 //! - 3 daemons, their ordinals from StatefulSet-style hostnames, export their shard and split
 //!   `trailwarden_account_up` between them without overlap.
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
@@ -153,7 +154,7 @@ fn placement(shards: &[Value]) -> BTreeMap<String, usize> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn shards_watch_every_account_once_and_a_resize_moves_only_the_new_shards_share() {
+async fn shards_watch_every_account_once_and_a_resize_moves_about_a_quarter() {
     let world = World::build().await;
 
     // --- 3 shards.
@@ -219,9 +220,10 @@ async fn shards_watch_every_account_once_and_a_resize_moves_only_the_new_shards_
         );
     }
 
-    // --- 4 shards: what moves goes to the new shard, and not much moves. Rendezvous
-    // hashing moves each account with probability 1/4; more than half of 30 would be a
-    // one-in-thousands draw, fewer than that is hashing doing its job.
+    // --- 4 shards: most of what moves goes to the new shard, and not much moves. Bounded
+    // loads (at most 8 of 30 per shard) move a few between the old shards too. Simulated
+    // over 10,000 organizations of 30 random ids: at most 14 moved (median 9), at most 6
+    // between old shards (median 1); plain hashing, for comparison, moves a quarter.
     let four = world.check_shards(4);
     let resized = placement(&four);
     assert_eq!(resized.len(), ACCOUNTS);
@@ -230,14 +232,22 @@ async fn shards_watch_every_account_once_and_a_resize_moves_only_the_new_shards_
         .filter(|(account, ordinal)| resized[*account] != **ordinal)
         .map(|(account, _)| account)
         .collect();
-    for account in &moved {
-        assert_eq!(resized[*account], 3, "{account} moved between old shards");
-    }
+    let between_old = moved.iter().filter(|a| resized[**a] != 3).count();
+    assert!(
+        between_old <= 7,
+        "{between_old} of {} moves between old shards",
+        moved.len()
+    );
     assert!(
         moved.len() <= ACCOUNTS / 2,
         "{} of {ACCOUNTS} moved",
         moved.len()
     );
+    let mut load = [0usize; 4];
+    for ordinal in resized.values() {
+        load[*ordinal] += 1;
+    }
+    assert!(load.iter().all(|&l| l <= 8), "{load:?}: over 30 × 1.05 / 4");
 
     // --- 3 daemons, each its ordinal from its hostname.
     let mut daemons = Vec::new();
@@ -315,10 +325,15 @@ async fn shards_watch_every_account_once_and_a_resize_moves_only_the_new_shards_
 /// are.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shard_without_accounts_is_ready_and_says_so() {
-    use trailwarden::plan::shards::Shard;
+    use trailwarden::plan::shards::{Placement, Shard};
     let account = support::lab::isolated_account_at(trailsim()).await;
+    // The daemon's roster is this account and its own: over 2 shards neither fills one (at
+    // most 2 each), so the placement is hashing alone, as over this account by itself.
     let ordinal = (0..2)
-        .find(|o| !Shard::new(*o, 2).unwrap().owns_account(&account.id))
+        .find(|o| {
+            let shard = Shard::new(*o, 2).unwrap();
+            !Placement::over(shard, [account.id.as_str()]).owns_account(&account.id)
+        })
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();

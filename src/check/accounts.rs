@@ -10,7 +10,7 @@ use crate::config::{AccountSettings, Config};
 use crate::evaluate::Finding;
 use crate::evaluate::accounts::{evaluate_accounts, unreachable};
 use crate::plan::accounts::{
-    OrgAccount, Roster, memberships, next_roster, on_shard, owners_elsewhere,
+    OrgAccount, Roster, memberships, next_roster, on_shard, owners_elsewhere, placement,
 };
 use crate::publish::metrics::Metrics;
 use crate::publish::status;
@@ -38,7 +38,8 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         now,
     );
     let shard = config.shard;
-    let mine = on_shard(&roster, shard);
+    let placed = placement(&roster, shard);
+    let mine = on_shard(&roster, &placed);
     let reach = reach_all(&own, settings, &mine, &[]).await;
     // Clients that read buckets: this shard's accounts', and bucket owners watched elsewhere.
     let mut readers = reach.clone();
@@ -46,7 +47,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         reach_all(
             &own,
             settings,
-            &owners_elsewhere(settings, &roster, shard),
+            &owners_elsewhere(settings, &roster, &placed),
             &[],
         )
         .await,
@@ -56,7 +57,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
     let PostureOfAll {
         postures,
         bucket_readers,
-    } = posture_of_all(&readers, regions, settings, &trails, shard).await;
+    } = posture_of_all(&readers, regions, settings, &trails, &placed).await;
     let mut accounts = snapshots(&trails, &postures, regions, &memberships(settings, &roster));
     if config
         .policies
@@ -65,7 +66,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
         .any(|p| reads_bucket(&p.check))
     {
         let reads: BTreeMap<String, BucketRead> =
-            bucket_reads(&readers, &trails, &bucket_readers, shard)
+            bucket_reads(&readers, &trails, &bucket_readers, &placed)
                 .into_iter()
                 .map(|r| (r.state.trail.arn.clone(), r))
                 .collect();
@@ -82,7 +83,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
             }
         }
     }
-    let findings = evaluate_accounts(&config.policies, &accounts, now, shard);
+    let findings = evaluate_accounts(&config.policies, &accounts, now, &placed);
     let failed = unreachable(&accounts);
     match format {
         Format::Text => print!("{}", render_text(&findings, &mine, &failed)),

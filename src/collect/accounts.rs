@@ -14,7 +14,7 @@ use super::{account, bucket, key, recorder, trails};
 use crate::config::AccountSettings;
 use crate::evaluate::accounts::{AccountSnapshot, judges};
 use crate::plan::accounts::{Member, Roster};
-use crate::plan::shards::Shard;
+use crate::plan::shards::Placement;
 use crate::posture::{Fetched, Membership, Posture, Trail, TrailState, Unavailable, arn_account};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -164,7 +164,7 @@ pub async fn posture_of_all(
     regions: &[String],
     settings: &AccountSettings,
     trails: &BTreeMap<String, Fetched<TrailsResult>>,
-    shard: Shard,
+    placement: &Placement,
 ) -> PostureOfAll {
     let concurrency = settings.concurrency;
     let reachable: Vec<Reach> = reach
@@ -205,7 +205,7 @@ pub async fn posture_of_all(
         .collect();
     let judge = judges(
         &snapshots(trails, &BTreeMap::new(), regions, &BTreeMap::new()),
-        shard,
+        placement,
     );
     let mut postures = BTreeMap::new();
     let mut bucket_readers = BTreeMap::new();
@@ -276,11 +276,11 @@ pub fn bucket_reads(
     reach: &[Reach],
     trails: &BTreeMap<String, Fetched<TrailsResult>>,
     bucket_readers: &BTreeMap<String, String>,
-    shard: Shard,
+    placement: &Placement,
 ) -> Vec<BucketRead> {
     let judge = judges(
         &snapshots(trails, &BTreeMap::new(), &[], &BTreeMap::new()),
-        shard,
+        placement,
     );
     let clients: BTreeMap<&str, &Arc<Aws>> = reach
         .iter()

@@ -22,9 +22,9 @@ use crate::evaluate::Finding;
 use crate::evaluate::accounts::{AccountSnapshot, evaluate_accounts, share_evidence, unreachable};
 use crate::evaluate::detection::Watched;
 use crate::plan::accounts::{
-    OrgAccount, Roster, memberships, next_roster, on_shard, owners_elsewhere,
+    OrgAccount, Roster, memberships, next_roster, on_shard, owners_elsewhere, placement,
 };
-use crate::plan::shards::Shard;
+use crate::plan::shards::{Placement, Shard};
 use crate::posture::{Fetched, Posture, Unavailable};
 use crate::publish::status::{self, TrailSummary};
 use chrono::Utc;
@@ -43,6 +43,8 @@ pub struct AccountsWatch {
     /// it, and an organization trail's member folders are judged against it.
     roster: Mutex<Roster>,
     shard: Shard,
+    /// Where each account of the roster is watched, placed at each discovery.
+    placement: Mutex<Placement>,
     /// The clients of this shard's accounts.
     reach: Mutex<Arc<Vec<Reach>>>,
     /// The clients of configured bucket owners that another shard watches: they read the
@@ -61,6 +63,7 @@ impl AccountsWatch {
             own_id: Mutex::new(None),
             roster: Mutex::new(Roster::default()),
             shard,
+            placement: Mutex::new(Placement::unplaced(shard)),
             reach: Mutex::new(Arc::new(Vec::new())),
             owners_elsewhere: Mutex::new(Arc::new(Vec::new())),
             trails: Mutex::new(None),
@@ -104,7 +107,12 @@ impl AccountsWatch {
     pub(super) fn bucket_reads(&self) -> Option<Vec<BucketRead>> {
         let trails = self.trails.lock().clone()?;
         let readers = self.bucket_readers.lock().clone()?;
-        Some(bucket_reads(&self.readers(), &trails, &readers, self.shard))
+        Some(bucket_reads(
+            &self.readers(),
+            &trails,
+            &readers,
+            &self.placement.lock().clone(),
+        ))
     }
 
     /// The clients that may read a bucket: this shard's accounts', and the bucket owners'
@@ -199,15 +207,18 @@ impl Watch {
             &previous,
             Utc::now(),
         );
-        let mine = on_shard(&roster, a.shard);
+        let placed = placement(&roster, a.shard);
+        let mine = on_shard(&roster, &placed);
         let changed = !mine
             .watched
             .keys()
-            .eq(on_shard(&previous, a.shard).watched.keys());
+            .eq(on_shard(&previous, &placement(&previous, a.shard))
+                .watched
+                .keys());
         let kept = a.reach.lock().clone();
         let reach = reach_all(&self.aws, &settings, &mine, &kept).await;
         let kept = a.owners_elsewhere.lock().clone();
-        let owners = owners_elsewhere(&settings, &roster, a.shard);
+        let owners = owners_elsewhere(&settings, &roster, &placed);
         let owners_reach = reach_all(&self.aws, &settings, &owners, &kept).await;
         for r in roster.retired.keys() {
             tracing::debug!(account = %r, "retired account");
@@ -223,6 +234,7 @@ impl Watch {
         self.published.metrics.publish_accounts(&mine);
         *a.reach.lock() = Arc::new(reach);
         *a.owners_elsewhere.lock() = Arc::new(owners_reach);
+        *a.placement.lock() = placed;
         *a.roster.lock() = roster;
         (errors, changed)
     }
@@ -281,12 +293,13 @@ impl Watch {
             tracing::debug!("posture poll before the first trail poll: skipped");
             return Vec::new();
         };
+        let placement = a.placement.lock().clone();
         let all = Box::pin(posture_of_all(
             &a.readers(),
             &self.regions,
             &a.settings(),
             &trails,
-            a.shard,
+            &placement,
         ))
         .await;
         let errors: Vec<Unavailable> = all.postures.values().flat_map(posture_errors).collect();
@@ -307,6 +320,7 @@ impl Watch {
         let postures = a.postures.lock().clone()?;
         let own = a.own_id.lock().clone();
         let roster = a.roster.lock().clone();
+        let placement = a.placement.lock().clone();
         let mut accounts: Vec<AccountSnapshot> = snapshots(
             &trails,
             &postures,
@@ -314,10 +328,10 @@ impl Watch {
             &memberships(&a.settings(), &roster),
         );
         if let Some(evidence) = &self.latest.lock().evidence {
-            share_evidence(&mut accounts, evidence, a.shard);
+            share_evidence(&mut accounts, evidence, &placement);
         }
         let policies = self.policies.read().clone();
-        let findings = evaluate_accounts(&policies, &accounts, now, a.shard);
+        let findings = evaluate_accounts(&policies, &accounts, now, &placement);
         let mut summaries: Vec<TrailSummary> = Vec::new();
         let mut listed = BTreeSet::new();
         for r in trails.values().flatten() {
@@ -330,7 +344,10 @@ impl Watch {
         Some(Evaluated {
             findings,
             trails: summaries,
-            accounts: status::accounts_json(&on_shard(&roster, a.shard), &unreachable(&accounts)),
+            accounts: status::accounts_json(
+                &on_shard(&roster, &placement),
+                &unreachable(&accounts),
+            ),
             own,
         })
     }

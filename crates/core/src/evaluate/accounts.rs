@@ -10,7 +10,7 @@
 
 use super::{Finding, evaluate};
 use crate::config::{Check, PolicySet};
-use crate::plan::shards::Shard;
+use crate::plan::shards::Placement;
 use crate::posture::{Fetched, Snapshot, TrailEvidence, Unavailable};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -62,7 +62,7 @@ impl Judges {
 /// each trail is judged on one: an organization trail on the shard of its bucket (where its
 /// member folders are read, once), any other trail on the shard of its own account, the only
 /// one that lists it.
-pub fn judges(accounts: &[AccountSnapshot], shard: Shard) -> Judges {
+pub fn judges(accounts: &[AccountSnapshot], placement: &Placement) -> Judges {
     let mut judges = Judges::default();
     let judge = &mut judges.here;
     let mut sorted: Vec<&AccountSnapshot> = accounts.iter().collect();
@@ -74,8 +74,8 @@ pub fn judges(accounts: &[AccountSnapshot], shard: Shard) -> Judges {
         for s in states {
             let t = &s.trail;
             let on_this_shard = match (&t.s3_bucket_name, t.is_organization_trail) {
-                (Some(bucket), true) => shard.owns_bucket(bucket),
-                _ => shard.owns_account(&t.account),
+                (Some(bucket), true) => placement.owns_bucket(bucket),
+                _ => placement.owns_account(&t.account),
             };
             if !on_this_shard {
                 judges.elsewhere.insert(t.arn.clone());
@@ -103,9 +103,9 @@ pub fn judges(accounts: &[AccountSnapshot], shard: Shard) -> Judges {
 pub fn share_evidence(
     accounts: &mut [AccountSnapshot],
     evidence: &BTreeMap<String, Fetched<TrailEvidence>>,
-    shard: Shard,
+    placement: &Placement,
 ) {
-    let judge = judges(accounts, shard);
+    let judge = judges(accounts, placement);
     for a in accounts.iter_mut() {
         let here = a.account.as_str();
         if let Ok(snapshot) = &mut a.snapshot {
@@ -129,9 +129,9 @@ pub fn evaluate_accounts(
     policies: &PolicySet,
     accounts: &[AccountSnapshot],
     now: DateTime<Utc>,
-    shard: Shard,
+    placement: &Placement,
 ) -> Vec<Finding> {
-    let judge = judges(accounts, shard);
+    let judge = judges(accounts, placement);
     let mut findings = Vec::new();
     for a in accounts {
         match &a.snapshot {
@@ -170,8 +170,14 @@ mod tests {
     use crate::config::yaml::parse_str;
     use crate::evaluate::Status;
     use crate::evaluate::testing::{lab_now, lab_snapshot, logging_trail, unavailable};
+    use crate::plan::shards::Shard;
     use crate::posture::TrailState;
     use std::path::Path;
+
+    /// A single replica: it judges everything.
+    fn one_replica() -> Placement {
+        Placement::unplaced(Shard::ALONE)
+    }
 
     const MANAGEMENT: &str = "111122223333";
     const ORG_ARN: &str = "arn:aws:cloudtrail:us-east-1:111122223333:trail/org";
@@ -252,7 +258,7 @@ mod tests {
             management(true),
             member("777788889999", vec![], true),
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), &one_replica());
         // One finding for the trail, from its owner.
         assert_eq!(
             by(&findings, "trail-logging", ORG_ARN),
@@ -292,7 +298,7 @@ mod tests {
                 false,
             ),
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), &one_replica());
         assert_eq!(
             by(&findings, "trail-logging", ORG_ARN),
             vec![(MANAGEMENT.to_string(), Status::Fail)]
@@ -315,7 +321,7 @@ mod tests {
             member("777788889999", vec![], true),
             member("444455556666", vec![], true),
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), &one_replica());
         assert_eq!(
             by(&findings, "trail-logging", ORG_ARN),
             vec![(MANAGEMENT.to_string(), Status::Pass)],
@@ -328,7 +334,7 @@ mod tests {
 
     #[test]
     fn an_account_that_cannot_be_reached_is_an_error_and_no_one_else_is_affected() {
-        let alone = evaluate_accounts(&policies(), &[management(true)], lab_now(), Shard::ALONE);
+        let alone = evaluate_accounts(&policies(), &[management(true)], lab_now(), &one_replica());
         let accounts = vec![
             management(true),
             AccountSnapshot {
@@ -338,7 +344,7 @@ mod tests {
                 )),
             },
         ];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), &one_replica());
         let (theirs, ours): (Vec<_>, Vec<_>) = findings
             .into_iter()
             .partition(|f| f.account == "444455556666");
@@ -353,7 +359,7 @@ mod tests {
     #[test]
     fn regional_findings_are_per_account() {
         let accounts = vec![management(true), member("444455556666", vec![], true)];
-        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), Shard::ALONE);
+        let findings = evaluate_accounts(&policies(), &accounts, lab_now(), &one_replica());
         let recording: Vec<_> = findings
             .iter()
             .filter(|f| f.policy == "config-recording")
@@ -386,7 +392,7 @@ mod tests {
             (mine_arn.clone(), Err(unavailable("AccessDenied"))),
         ]
         .into();
-        share_evidence(&mut accounts, &evidence, Shard::ALONE);
+        share_evidence(&mut accounts, &evidence, &one_replica());
         let held = |i: usize| -> Vec<String> {
             let s = accounts[i].snapshot.as_ref().unwrap();
             s.evidence.as_ref().unwrap().keys().cloned().collect()
@@ -416,12 +422,13 @@ mod tests {
         (0..total)
             .map(|ordinal| {
                 let shard = Shard::new(ordinal, total).unwrap();
+                let placement = Placement::over(shard, all.iter().map(|a| a.account.as_str()));
                 let mine: Vec<AccountSnapshot> = all
                     .iter()
-                    .filter(|a| shard.owns_account(&a.account))
+                    .filter(|a| placement.owns_account(&a.account))
                     .cloned()
                     .collect();
-                evaluate_accounts(&policies(), &mine, lab_now(), shard)
+                evaluate_accounts(&policies(), &mine, lab_now(), &placement)
             })
             .collect()
     }

@@ -7,7 +7,7 @@
 //! watched again.
 
 use crate::config::AccountSettings;
-use crate::plan::shards::{Shard, account_key, owner};
+use crate::plan::shards::{Placement, Shard};
 use crate::posture::Membership;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -50,13 +50,17 @@ impl OrgAccount {
 /// The configured bucket owners (`bucket_owners`) that another shard watches, as a roster:
 /// a trail judged on this shard may keep its bucket there (an organization trail's, in a log
 /// archive account), and only the owner's credentials read it.
-pub fn owners_elsewhere(settings: &AccountSettings, roster: &Roster, shard: Shard) -> Roster {
+pub fn owners_elsewhere(
+    settings: &AccountSettings,
+    roster: &Roster,
+    placement: &Placement,
+) -> Roster {
     let owner = |id: &String| settings.bucket_owners.values().any(|o| &o.0 == id);
     Roster {
         watched: roster
             .watched
             .iter()
-            .filter(|(id, _)| !shard.owns_account(id) && owner(id))
+            .filter(|(id, _)| !placement.owns_account(id) && owner(id))
             .map(|(id, m)| (id.clone(), m.clone()))
             .collect(),
         ..Roster::default()
@@ -123,23 +127,29 @@ pub struct Roster {
     pub elsewhere: BTreeMap<String, u32>,
 }
 
+/// Where the accounts of a full roster (every account in scope) are watched, seen from
+/// `shard`. Every replica holding the same roster places them alike.
+pub fn placement(roster: &Roster, shard: Shard) -> Placement {
+    Placement::over(shard, roster.watched.keys().map(String::as_str))
+}
+
 /// This shard's part of a roster: it watches the accounts it owns; the others in scope go
 /// to `elsewhere`, with the shard that watches them. An account moved away by a resize is
 /// not retired: it did not leave, another shard has it. Retired accounts stay listed on
 /// every shard: when an organization trail's member folders were required is the same
 /// question on all of them.
-pub fn on_shard(roster: &Roster, shard: Shard) -> Roster {
+pub fn on_shard(roster: &Roster, placement: &Placement) -> Roster {
     let (watched, elsewhere): (BTreeMap<_, _>, BTreeMap<_, _>) = roster
         .watched
         .iter()
         .map(|(id, m)| (id.clone(), m.clone()))
-        .partition(|(id, _)| shard.owns_account(id));
+        .partition(|(id, _)| placement.owns_account(id));
     Roster {
         watched,
         elsewhere: elsewhere
             .into_keys()
             .map(|id| {
-                let owner = owner(&account_key(&id), shard.total);
+                let owner = placement.owner_of_account(&id);
                 (id, owner)
             })
             .collect(),
@@ -540,14 +550,14 @@ mod tests {
             t(1),
         );
         assert_eq!(
-            on_shard(&full, Shard::ALONE),
+            on_shard(&full, &placement(&full, Shard::ALONE)),
             full,
             "one replica watches all"
         );
 
         let views = |total: u32| -> Vec<Roster> {
             (0..total)
-                .map(|o| on_shard(&full, Shard::new(o, total).unwrap()))
+                .map(|o| on_shard(&full, &placement(&full, Shard::new(o, total).unwrap())))
                 .collect()
         };
         let three = views(3);
@@ -576,7 +586,8 @@ mod tests {
             );
         }
 
-        // 3 to 4 shards: an account either stays or goes to the new shard, and none is retired:
+        // 3 to 4 shards: the new shard takes about a quarter, a few more move between the old
+        // ones (bounded loads: a shard that was full has room again), and none is retired:
         // the next discovery's roster is the same whatever the shards.
         let four = views(4);
         let four = &four;
@@ -589,9 +600,14 @@ mod tests {
                     .filter(move |id| !four[o].watched.contains_key(*id))
             })
             .collect();
+        let to_new = moved
+            .iter()
+            .filter(|id| four[3].watched.contains_key(**id))
+            .count();
         assert!(
-            moved.iter().all(|id| four[3].watched.contains_key(*id)),
-            "moves go to the new shard"
+            to_new * 4 >= moved.len() * 3,
+            "most moves go to the new shard: {to_new} of {}",
+            moved.len()
         );
         assert!(
             moved.len() <= full.watched.len() / 2,
