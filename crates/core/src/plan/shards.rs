@@ -49,13 +49,14 @@ impl Shard {
     }
 }
 
-/// How far over an even share a shard may be loaded: 1/20, so 5 % (rounded up to a whole
-/// account). Smaller would split more evenly and move more accounts when the roster changes.
+/// How far from an even share a shard may be, either way: 1/20, so 5 % (plus rounding to
+/// whole accounts). Smaller would split more evenly and move more accounts when the roster
+/// changes.
 const SLACK_DIVISOR: usize = 20;
 
 /// Where each account of a roster is watched: rendezvous hashing with bounded loads. Each
-/// shard holds at most `capacity` accounts, `(1 + 1/20) × even` rounded up; the accounts, in
-/// id order, each take the highest-weighted shard that still has room. Every replica that
+/// shard holds at most `capacity` accounts; the accounts, in id order, each take the
+/// highest-weighted shard that still has room. Every replica that
 /// holds the same roster computes the same placement. An account outside the roster (a
 /// trail's owner outside scope) is placed by hashing alone, which every replica agrees on too.
 ///
@@ -123,10 +124,16 @@ impl Placement {
     }
 }
 
-/// The most accounts one of `total` shards holds: an even share and 1/20 more, rounded up.
+/// The most accounts one of `total` shards holds: an even share and 1/(20 × (total - 1))
+/// more, rounded up. The bound is on the top only, so the bottom follows from the others
+/// being full: a shard holds at least `accounts - (total - 1) × capacity`, 1/20 under an even
+/// share (less the rounding). A fixed 1/20 over would have let a shard of 4 fall 15 % under.
 fn capacity(accounts: usize, total: usize) -> usize {
-    let share = accounts * (SLACK_DIVISOR + 1);
-    share.div_ceil(SLACK_DIVISOR * total).max(1)
+    if total <= 1 {
+        return accounts.max(1);
+    }
+    let slack = SLACK_DIVISOR * (total - 1);
+    (accounts * (slack + 1)).div_ceil(slack * total).max(1)
 }
 
 /// The key an account is placed by (typed apart from bucket names).
@@ -228,24 +235,25 @@ mod tests {
     }
 
     #[test]
-    fn no_shard_holds_more_than_an_even_share_and_a_twentieth() {
-        // (accounts, organization, shards, the most hashing alone puts on one shard, the
-        // most one shard may hold)
+    fn every_shard_holds_about_an_even_share() {
+        // (accounts, organization, shards, the most hashing alone puts on one shard, the most
+        // and the least one shard may hold). An even share and 5 % / (shards - 1) more, rounded
+        // up, at most; what the others leave, at least.
         let cases = [
-            (1, 0, 1, 1, 1),
-            (1, 0, 4, 1, 1),
-            (2, 0, 2, 2, 2),
-            (3, 0, 2, 3, 2),
-            (30, 0, 3, 13, 11),
-            (30, 0, 4, 11, 8),
-            (1000, 0, 4, 260, 263),
-            (1000, 8, 4, 295, 263),
-            (1000, 25, 4, 283, 263),
-            (1001, 8, 4, 295, 263),
-            (1000, 8, 7, 175, 150),
-            (17, 0, 16, 4, 2),
+            (1, 0, 1, 1, 1, 1),
+            (1, 0, 4, 1, 1, 0),
+            (2, 0, 2, 2, 2, 0),
+            (3, 0, 2, 3, 2, 1),
+            (30, 0, 3, 13, 11, 8),
+            (30, 0, 4, 11, 8, 6),
+            (1000, 0, 4, 260, 255, 235),
+            (1000, 8, 4, 295, 255, 235),
+            (1000, 25, 4, 283, 255, 235),
+            (1001, 8, 4, 295, 255, 236),
+            (1000, 8, 7, 175, 145, 130),
+            (17, 0, 16, 4, 2, 0),
         ];
-        for (n, seed, total, by_hashing, most) in cases {
+        for (n, seed, total, by_hashing, most, least) in cases {
             let all = organization(n, seed);
             let hashed = loads(all.iter().map(|a| owner(&account_key(a), total)), total);
             assert_eq!(
@@ -260,8 +268,8 @@ mod tests {
                 "{n}/{seed} over {total}"
             );
             assert!(
-                placed.iter().all(|&l| l <= most),
-                "{n}/{seed} over {total}: {placed:?}, at most {most} each"
+                placed.iter().all(|&l| (least..=most).contains(&l)),
+                "{n}/{seed} over {total}: {placed:?}, {least} to {most} each"
             );
         }
     }
@@ -274,7 +282,7 @@ mod tests {
         let to_new = four.iter().filter(|&&o| o == 3).count();
         // The new shard takes about a quarter; bounded loads move a few more between the
         // old ones (a shard that was full has room again).
-        assert!((230..=263).contains(&to_new), "{to_new} on the new shard");
+        assert!((230..=255).contains(&to_new), "{to_new} on the new shard");
         let moved = count_moved(&three, &four);
         assert!(
             moved <= to_new + 25,
@@ -292,14 +300,16 @@ mod tests {
             let newcomer = format!("{:012}", all[3].parse::<u64>().unwrap() + 1);
             let mut joined = all.clone();
             joined.push(newcomer);
-            // Measured over 60 organizations: at most 1 moves over 2 or 4 shards, 6 over 7
-            // (more shards, tighter even shares, more of them full).
+            // Measured over 60 organizations, the most others moved: 1, 3 and 2 on a join, 1, 6
+            // and 11 on a leave, over 2, 4 and 7 shards (a leave frees a place that a chain of
+            // accounts placed after it each move up into). Hashing alone moves none, and splits
+            // unevenly.
             for total in [2, 4, 7] {
                 let before = owners(&all, total);
                 let after = owners(&joined, total);
                 let moved = count_moved(&before, &after[..1000]);
                 assert!(
-                    moved <= 8,
+                    moved <= 12,
                     "{seed}: one joining moved {moved} over {total} shards"
                 );
                 let mut left = all.clone();
@@ -308,7 +318,7 @@ mod tests {
                 kept.remove(3);
                 let moved = count_moved(&kept, &owners(&left, total));
                 assert!(
-                    moved <= 8,
+                    moved <= 12,
                     "{seed}: one leaving moved {moved} over {total} shards"
                 );
             }
