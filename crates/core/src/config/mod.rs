@@ -10,6 +10,7 @@ pub mod detections;
 pub mod policies;
 pub mod shard;
 pub mod sigma;
+mod sigma_event;
 mod sigma_names;
 pub mod yaml;
 

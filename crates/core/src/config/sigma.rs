@@ -4,7 +4,8 @@
 //! with its file and the reason; the others load.
 
 use super::policies::Severity;
-use rsigma_eval::{Engine, JsonEvent};
+use super::sigma_event::CloudTrailEvent;
+use rsigma_eval::Engine;
 use rsigma_parser::ast::{Level, SigmaRule};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -164,7 +165,7 @@ impl SigmaRules {
             return Vec::new();
         }
         self.engine
-            .evaluate(&JsonEvent::borrow(record))
+            .evaluate(&CloudTrailEvent::borrow(record))
             .iter()
             .filter_map(|r| self.by_id.get(r.header.rule_id.as_deref()?))
             .map(|&i| &self.rules[i])
@@ -254,6 +255,17 @@ mod tests {
         v
     }
 
+    /// PutBucketVersioning's request as CloudTrail records it.
+    fn versioning(status: &str) -> Value {
+        json!({
+            "bucketName": "trail-logs", "Host": "trail-logs.s3.us-east-1.amazonaws.com",
+            "versioning": "",
+            "VersioningConfiguration": {
+                "Status": status, "xmlns": "http://s3.amazonaws.com/doc/2006-03-01/"
+            }
+        })
+    }
+
     fn shipped() -> SigmaRules {
         SigmaRules::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sigma")])
     }
@@ -319,6 +331,16 @@ mod tests {
                 ),
             ),
             (
+                // Its `requestParameters|contains` reads an object as text (sigma_event.rs).
+                "aws_disable_bucket_versioning.yml",
+                record(
+                    "s3.amazonaws.com",
+                    "PutBucketVersioning",
+                    versioning("Suspended"),
+                    None,
+                ),
+            ),
+            (
                 "aws_cloudtrail_bucket_deleted.yml",
                 record(
                     "s3.amazonaws.com",
@@ -361,10 +383,42 @@ mod tests {
         assert!(rules.matches(&failed).is_empty());
         let benign = record("s3.amazonaws.com", "ListBuckets", json!(null), None);
         assert!(rules.matches(&benign).is_empty());
+        let enabled = record(
+            "s3.amazonaws.com",
+            "PutBucketVersioning",
+            versioning("Enabled"),
+            None,
+        );
+        assert!(rules.matches(&enabled).is_empty(), "versioning enabled");
         let info = rules.by_id("4db60cc0-36fb-42b7-9b58-a5b53019fb74").unwrap();
         assert_eq!(info.title, "AWS CloudTrail Important Change");
         assert_eq!(info.severity, Severity::Medium);
         assert_eq!(info.author.as_deref(), Some("vitaliy0x1"));
+    }
+
+    #[test]
+    fn a_string_modifier_on_an_object_reads_it_as_text_in_a_filter_too() {
+        // The shape of SigmaHQ's aws_ec2_vm_export_failure: an export is reported unless its
+        // response (an object) says Failure.
+        let rule = "title: export\nid: 22222222-0000-0000-0000-000000000001\n\
+                    logsource:\n  product: aws\n  service: cloudtrail\n\
+                    detection:\n  selection:\n    eventName: CreateInstanceExportTask\n\
+                    \x20 failed:\n    responseElements|contains: Failure\n\
+                    \x20 condition: selection and not failed\nlevel: low\n";
+        let rules = SigmaRules::from_texts(&[(PathBuf::from("export.yml"), rule.to_string())]);
+        assert!(rules.problems.is_empty(), "{:#?}", rules.problems);
+        let export = |state: &str| {
+            let mut r = record(
+                "ec2.amazonaws.com",
+                "CreateInstanceExportTask",
+                json!({}),
+                None,
+            );
+            r["responseElements"] = json!({"exportTask": {"state": state, "statusMessage": ""}});
+            r
+        };
+        assert_eq!(rules.matches(&export("active")).len(), 1);
+        assert!(rules.matches(&export("Failure")).is_empty());
     }
 
     #[test]
