@@ -274,6 +274,18 @@ even = len(expected) / len(sys.argv[2:])
 spread = max(abs(c - even) / even for c in counts)
 print(f"\nshards: {len(seen)} of {len(expected)} accounts watched, {len(twice)} twice, "
       f"{len(missing)} by none; per shard {counts}, at most {spread:.1%} from even")
+# For comparison, rendezvous hashing alone (plan/shards.rs's weight, without the load bound):
+# how far this organization's split would have been from even.
+import hashlib
+def weight(key, shard):
+    digest = hashlib.sha256(key.encode() + b"\0" + shard.to_bytes(4, "big")).digest()
+    return int.from_bytes(digest[:8], "big")
+total = len(sys.argv[2:])
+alone = [0] * total
+for a in expected:
+    alone[max(range(total), key=lambda s: (weight(f"account:{a}", s), -s))] += 1
+print(f"hashing alone would have split them {sorted(alone)}, "
+      f"at most {max(abs(c - even) / even for c in alone):.1%} from even")
 sys.exit(1 if twice or missing else 0)
 EOF
   kill "${spids[@]}"
