@@ -225,14 +225,14 @@ async fn sigma_rules_fire_beside_the_detections() {
     let status = daemon.status();
     assert_eq!(
         status["sigma"]["rules"].as_array().unwrap().len(),
-        7,
+        8,
         "{status:#}"
     );
     assert!(status["sigma"]["problems"].as_array().unwrap().is_empty());
     let m = daemon.metrics();
     assert_eq!(
         metric_value(&m, "trailwarden_sigma_rules", &[("state", "loaded")]),
-        Some(7.0)
+        Some(8.0)
     );
     assert_eq!(tamper(&m, RULE, "success"), 0.0);
 

@@ -258,12 +258,19 @@ async fn a_trail_bucket_over_a_time_range() {
         &["--trail", &lab.trail_name, "--start-time", &start],
     );
     assert_eq!(code, 1, "{stderr}\n{doc}");
-    let versioning: Vec<&Value> = doc["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["event_name"] == "PutBucketVersioning")
-        .collect();
+    let hits_of = |detection: &str| -> Vec<&Value> {
+        doc["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["event_name"] == "PutBucketVersioning" && h["detection"] == detection)
+            .collect()
+    };
+    // SigmaHQ's rule is written for any bucket (its `requestParameters|contains` searches the
+    // request's JSON text): both suspensions.
+    let sigma = hits_of("a136ac98-b2bc-4189-a14d-f0d0388e57a7");
+    assert_eq!(sigma.len(), 2, "the Sigma rule, on both buckets: {doc}");
+    let versioning = hits_of("s3_trail_bucket_versioning_suspended");
     assert_eq!(versioning.len(), 1, "only the trail's bucket: {doc}");
     assert_eq!(versioning[0]["resource"], lab.bucket.as_str());
     assert_eq!(
