@@ -56,14 +56,14 @@ const SLACK_DIVISOR: usize = 20;
 
 /// Where each account of a roster is watched: rendezvous hashing with bounded loads. Each
 /// shard holds at most `capacity` accounts; the accounts, in id order, each take the
-/// highest-weighted shard that still has room. Every replica that
-/// holds the same roster computes the same placement. An account outside the roster (a
-/// trail's owner outside scope) is placed by hashing alone, which every replica agrees on too.
+/// highest-weighted shard that still has room. Every replica that holds the same roster
+/// computes the same placement. An account outside the roster (a trail's owner outside
+/// scope) is placed by hashing alone, which every replica agrees on too.
 ///
 /// The cost of seeing the whole roster: an account's shard depends on the others, so two
 /// replicas that discovered different rosters (for up to one organization refresh) may
-/// disagree on a few accounts that did not change; `trailwarden_accounts{state}` across
-/// shards shows it, and the next discovery mends it.
+/// disagree on a few accounts that did not change. The alerts on accounts watched twice or by
+/// none see it if it lasts; the next discovery mends it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placement {
     pub shard: Shard,
