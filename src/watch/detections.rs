@@ -50,8 +50,13 @@ impl Watch {
         if detections.is_empty() {
             return;
         }
+        // `/status` first: every detection is stored before it is published, so a reader
+        // who sees the metric count it also finds it listed.
+        self.refresh_status_events().await;
         let m = &self.published.metrics;
         for d in detections {
+            // Logged before counted, for the same reason as `/status` above.
+            log_detection(d, republished);
             let e = &d.entry;
             let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
             m.tamper_events
@@ -65,7 +70,6 @@ impl Watch {
                 .inc();
             let last = m.last_tamper_event.with_label_values(&[&d.detection]);
             last.set(last.get().max(d.event_time.timestamp() as f64));
-            log_detection(d, republished);
         }
         let mut ids: Vec<String> = detections.iter().map(|d| d.event_id.clone()).collect();
         ids.dedup();
@@ -73,7 +77,6 @@ impl Watch {
             // Published already: at worst they are published again after a restart.
             tracing::error!(error = %e, "cannot mark detections published");
         }
-        self.refresh_status_events().await;
     }
 
     /// Publishes what a crash left unpublished, and fills `/status` from the store: at start.
