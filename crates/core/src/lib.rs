@@ -3,7 +3,8 @@
 //! - [`config`]: the configuration, policy and detection files (the one place YAML is read).
 //! - [`posture`]: what the collectors learned, as plain values.
 //! - [`evaluate`]: policies and detections over those values.
-//! - [`record`], [`record_head`], [`logfile`]: CloudTrail records and log files.
+//! - [`record`], [`record_head`], [`json_nesting`], [`logfile`]: CloudTrail records and log
+//!   files.
 //! - [`s3_event`]: S3 event notifications, as a queue receives them.
 //! - [`integrity`]: digest files, key layout, chains, coverage, verdicts.
 //! - [`plan`]: the pollers' stateful rules: cursors, retries, where a chain resumes.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod evaluate;
 pub mod integrity;
+pub mod json_nesting;
 pub mod logfile;
 pub mod plan;
 pub mod posture;

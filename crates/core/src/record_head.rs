@@ -4,12 +4,12 @@
 //! place with it, once, finding its end and the two fields together.
 //!
 //! The walk goes through the top-level keys, passes over strings eight bytes at a time and
-//! over nested values by depth. Whatever it cannot read plainly gives `None`: escapes in a
-//! key or in those two values, either key twice, a value of another type, a token that is no
-//! JSON literal or number, anything but an object of key-value pairs. The caller then takes
-//! the slow path (serde_json), whose error names what is wrong. Nested values are not
-//! validated here: a record a detection looks at is parsed whole later, and a broken one is
-//! reported then.
+//! over nested values 64 bytes at a time ([`crate::json_nesting`]). Whatever it cannot read
+//! plainly gives `None`: escapes in a key or in those two values, either key twice, a value
+//! of another type, a token that is no JSON literal or number, anything but an object of
+//! key-value pairs. The caller then takes the slow path (serde_json), whose error names what
+//! is wrong. Nested values are not validated here: a record a detection looks at is parsed
+//! whole later, and a broken one is reported then.
 
 use std::ops::Range;
 
@@ -141,29 +141,10 @@ fn skip_string(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The index after the value at `i`.
-fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     match *b.get(i)? {
         b'"' => skip_string(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            loop {
-                match *b.get(i)? {
-                    b'"' => {
-                        i = skip_string(b, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
+        b'{' | b'[' => crate::json_nesting::end_of_nested(b, i),
         _ => {
             let len = b[i..]
                 .iter()
