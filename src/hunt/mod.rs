@@ -47,6 +47,11 @@ struct Hunter {
 
 impl Hunter {
     fn scan(&self, body: &[u8]) -> FileScan {
+        self.scan_with(body, &mut Vec::new())
+    }
+
+    /// As [`Hunter::scan`], with the caller's scratch buffer (kept from file to file).
+    fn scan_with(&self, body: &[u8], scratch: &mut Vec<u8>) -> FileScan {
         let hunting = Hunting {
             detections: &self.detections,
             watched: &self.watched,
@@ -54,7 +59,7 @@ impl Hunter {
             limits: self.limits,
             now: chrono::Utc::now(),
         };
-        scan_file(body, &hunting, &mut Vec::new())
+        scan_file(body, &hunting, scratch)
     }
 }
 
