@@ -82,15 +82,15 @@ impl Watch {
     /// Publishes what a crash left unpublished, and fills `/status` from the store: at start.
     pub async fn publish_left_over(&self) {
         match self.store.run(|s| s.unpublished_detections()).await {
-            Ok(left) => {
-                if !left.is_empty() {
-                    tracing::warn!(
-                        detections = left.len(),
-                        "publishing detections stored before a crash but not published"
-                    );
-                }
-                self.publish_detections(&left, true).await;
+            Ok(left) if !left.is_empty() => {
+                tracing::warn!(
+                    detections = left.len(),
+                    "publishing detections stored before a crash but not published"
+                );
+                // Fills `/status` too.
+                return self.publish_detections(&left, true).await;
             }
+            Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot read unpublished detections"),
         }
         self.refresh_status_events().await;
