@@ -179,3 +179,39 @@ def cmd_cfn_iam(_args):
                     f"{LIST_BUCKETS}; daemon role: those + {len(ORGANIZATIONS)} Organizations "
                     "actions + sts:AssumeRole on the audit role; trust with external ID; "
                     "StackSet service-managed, auto-deployed")
+
+
+# --- AWS Config: the conformance pack ------------------------------------------------------
+
+# Config's rule names are at most 128 characters, and a pack adds "-conformance-pack-<id>".
+MAX_PACK_RULE_NAME = 96
+
+
+def cmd_conformance_pack(_args):
+    """deploy/aws/conformance-pack.yaml holds one process check per policy of
+    config/policies.yaml, named trailwarden-<id> (the daemon finds its rule by that name),
+    and nothing a conformance pack cannot hold."""
+    path = AWS / "conformance-pack.yaml"
+    p = Problems(f"{rel(path)} against config/policies.yaml")
+    pack = load_cfn(path)
+    policies = yaml.safe_load((AWS.parent.parent / "config/policies.yaml").read_text())
+    wanted = {f"trailwarden-{pol['id']}" for pol in policies["policies"]}
+    found = set()
+    for logical, resource in pack.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Config::ConfigRule":
+            p.add(f"{logical}: a conformance pack holds Config rules, not {resource.get('Type')}")
+            continue
+        props = resource.get("Properties", {})
+        name = props.get("ConfigRuleName", "")
+        if props.get("Source") != {"Owner": "AWS", "SourceIdentifier": "AWS_CONFIG_PROCESS_CHECK"}:
+            p.add(f"{logical}: Source must be the process check (Owner AWS, AWS_CONFIG_PROCESS_CHECK)")
+        if len(name) > MAX_PACK_RULE_NAME:
+            p.add(f"{logical}: ConfigRuleName {name} is longer than {MAX_PACK_RULE_NAME}")
+        if name in found:
+            p.add(f"{logical}: ConfigRuleName {name} twice")
+        found.add(name)
+    for name in sorted(wanted - found):
+        p.add(f"no rule {name} for the policy in config/policies.yaml")
+    for name in sorted(found - wanted):
+        p.add(f"rule {name} names no policy of config/policies.yaml")
+    return p.finish(f"{len(found)} process checks, one per policy")

@@ -50,6 +50,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         body_timeout: config.daemon.aws.operation_timeout.0,
         store,
         shard: config.shard,
+        aws_config: config.daemon.aws_config.clone(),
     };
     let published = Arc::new(Published {
         metrics,
@@ -108,6 +109,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 |w| async move { w.poll_notifications().await },
             )?;
             scheduler.add(notifications).await?;
+        }
+        if config.daemon.aws_config.is_some() {
+            let aws_config = poll_job(
+                &config.daemon.schedule.aws_config.0,
+                &watch,
+                |w| async move { w.poll_aws_config().await },
+            )?;
+            scheduler.add(aws_config).await?;
         }
         if let Some(org) = config
             .daemon

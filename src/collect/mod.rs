@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod aws;
 pub mod bucket;
 pub mod chain;
+pub mod config_rules;
 pub mod events;
 pub mod key;
 pub mod objects;

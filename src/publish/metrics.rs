@@ -53,6 +53,7 @@ pub struct Metrics {
     pub queue_messages: IntCounterVec,
     pub log_files_announced: prometheus::IntCounter,
     pub log_files_found_by_listing: prometheus::IntCounter,
+    pub config_evaluations: IntCounterVec,
     /// Which families `/metrics` serves (`metrics.allow`, `metrics.deny`).
     families: parking_lot::RwLock<FamilyFilter>,
     /// Label sets published last time, by family, to remove the ones that vanish.
@@ -332,6 +333,12 @@ impl Metrics {
                 &r,
                 "trailwarden_log_files_found_by_listing_total",
                 "Log files the listing found that the notification queues had not announced a minute after they were written (with bucket.queues only): notifications are being lost.",
+            ),
+            config_evaluations: counter_vec(
+                &r,
+                "trailwarden_config_evaluations_total",
+                "Evaluations AWS Config accepted for the conformance pack's process checks (aws_config.conformance_pack), by compliance: a verdict sent when it changes and at each refresh, never for error or pending.",
+                &["compliance"],
             ),
             shard_ordinal: gauge(
                 &r,

@@ -31,6 +31,11 @@ pub struct StatusDocument {
     /// could not be, with their file and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sigma: Option<serde_json::Value>,
+    /// With `aws_config.conformance_pack`: the verdicts Config last accepted (policy, account,
+    /// compliance, annotation, when), and per account the policies without a rule in the pack
+    /// or why the pack could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,6 +103,7 @@ impl StatusDocument {
             buckets: Vec::new(),
             pollers: Vec::new(),
             sigma: None,
+            aws_config: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `bucket/`), and the publication of detections in `detections.rs`.
 
 mod accounts;
+mod aws_config;
 pub mod bucket;
 mod bucket_poller;
 mod detections;
@@ -15,6 +16,7 @@ mod notifications;
 mod runner;
 
 pub use accounts::ACCOUNTS;
+pub use aws_config::AWS_CONFIG;
 pub use detections::status_events;
 
 use crate::collect::objects::ReadLimits;
@@ -57,10 +59,13 @@ struct Pollers {
     bucket: Poller,
     /// The bucket notification queues (with `bucket.queues` only).
     notifications: Poller,
+    /// Verdicts sent to AWS Config (with an `aws_config` section only).
+    aws_config: Poller,
     /// Whether event history is polled (there are detections).
     with_events: bool,
     with_accounts: bool,
     with_notifications: bool,
+    with_aws_config: bool,
 }
 
 impl Pollers {
@@ -72,11 +77,13 @@ impl Pollers {
             &self.events,
             &self.bucket,
             &self.notifications,
+            &self.aws_config,
         ]
         .into_iter()
         .filter(|p| p.name != EVENTS || self.with_events)
         .filter(|p| p.name != ACCOUNTS || self.with_accounts)
         .filter(|p| p.name != NOTIFICATIONS || self.with_notifications)
+        .filter(|p| p.name != AWS_CONFIG || self.with_aws_config)
     }
 }
 
@@ -101,6 +108,8 @@ pub struct Watch {
     queues_drained: Mutex<BTreeMap<String, chrono::DateTime<Utc>>>,
     /// This replica's part of the accounts, and of the notification queues.
     shard: Shard,
+    /// Verdicts for AWS Config (`aws_config` section).
+    aws_config: Option<aws_config::ConfigWatch>,
 }
 
 /// What the daemon builds a [`Watch`] from.
@@ -117,6 +126,7 @@ pub struct Setup {
     pub store: Store,
     /// This replica's part of the accounts.
     pub shard: Shard,
+    pub aws_config: Option<crate::config::AwsConfigSettings>,
 }
 
 impl Watch {
@@ -133,9 +143,20 @@ impl Watch {
             .queues
             .iter()
             .any(|q| setup.shard.owns_bucket(&q.bucket));
-        for name in [ACCOUNTS, TRAILS, POSTURE, EVENTS, BUCKET, NOTIFICATIONS] {
+        let with_aws_config =
+            (setup.aws_config.as_ref()).is_some_and(|c| c.conformance_pack.is_some());
+        for name in [
+            ACCOUNTS,
+            TRAILS,
+            POSTURE,
+            EVENTS,
+            BUCKET,
+            NOTIFICATIONS,
+            AWS_CONFIG,
+        ] {
             if (name == ACCOUNTS && !with_accounts)
                 || (name == NOTIFICATIONS && !with_notifications)
+                || (name == AWS_CONFIG && !with_aws_config)
             {
                 continue;
             }
@@ -143,6 +164,17 @@ impl Watch {
         }
         let b = &setup.bucket;
         let read_limits = ReadLimits::new(b.max_object_size.0, b.read_memory.0, setup.body_timeout);
+        let aws_config = (setup.aws_config)
+            .filter(|_| with_aws_config)
+            .map(|c| aws_config::ConfigWatch::new(c, &setup.regions));
+        if aws_config.is_some() {
+            for compliance in ["COMPLIANT", "NON_COMPLIANT"] {
+                published
+                    .metrics
+                    .config_evaluations
+                    .with_label_values(&[compliance]);
+            }
+        }
         Watch {
             aws: Arc::new(setup.aws),
             accounts: setup
@@ -161,9 +193,11 @@ impl Watch {
                 events: Poller::new(EVENTS),
                 bucket: Poller::new(BUCKET),
                 notifications: Poller::new(NOTIFICATIONS),
+                aws_config: Poller::new(AWS_CONFIG),
                 with_events,
                 with_accounts,
                 with_notifications,
+                with_aws_config,
             },
             queues_drained: Mutex::new(BTreeMap::new()),
             shard: setup.shard,
@@ -171,6 +205,7 @@ impl Watch {
             bucket_settings: setup.bucket,
             events: events::EventWatch::new(setup.detections, setup.event_history),
             logged: Mutex::new(HashMap::new()),
+            aws_config,
         }
     }
 

@@ -179,6 +179,7 @@ mod tests {
             body_timeout: std::time::Duration::from_secs(5),
             store: Store::new(StateStore::open(dir).unwrap()),
             shard: crate::plan::shards::Shard::ALONE,
+            aws_config: None,
         };
         (Watch::new(setup, published.clone()), published)
     }

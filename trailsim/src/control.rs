@@ -30,6 +30,7 @@ pub(crate) async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     sim.clock_offset_ms.store(0, Ordering::Relaxed);
     *sim.deliveries.lock().expect("deliveries lock") = Deliveries::default();
     *sim.digests.lock().expect("digests lock") = Default::default();
+    *sim.compliance.lock().expect("compliance lock") = Default::default();
     let uri: axum::http::Uri = "/moto-api/reset".parse().expect("valid uri");
     match sim
         .upstream
@@ -189,4 +190,24 @@ pub(crate) async fn set_throttle(State(sim): State<Arc<Sim>>, Json(body): Json<V
     };
     sim.throttle.store(enabled, Ordering::Relaxed);
     Json(json!({"throttle": enabled})).into_response()
+}
+
+/// A managed Config rule's result for one resource, as AWS's evaluator would record it:
+/// `{"account", "region", "rule", "resource_type", "resource_id", "compliance",
+/// "annotation"?, "source_identifier"?}`.
+pub(crate) async fn set_config_result(
+    State(sim): State<Arc<Sim>>,
+    Json(body): Json<Value>,
+) -> Response {
+    match crate::compliance::SetResult::from_json(&body) {
+        Ok(set) => {
+            let now = sim.now();
+            sim.compliance
+                .lock()
+                .expect("compliance lock")
+                .set_result(&set, now);
+            Json(json!({"set": true})).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }

@@ -4,12 +4,14 @@
 //! every call recorded as a CloudTrail event ([`record`]), LookupEvents over those events with
 //! the real 2-per-second limit ([`history`], [`limiter`]), log files delivered into trail
 //! buckets with honest GetTrailStatus fields ([`delivery`], [`answers`]), organization trails
-//! as member accounts see them ([`organization`]), AssumeRole checked against the role
+//! as member accounts see them ([`organization`]), AWS Config's conformance packs and rule
+//! results ([`compliance`]), AssumeRole checked against the role
 //! ([`trust`]), injected faults ([`faults`]), and a control API under `/_trailsim/`
 //! ([`server`]). Not part of the shipped `trailwarden`.
 
 pub mod answers;
 pub mod call;
+pub mod compliance;
 mod control;
 pub mod delivery;
 pub mod digest;

@@ -68,6 +68,8 @@ pub struct Sim {
     /// does not know CloudTrail as a delegated service).
     pub(crate) delegated_admins:
         Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
+    /// AWS Config's conformance packs and rule results (moto has neither).
+    pub(crate) compliance: Mutex<crate::compliance::Compliance>,
 }
 
 impl Sim {
@@ -95,6 +97,7 @@ impl Sim {
             visibility_delay: options.visibility_delay,
             latency_us: AtomicU64::new(options.latency.as_micros().try_into().unwrap_or(u64::MAX)),
             delegated_admins: Mutex::default(),
+            compliance: Mutex::default(),
         })
     }
 
@@ -149,6 +152,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_trailsim/latency", post(control::set_latency))
         .route("/_trailsim/deliver", post(control::deliver_now))
         .route("/_trailsim/digest", post(control::digest_now))
+        .route(
+            "/_trailsim/config/evaluations",
+            post(control::set_config_result),
+        )
         .route("/_trailsim/health", get(|| async { "ok\n" }))
         .fallback(aws)
         .with_state(sim)
@@ -261,6 +268,19 @@ async fn aws(
                 status,
                 body.as_bytes(),
                 None,
+                &source_ip,
+                &user_agent,
+            );
+            return json_answer(status, body);
+        }
+        if let Some((status, body)) = crate::compliance::answer(&sim, call) {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            record_call(
+                &sim,
+                call,
+                status,
+                body.as_bytes(),
+                Some(&request_id),
                 &source_ip,
                 &user_agent,
             );

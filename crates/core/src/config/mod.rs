@@ -4,6 +4,7 @@
 //! checked without AWS, and reports problems as `file:line:column: message`.
 
 pub mod accounts;
+pub mod aws_config;
 pub mod bucket;
 pub mod condition;
 pub mod detections;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use accounts::AccountSettings;
+pub use aws_config::AwsConfigSettings;
 pub use bucket::{BucketSettings, QueueSettings, QueueUrl};
 pub use detections::DetectionSet;
 pub use policies::{Check, Policy, PolicySet, Severity};
@@ -65,6 +67,9 @@ pub struct DaemonFile {
     pub health: HealthSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Verdicts published to AWS Config and Config's CloudTrail rules cross-checked (opt-in).
+    #[serde(default)]
+    pub aws_config: Option<AwsConfigSettings>,
 }
 
 /// Which metric families `/metrics` serves, as kube-state-metrics' allow and deny lists: at
@@ -208,6 +213,9 @@ pub struct Schedule {
     /// The queues of `bucket.queues`: each run reads until they are empty.
     #[serde(default = "default_notifications_schedule")]
     pub notifications: CronSchedule,
+    /// With an `aws_config` section: verdicts sent to Config and its rules read.
+    #[serde(default = "default_aws_config_schedule")]
+    pub aws_config: CronSchedule,
 }
 
 impl Default for Schedule {
@@ -218,6 +226,7 @@ impl Default for Schedule {
             events: default_events_schedule(),
             bucket: default_bucket_schedule(),
             notifications: default_notifications_schedule(),
+            aws_config: default_aws_config_schedule(),
         }
     }
 }
@@ -350,6 +359,9 @@ fn default_bucket_schedule() -> CronSchedule {
 fn default_notifications_schedule() -> CronSchedule {
     CronSchedule("*/10 * * * * *".to_string())
 }
+fn default_aws_config_schedule() -> CronSchedule {
+    CronSchedule("45 * * * * *".to_string())
+}
 fn default_initial_window() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(86_400))
 }
@@ -406,6 +418,12 @@ impl Config {
                     .map_or(Ok(()), AccountSettings::check)
             })
             .and_then(|()| check_shard(daemon.shard.as_ref(), daemon.accounts.is_some()))
+            .and_then(|()| {
+                daemon
+                    .aws_config
+                    .as_ref()
+                    .map_or(Ok(()), AwsConfigSettings::check)
+            })
             .map_err(|message| {
                 vec![ConfigError {
                     file: path.to_path_buf(),

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod claims;
+pub mod config_evaluations;
 pub mod digest_folder;
 pub mod log_folder;
 pub mod queue;
