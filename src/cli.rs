@@ -27,6 +27,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `validate-logs`' output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum LogFormat {
     Human,
@@ -50,7 +57,8 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, env = "TRAILWARDEN_CONFIG")]
         config: PathBuf,
-        /// text for people, json for tools (adds each trail's document for custom policies).
+        /// text for people, json for tools (adds each trail's document for custom policies),
+        /// ocsf for security data lakes (OCSF 1.8.0 Compliance Findings).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         #[command(flatten)]
@@ -85,8 +93,8 @@ pub enum Command {
         /// Objects read at a time.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
         /// A daemon configuration to take AWS settings (endpoint, profile) from; optional.
         #[arg(long, env = "TRAILWARDEN_CONFIG")]
         config: Option<PathBuf>,

@@ -4,7 +4,9 @@
 //! [`publish`] (metrics, `/status`). [`watch`] runs the pollers, [`daemon`] wires them to the
 //! scheduler and HTTP, [`check`] does one pass for the command line. See ARCHITECTURE.md.
 
-pub use trailwarden_core::{config, evaluate, integrity, logfile, plan, posture, record, s3_event};
+pub use trailwarden_core::{
+    config, evaluate, integrity, logfile, ocsf, plan, posture, record, s3_event,
+};
 
 pub mod check;
 pub mod cli;

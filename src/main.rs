@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::path::Path;
 use std::process::ExitCode;
-use trailwarden::check::{self, Format};
+use trailwarden::check;
 use trailwarden::cli::{Cli, Command, LogFormat};
 use trailwarden::config::{Config, ConfigError};
 
@@ -112,7 +112,7 @@ fn validate_logs(cli: Cli) -> ExitCode {
         start: start_time,
         end: end_time.unwrap_or_else(chrono::Utc::now),
         account: account_id,
-        json: matches!(format, Format::Json),
+        json: matches!(format, trailwarden::cli::ReportFormat::Json),
         concurrency,
     };
     let code = runtime().block_on(trailwarden::validate_logs::command(&settings, args));

@@ -1,7 +1,7 @@
 //! `check` over many accounts (the `accounts` section): discovery, one collection per
 //! account, an organization trail judged once, and the findings of every account together.
 
-use super::{Format, exit_code, finding_table, read_buckets, reads_bucket};
+use super::{Format, exit_code, finding_table, print_ocsf, read_buckets, reads_bucket};
 use crate::collect::accounts::{
     BucketRead, PostureOfAll, bucket_reads, posture_of_all, reach_all, snapshots, trails_of_all,
 };
@@ -87,6 +87,7 @@ pub async fn check_accounts(config: &Config, settings: &AccountSettings, format:
     let failed = unreachable(&accounts);
     match format {
         Format::Text => print!("{}", render_text(&findings, &mine, &failed)),
+        Format::Ocsf => print_ocsf(config, &findings, now),
         Format::Json => {
             let out = json!({
                 "evaluated_at": now,

@@ -85,6 +85,25 @@ async fn read_buckets<'a>(
 pub enum Format {
     Text,
     Json,
+    /// A JSON array of OCSF 1.8.0 Compliance Findings, one per finding.
+    Ocsf,
+}
+
+/// The findings as OCSF Compliance Findings (a JSON array), each with its policy's description.
+fn print_ocsf(config: &Config, findings: &[Finding], now: chrono::DateTime<Utc>) {
+    let events: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| {
+            let description = (config.policies.policies.iter())
+                .find(|p| p.id == f.policy)
+                .and_then(|p| p.description.as_deref());
+            crate::ocsf::compliance_finding(f, description, None, now, env!("CARGO_PKG_VERSION"))
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&events).expect("JSON of plain values")
+    );
 }
 
 /// Runs the check and returns the process exit code.
@@ -118,6 +137,7 @@ pub async fn check(config: &Config, format: Format) -> i32 {
     let findings = evaluate::evaluate(&config.policies, &snapshot, now);
     match format {
         Format::Text => print!("{}", render_text(&findings, &trails, account.as_deref())),
+        Format::Ocsf => print_ocsf(config, &findings, now),
         Format::Json => {
             let documents: Vec<_> = snapshot
                 .trails

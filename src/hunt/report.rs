@@ -19,6 +19,8 @@ pub enum HuntFormat {
     Json,
     /// One hit per line as it is found; problems go to stderr.
     Jsonl,
+    /// One OCSF 1.8.0 Detection Finding per line as it is found; problems go to stderr.
+    Ocsf,
 }
 
 /// One hit as a hunt reports it.
@@ -176,8 +178,15 @@ impl Report {
         self.reported.keep_new(&mut scan.events);
         for event in scan.events {
             for hit in event.hits {
-                let hit = HuntHit::new(hit, &file.name);
                 self.totals.hits += 1;
+                if self.format == HuntFormat::Ocsf {
+                    let mut finding =
+                        crate::ocsf::detection_finding(&hit, env!("CARGO_PKG_VERSION"));
+                    finding["unmapped"]["trailwarden"]["file"] = file.name.clone().into();
+                    self.progress.suspend(|| println!("{finding}"));
+                    continue;
+                }
+                let hit = HuntHit::new(hit, &file.name);
                 if self.format == HuntFormat::Jsonl {
                     let line = serde_json::to_string(&hit).expect("serializable");
                     self.progress.suspend(|| println!("{line}"));
@@ -230,7 +239,7 @@ impl Report {
                     serde_json::to_string_pretty(&doc).expect("serializable")
                 )
             }
-            HuntFormat::Jsonl => Ok(()),
+            HuntFormat::Jsonl | HuntFormat::Ocsf => Ok(()),
         };
         let _ = out.flush();
         for p in &self.problems {

@@ -1,4 +1,4 @@
-//! HTTP: `/metrics`, `/status`, `/healthz`, `/readyz`.
+//! HTTP: `/metrics`, `/status`, `/findings` (JSON or OCSF), `/healthz`, `/readyz`.
 
 use super::health::{Progress, stalled};
 use super::metrics::Metrics;
@@ -34,6 +34,7 @@ pub fn router(published: Arc<Published>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/findings", get(findings))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/", get(index))
@@ -53,6 +54,52 @@ async fn metrics(State(p): State<Arc<Published>>) -> Response {
 
 async fn status(State(p): State<Arc<Published>>) -> Json<StatusDocument> {
     Json(p.status.read().clone())
+}
+
+#[derive(serde::Deserialize)]
+struct FindingsQuery {
+    format: Option<String>,
+}
+
+/// The findings and the detections of the newest events: as in `/status` (`format=json`, the
+/// default), or as OCSF 1.8.0 Compliance and Detection Findings (`format=ocsf`, an array).
+async fn findings(
+    State(p): State<Arc<Published>>,
+    axum::extract::Query(q): axum::extract::Query<FindingsQuery>,
+) -> Response {
+    let doc = p.status.read();
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Json(serde_json::json!({
+            "evaluated_at": doc.evaluated_at,
+            "findings": doc.findings,
+            "events": doc.events,
+        }))
+        .into_response(),
+        "ocsf" => {
+            let evaluated_at = doc.evaluated_at.unwrap_or(doc.started_at);
+            let mut events: Vec<serde_json::Value> = doc
+                .findings
+                .iter()
+                .map(|e| {
+                    let description = doc.descriptions.get(&e.finding.policy);
+                    crate::ocsf::compliance_finding(
+                        &e.finding,
+                        description.map(String::as_str),
+                        e.since,
+                        evaluated_at,
+                        env!("CARGO_PKG_VERSION"),
+                    )
+                })
+                .collect();
+            events.extend(doc.ocsf_events.iter().cloned());
+            Json(events).into_response()
+        }
+        other => (
+            StatusCode::BAD_REQUEST,
+            format!("format {other:?}: json or ocsf\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn healthz(State(p): State<Arc<Published>>) -> (StatusCode, String) {
@@ -93,5 +140,5 @@ async fn readyz(State(p): State<Arc<Published>>) -> (StatusCode, &'static str) {
 }
 
 async fn index() -> &'static str {
-    "trailwarden: /metrics /status /healthz /readyz\n"
+    "trailwarden: /metrics /status /findings /healthz /readyz\n"
 }

@@ -36,6 +36,13 @@ pub struct StatusDocument {
     /// or why the pack could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_config: Option<serde_json::Value>,
+    /// The detections of `events` as OCSF Detection Findings, one per detection
+    /// (`GET /findings?format=ocsf`; not part of `/status`).
+    #[serde(skip)]
+    pub ocsf_events: Vec<serde_json::Value>,
+    /// Each policy's description, for the OCSF findings' titles (not part of `/status`).
+    #[serde(skip)]
+    pub descriptions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +111,8 @@ impl StatusDocument {
             pollers: Vec::new(),
             sigma: None,
             aws_config: None,
+            ocsf_events: Vec::new(),
+            descriptions: BTreeMap::new(),
         }
     }
 }

@@ -7,7 +7,7 @@
 use super::Watch;
 use super::runner::{Overlap, Poller};
 use crate::config::Severity;
-use crate::evaluate::detection::Hit;
+use crate::evaluate::detection::{Hit, Outcome};
 use crate::posture::Unavailable;
 use crate::state::StoredDetection;
 use serde_json::{Value, json};
@@ -99,7 +99,10 @@ impl Watch {
     async fn refresh_status_events(&self) {
         match self.store.run(|s| s.recent_detections()).await {
             Ok(recent) => {
-                self.published.status.write().events = status_events(recent, STATUS_EVENTS);
+                let ocsf = ocsf_events(&recent, STATUS_EVENTS);
+                let mut doc = self.published.status.write();
+                doc.events = status_events(recent, STATUS_EVENTS);
+                doc.ocsf_events = ocsf;
             }
             Err(e) => tracing::error!(error = %e, "cannot read recent detections"),
         }
@@ -131,6 +134,58 @@ pub fn status_events(recent: Vec<StoredDetection>, limit: usize) -> Vec<Value> {
             Some(entry)
         })
         .collect()
+}
+
+/// The detections of the newest `limit` events as OCSF Detection Findings, one per
+/// detection, for `GET /findings?format=ocsf`.
+pub fn ocsf_events(recent: &[StoredDetection], limit: usize) -> Vec<Value> {
+    let mut events: Vec<&str> = Vec::new();
+    recent
+        .iter()
+        .filter(|d| {
+            if !events.contains(&d.event_id.as_str()) {
+                events.push(&d.event_id);
+            }
+            events.len() <= limit
+        })
+        .filter_map(|d| hit_of_entry(&d.entry))
+        .map(|hit| crate::ocsf::detection_finding(&hit, env!("CARGO_PKG_VERSION")))
+        .collect()
+}
+
+/// A stored detection's entry read back as the hit it was made from (`stored`); `None` for an
+/// entry without the fields every entry has.
+pub fn hit_of_entry(e: &Value) -> Option<Hit> {
+    let text = |k: &str| e[k].as_str().map(str::to_string);
+    let outcome = match e["outcome"].as_str()? {
+        "failure" => Outcome::Failure,
+        _ => Outcome::Success,
+    };
+    Some(Hit {
+        detection: text("detection")?,
+        severity: serde_json::from_value(e["severity"].clone()).ok()?,
+        outcome,
+        event_id: text("event_id")?,
+        event_time: chrono::DateTime::parse_from_rfc3339(e["event_time"].as_str()?)
+            .ok()?
+            .with_timezone(&chrono::Utc),
+        event_source: text("event_source")?,
+        event_name: text("event_name")?,
+        account: text("account").unwrap_or_default(),
+        region: text("region").unwrap_or_default(),
+        actor: text("actor"),
+        actor_type: text("actor_type"),
+        source_ip: text("source_ip"),
+        user_agent: text("user_agent"),
+        resource: text("resource"),
+        request: text("request").unwrap_or_default(),
+        error_code: text("error_code"),
+        recollect: false,
+        sigma: e["sigma"]["title"].as_str().map(|title| {
+            let author = e["sigma"]["author"].as_str().map(str::to_string);
+            (title.to_string(), author)
+        }),
+    })
 }
 
 fn severity_rank(entry: &Value) -> u8 {
@@ -219,6 +274,37 @@ mod tests {
             event_time: Utc.with_ymd_and_hms(2026, 12, 1, 0, minute, 0).unwrap(),
             entry: json!({"event_id": id, "detection": detection, "severity": severity}),
         }
+    }
+
+    #[test]
+    fn a_stored_entry_reads_back_as_its_hit() {
+        let mut hit = Hit {
+            detection: "stop".into(),
+            severity: Severity::Critical,
+            outcome: Outcome::Failure,
+            event_id: "e1".into(),
+            event_time: Utc.with_ymd_and_hms(2026, 12, 1, 0, 1, 2).unwrap(),
+            event_source: "cloudtrail.amazonaws.com".into(),
+            event_name: "StopLogging".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            actor: Some("arn:aws:iam::123456789012:user/x".into()),
+            actor_type: Some("IAMUser".into()),
+            source_ip: Some("198.51.100.7".into()),
+            user_agent: Some("aws-cli".into()),
+            resource: Some("arn:aws:cloudtrail:us-east-1:123456789012:trail/t".into()),
+            request: "{\"name\":\"t\"}".into(),
+            error_code: Some("AccessDenied".into()),
+            recollect: false,
+            sigma: None,
+        };
+        assert_eq!(hit_of_entry(&stored(&hit).entry), Some(hit.clone()));
+        hit.sigma = Some(("Title".into(), Some("someone".into())));
+        hit.outcome = Outcome::Success;
+        hit.actor = None;
+        hit.error_code = None;
+        assert_eq!(hit_of_entry(&stored(&hit).entry), Some(hit));
+        assert_eq!(hit_of_entry(&json!({"event_id": "e"})), None);
     }
 
     #[test]

@@ -336,6 +336,9 @@ impl Watch {
             doc.accounts = accounts;
             doc.findings = status::finding_entries(&findings, since.as_deref());
             doc.trails = trail_summaries;
+            doc.descriptions = (self.policies.read().policies.iter())
+                .filter_map(|p| Some((p.id.clone(), p.description.clone()?)))
+                .collect();
         }
         if !self.published.ready.swap(true, Ordering::Relaxed) {
             tracing::info!("first evaluation published; ready");

@@ -196,3 +196,18 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         })
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// The validator of tests/ocsf/ (`validate.py`): a virtual environment with the `jsonschema`
+/// release tests/ocsf/requirements.txt pins. Returns (python, validate.py).
+pub fn ocsf_validator() -> (PathBuf, PathBuf) {
+    let dir = workspace_dir().join("tests/ocsf");
+    let pins = std::fs::read_to_string(dir.join("requirements.txt")).unwrap();
+    let requirement = pins
+        .lines()
+        .find(|l| l.starts_with("jsonschema=="))
+        .expect("tests/ocsf/requirements.txt pins jsonschema")
+        .trim()
+        .to_string();
+    let venv = venv("ocsf", &requirement);
+    (venv.join("bin/python"), dir.join("validate.py"))
+}

@@ -6,6 +6,7 @@
 //! - [`record`], [`record_head`], [`json_nesting`], [`logfile`]: CloudTrail records and log
 //!   files.
 //! - [`s3_event`]: S3 event notifications, as a queue receives them.
+//! - [`ocsf`]: findings and detections as OCSF events.
 //! - [`integrity`]: digest files, key layout, chains, coverage, verdicts.
 //! - [`plan`]: the pollers' stateful rules: cursors, retries, where a chain resumes.
 //!
@@ -18,6 +19,7 @@ pub mod evaluate;
 pub mod integrity;
 pub mod json_nesting;
 pub mod logfile;
+pub mod ocsf;
 pub mod plan;
 pub mod posture;
 pub mod record;
