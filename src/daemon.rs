@@ -51,6 +51,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         store,
         shard: config.shard,
         aws_config: config.daemon.aws_config.clone(),
+        remediation: config.daemon.remediation.clone(),
+        writer: config.daemon.writer,
     };
     let published = Arc::new(Published {
         metrics,

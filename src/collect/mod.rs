@@ -17,6 +17,7 @@ pub mod organization;
 pub mod public_keys;
 pub mod queue;
 pub mod recorder;
+pub mod remediation;
 pub mod trails;
 
 use crate::posture::{Fetched, Posture, Trail, TrailState, Unavailable};

@@ -54,6 +54,7 @@ pub struct Metrics {
     pub log_files_announced: prometheus::IntCounter,
     pub log_files_found_by_listing: prometheus::IntCounter,
     pub config_evaluations: IntCounterVec,
+    pub remediations: IntCounterVec,
     /// Which families `/metrics` serves (`metrics.allow`, `metrics.deny`).
     families: parking_lot::RwLock<FamilyFilter>,
     /// Label sets published last time, by family, to remove the ones that vanish.
@@ -339,6 +340,12 @@ impl Metrics {
                 "trailwarden_config_evaluations_total",
                 "Evaluations AWS Config accepted for the conformance pack's process checks (aws_config.conformance_pack), by compliance: a verdict sent when it changes and at each refresh, never for error or pending.",
                 &["compliance"],
+            ),
+            remediations: counter_vec(
+                &r,
+                "trailwarden_remediations_total",
+                "Remediation decisions, each counted once until it changes: done and failed (actions taken), dry_run (reported only), allowed_principal, waiting_for_event, cooling_down, rate_limited, not_writer (left alone, and why).",
+                &["action", "outcome"],
             ),
             shard_ordinal: gauge(
                 &r,

@@ -36,6 +36,11 @@ pub struct StatusDocument {
     /// or why the pack could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_config: Option<serde_json::Value>,
+    /// With a `remediation` section: dry run or not, whether this replica writes, and the
+    /// decisions (newest first): action, target, trigger (the finding, the event and its
+    /// actor), decision, outcome, request id or error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<serde_json::Value>,
     /// The detections of `events` as OCSF Detection Findings, one per detection
     /// (`GET /findings?format=ocsf`; not part of `/status`).
     #[serde(skip)]
@@ -111,6 +116,7 @@ impl StatusDocument {
             pollers: Vec::new(),
             sigma: None,
             aws_config: None,
+            remediation: None,
             ocsf_events: Vec::new(),
             descriptions: BTreeMap::new(),
         }

@@ -90,6 +90,25 @@ impl AccountsWatch {
             .collect()
     }
 
+    /// Every account's trails, and the keys the posture polls read.
+    pub(super) fn trail_states_and_keys(
+        &self,
+    ) -> (
+        Vec<crate::posture::TrailState>,
+        BTreeMap<String, crate::posture::Fetched<crate::posture::KeyPosture>>,
+    ) {
+        let trails = (self.trails.lock().iter())
+            .flat_map(|m| m.values())
+            .flatten()
+            .flat_map(|r| r.trails.iter().flatten().cloned())
+            .collect();
+        let keys = (self.postures.lock().iter())
+            .flat_map(|m| m.values())
+            .flat_map(|p| p.keys.clone())
+            .collect();
+        (trails, keys)
+    }
+
     /// The resources every account's trails use; `None` before the first trail poll.
     pub(super) fn watched(&self) -> Option<Watched> {
         let trails = self.trails.lock();

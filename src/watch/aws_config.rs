@@ -14,7 +14,6 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 pub const AWS_CONFIG: &str = "aws_config";
 
@@ -24,6 +23,8 @@ const CONCURRENCY: usize = 8;
 pub(super) struct ConfigWatch {
     settings: AwsConfigSettings,
     region: String,
+    /// Only the writer of the shard sends (README "One writer").
+    writer: bool,
     /// What Config last accepted, by (policy, account). Kept in memory: after a restart every
     /// verdict is sent once more, which Config takes as the same evaluation.
     sent: Mutex<BTreeMap<Key, Sent>>,
@@ -32,7 +33,11 @@ pub(super) struct ConfigWatch {
 }
 
 impl ConfigWatch {
-    pub(super) fn new(settings: AwsConfigSettings, regions: &[String]) -> ConfigWatch {
+    pub(super) fn new(
+        settings: AwsConfigSettings,
+        regions: &[String],
+        writer: bool,
+    ) -> ConfigWatch {
         let region = settings
             .region
             .clone()
@@ -41,6 +46,7 @@ impl ConfigWatch {
         ConfigWatch {
             settings,
             region,
+            writer,
             sent: Mutex::new(BTreeMap::new()),
             accounts: Mutex::new(BTreeMap::new()),
         }
@@ -67,6 +73,10 @@ impl Watch {
         let Some(pack) = c.settings.conformance_pack.clone() else {
             return Vec::new();
         };
+        if !c.writer {
+            self.published.status.write().aws_config = Some(c.status_json(&pack));
+            return Vec::new();
+        }
         let findings: Vec<Finding> = {
             let doc = self.published.status.read();
             if doc.evaluated_at.is_none() {
@@ -145,21 +155,6 @@ impl Watch {
         self.published.status.write().aws_config = Some(c.status_json(&pack));
         errors
     }
-
-    /// Each reached account's clients; the daemon's own account without an `accounts` section.
-    fn account_clients(&self) -> BTreeMap<String, Arc<Aws>> {
-        match &self.accounts {
-            Some(a) => a
-                .reached()
-                .into_iter()
-                .map(|r| (r.member.account.id.clone(), r.aws))
-                .collect(),
-            None => {
-                let own = self.published.status.read().account.clone();
-                own.map(|id| (id, self.aws.clone())).into_iter().collect()
-            }
-        }
-    }
 }
 
 type Outcome = (Key, AccountVerdict, Result<(), Unavailable>);
@@ -223,6 +218,7 @@ impl ConfigWatch {
         json!({
             "conformance_pack": pack,
             "region": self.region,
+            "writer": self.writer,
             "accounts": *self.accounts.lock(),
             "sent": sent,
         })

@@ -38,7 +38,12 @@ impl Watch {
             self.refresh().await;
         }
         let detections: Vec<StoredDetection> = found.into_iter().map(|(d, _)| d).collect();
+        let any = !detections.is_empty();
         self.publish_detections(&detections, false).await;
+        // What was just detected may be what remediation puts right, and says who did it.
+        if any {
+            Box::pin(self.remediate()).await;
+        }
     }
 
     /// Publishes detections whose claim is stored, then marks them published.

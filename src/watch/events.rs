@@ -177,6 +177,7 @@ impl Watch {
                 watched_of(trails.trails.iter().flatten(), latest.posture.iter())
             }
         };
+        watched.own_requests = self.own_requests();
         let policies = self.policies.read();
         watched.retention = policies
             .policies

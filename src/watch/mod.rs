@@ -13,11 +13,13 @@ mod bucket_poller;
 mod detections;
 mod events;
 mod notifications;
+mod remediation;
 mod runner;
 
 pub use accounts::ACCOUNTS;
 pub use aws_config::AWS_CONFIG;
 pub use detections::status_events;
+pub use remediation::REMEDIATION;
 
 use crate::collect::objects::ReadLimits;
 use crate::collect::{self, TrailsResult, aws::Aws};
@@ -61,11 +63,14 @@ struct Pollers {
     notifications: Poller,
     /// Verdicts sent to AWS Config (with an `aws_config` section only).
     aws_config: Poller,
+    /// Failures put right (with a `remediation` section only).
+    remediation: Poller,
     /// Whether event history is polled (there are detections).
     with_events: bool,
     with_accounts: bool,
     with_notifications: bool,
     with_aws_config: bool,
+    with_remediation: bool,
 }
 
 impl Pollers {
@@ -78,12 +83,14 @@ impl Pollers {
             &self.bucket,
             &self.notifications,
             &self.aws_config,
+            &self.remediation,
         ]
         .into_iter()
         .filter(|p| p.name != EVENTS || self.with_events)
         .filter(|p| p.name != ACCOUNTS || self.with_accounts)
         .filter(|p| p.name != NOTIFICATIONS || self.with_notifications)
         .filter(|p| p.name != AWS_CONFIG || self.with_aws_config)
+        .filter(|p| p.name != REMEDIATION || self.with_remediation)
     }
 }
 
@@ -110,6 +117,8 @@ pub struct Watch {
     shard: Shard,
     /// Verdicts for AWS Config (`aws_config` section).
     aws_config: Option<aws_config::ConfigWatch>,
+    /// Remediation (`remediation` section).
+    remediation: Option<remediation::RemediationWatch>,
 }
 
 /// What the daemon builds a [`Watch`] from.
@@ -127,6 +136,9 @@ pub struct Setup {
     /// This replica's part of the accounts.
     pub shard: Shard,
     pub aws_config: Option<crate::config::AwsConfigSettings>,
+    pub remediation: Option<crate::config::RemediationSettings>,
+    /// Whether this replica may write to AWS.
+    pub writer: bool,
 }
 
 impl Watch {
@@ -145,7 +157,8 @@ impl Watch {
             .any(|q| setup.shard.owns_bucket(&q.bucket));
         let with_aws_config =
             (setup.aws_config.as_ref()).is_some_and(|c| c.conformance_pack.is_some());
-        for name in [
+        let with_remediation = setup.remediation.is_some();
+        let all = [
             ACCOUNTS,
             TRAILS,
             POSTURE,
@@ -153,10 +166,13 @@ impl Watch {
             BUCKET,
             NOTIFICATIONS,
             AWS_CONFIG,
-        ] {
+            REMEDIATION,
+        ];
+        for name in all {
             if (name == ACCOUNTS && !with_accounts)
                 || (name == NOTIFICATIONS && !with_notifications)
                 || (name == AWS_CONFIG && !with_aws_config)
+                || (name == REMEDIATION && !with_remediation)
             {
                 continue;
             }
@@ -166,7 +182,12 @@ impl Watch {
         let read_limits = ReadLimits::new(b.max_object_size.0, b.read_memory.0, setup.body_timeout);
         let aws_config = (setup.aws_config)
             .filter(|_| with_aws_config)
-            .map(|c| aws_config::ConfigWatch::new(c, &setup.regions));
+            .map(|c| aws_config::ConfigWatch::new(c, &setup.regions, setup.writer));
+        let remediation =
+            (setup.remediation).map(|r| remediation::RemediationWatch::new(r, setup.writer));
+        if let Some(r) = &remediation {
+            r.zero_series(&published.metrics);
+        }
         if aws_config.is_some() {
             for compliance in ["COMPLIANT", "NON_COMPLIANT"] {
                 published
@@ -194,10 +215,12 @@ impl Watch {
                 bucket: Poller::new(BUCKET),
                 notifications: Poller::new(NOTIFICATIONS),
                 aws_config: Poller::new(AWS_CONFIG),
+                remediation: Poller::new(REMEDIATION),
                 with_events,
                 with_accounts,
                 with_notifications,
                 with_aws_config,
+                with_remediation,
             },
             queues_drained: Mutex::new(BTreeMap::new()),
             shard: setup.shard,
@@ -206,6 +229,7 @@ impl Watch {
             events: events::EventWatch::new(setup.detections, setup.event_history),
             logged: Mutex::new(HashMap::new()),
             aws_config,
+            remediation,
         }
     }
 
@@ -228,6 +252,7 @@ impl Watch {
         if unseen {
             Box::pin(self.poll_posture()).await;
         }
+        Box::pin(self.remediate()).await;
     }
 
     /// Trails, then posture, now: after a tamper event.
@@ -261,6 +286,22 @@ impl Watch {
     pub async fn poll_posture(&self) {
         self.execute(&self.pollers.posture, Overlap::Skip, self.run_posture())
             .await;
+        Box::pin(self.remediate()).await;
+    }
+
+    /// Each reached account's clients; the daemon's own account without an `accounts` section.
+    fn account_clients(&self) -> BTreeMap<String, Arc<Aws>> {
+        match &self.accounts {
+            Some(a) => a
+                .reached()
+                .into_iter()
+                .map(|r| (r.member.account.id.clone(), r.aws))
+                .collect(),
+            None => {
+                let own = self.published.status.read().account.clone();
+                own.map(|id| (id, self.aws.clone())).into_iter().collect()
+            }
+        }
     }
 
     async fn run_posture(&self) -> Vec<Unavailable> {

@@ -180,6 +180,8 @@ mod tests {
             store: Store::new(StateStore::open(dir).unwrap()),
             shard: crate::plan::shards::Shard::ALONE,
             aws_config: None,
+            remediation: None,
+            writer: true,
         };
         (Watch::new(setup, published.clone()), published)
     }

@@ -9,6 +9,7 @@ pub mod bucket;
 pub mod condition;
 pub mod detections;
 pub mod policies;
+pub mod remediation;
 pub mod shard;
 pub mod sigma;
 mod sigma_event;
@@ -24,6 +25,7 @@ pub use aws_config::AwsConfigSettings;
 pub use bucket::{BucketSettings, QueueSettings, QueueUrl};
 pub use detections::DetectionSet;
 pub use policies::{Check, Policy, PolicySet, Severity};
+pub use remediation::RemediationSettings;
 pub use shard::ShardSettings;
 pub use yaml::{ByteSize, ConfigError, CronSchedule, HumanDuration};
 
@@ -70,6 +72,17 @@ pub struct DaemonFile {
     /// Verdicts published to AWS Config and Config's CloudTrail rules cross-checked (opt-in).
     #[serde(default)]
     pub aws_config: Option<AwsConfigSettings>,
+    /// Failures put right (or, by default, only reported) for policies with `remediate: true`.
+    #[serde(default)]
+    pub remediation: Option<RemediationSettings>,
+    /// Whether this replica may write to AWS (AWS Config evaluations, remediation). Of two
+    /// replicas of one shard, exactly one: set `false` on the other.
+    #[serde(default = "default_writer")]
+    pub writer: bool,
+}
+
+fn default_writer() -> bool {
+    true
 }
 
 /// Which metric families `/metrics` serves, as kube-state-metrics' allow and deny lists: at

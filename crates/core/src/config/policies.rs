@@ -127,7 +127,14 @@ pub struct Policy {
     /// Trail names or ARNs this policy applies to; empty means every trail.
     pub trails: Vec<String>,
     pub check: Check,
+    /// The daemon may put a failure right (the `remediation` section says whether it acts or
+    /// only reports); only for the checks [`REMEDIABLE`] names.
+    pub remediate: bool,
 }
+
+/// The checks whose failure the daemon can put right: logging started, log file validation
+/// enabled, the trail's key enabled.
+pub const REMEDIABLE: [&str; 3] = ["trail_logging", "log_file_validation", "sse_kms"];
 
 impl Policy {
     pub fn applies_to(&self, trail_name: &str, trail_arn: &str) -> bool {
@@ -244,6 +251,8 @@ struct RawPolicy {
     tolerance: Option<super::yaml::HumanDuration>,
     #[serde(default)]
     window: Option<super::yaml::HumanDuration>,
+    #[serde(default)]
+    remediate: bool,
 }
 
 fn yes() -> bool {
@@ -405,6 +414,13 @@ fn build_policy(raw: RawPolicy) -> Result<Option<Policy>, String> {
             check.name()
         ));
     }
+    if raw.remediate && !REMEDIABLE.contains(&check.name()) {
+        return Err(format!(
+            "remediate: check {} has no remediation (only {})",
+            check.name(),
+            REMEDIABLE.join(", ")
+        ));
+    }
     if !raw.enabled {
         return Ok(None);
     }
@@ -414,6 +430,7 @@ fn build_policy(raw: RawPolicy) -> Result<Option<Policy>, String> {
         description: raw.description,
         trails: raw.trails,
         check,
+        remediate: raw.remediate,
     }))
 }
 

@@ -27,6 +27,9 @@ pub struct Watched {
     /// No trail to scope the detections to (a hunt over local files): every bucket, key and
     /// log group counts as a trail's, and every lifecycle rule as reaching its logs.
     pub any_resource: bool,
+    /// The request ids of the daemon's own remediation calls: their records are the daemon
+    /// putting a failure right, not tampering (a request id cannot be chosen by a caller).
+    pub own_requests: BTreeSet<String>,
 }
 
 impl Watched {
@@ -169,6 +172,9 @@ pub fn detect(
     watched: &Watched,
     now: DateTime<Utc>,
 ) -> Vec<Hit> {
+    if (record.raw["requestID"].as_str()).is_some_and(|id| watched.own_requests.contains(id)) {
+        return Vec::new();
+    }
     let outcome = if record.failed() {
         Outcome::Failure
     } else {
@@ -286,6 +292,27 @@ mod tests {
             .into_iter()
             .map(|h| h.detection)
             .collect()
+    }
+
+    #[test]
+    fn the_daemons_own_calls_are_no_detection_and_nobody_else_can_claim_to_be_them() {
+        let start = |request_id: &str| {
+            let mut v = record(
+                "kms.amazonaws.com",
+                "DisableKey",
+                json!({"keyId": "alias/trail"}),
+                None,
+            )
+            .raw
+            .clone();
+            v["requestID"] = json!(request_id);
+            Record::from_value(v).unwrap()
+        };
+        let mut w = watched();
+        assert!(!detect(&defaults(), &start("req-1"), &w, Utc::now()).is_empty());
+        w.own_requests.insert("req-1".into());
+        assert!(detect(&defaults(), &start("req-1"), &w, Utc::now()).is_empty());
+        assert!(!detect(&defaults(), &start("req-2"), &w, Utc::now()).is_empty());
     }
 
     #[test]

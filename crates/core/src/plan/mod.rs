@@ -9,6 +9,7 @@ pub mod config_evaluations;
 pub mod digest_folder;
 pub mod log_folder;
 pub mod queue;
+pub mod remediation;
 pub mod retry;
 pub mod shards;
 
