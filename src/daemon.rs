@@ -52,6 +52,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         shard: config.shard,
         aws_config: config.daemon.aws_config.clone(),
         remediation: config.daemon.remediation.clone(),
+        security_hub: config.daemon.security_hub.clone(),
         writer: config.daemon.writer,
     };
     let published = Arc::new(Published {
@@ -111,6 +112,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 |w| async move { w.poll_notifications().await },
             )?;
             scheduler.add(notifications).await?;
+        }
+        if config.daemon.security_hub.is_some() {
+            let hub = poll_job(
+                &config.daemon.schedule.security_hub.0,
+                &watch,
+                |w| async move { w.poll_security_hub().await },
+            )?;
+            scheduler.add(hub).await?;
         }
         if config.daemon.aws_config.is_some() {
             let aws_config = poll_job(

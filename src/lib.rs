@@ -5,7 +5,7 @@
 //! scheduler and HTTP, [`check`] does one pass for the command line. See ARCHITECTURE.md.
 
 pub use trailwarden_core::{
-    config, evaluate, integrity, logfile, ocsf, plan, posture, record, s3_event,
+    asff, config, evaluate, integrity, logfile, ocsf, plan, posture, record, s3_event,
 };
 
 pub mod check;

@@ -277,6 +277,16 @@ impl Aws {
         )
     }
 
+    /// Security Hub, where findings are imported (`security_hub`).
+    pub fn security_hub(&self, region: &str) -> aws_sdk_securityhub::Client {
+        aws_sdk_securityhub::Client::from_conf(
+            aws_sdk_securityhub::config::Builder::from(&self.base)
+                .region(Region::new(region.to_string()))
+                .interceptor(self.counter.clone())
+                .build(),
+        )
+    }
+
     /// The queues fed by the buckets' event notifications (`bucket.queues`).
     pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
         self.regional(

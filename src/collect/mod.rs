@@ -18,6 +18,7 @@ pub mod public_keys;
 pub mod queue;
 pub mod recorder;
 pub mod remediation;
+pub mod security_hub;
 pub mod trails;
 
 use crate::posture::{Fetched, Posture, Trail, TrailState, Unavailable};

@@ -55,6 +55,7 @@ pub struct Metrics {
     pub log_files_found_by_listing: prometheus::IntCounter,
     pub config_evaluations: IntCounterVec,
     pub remediations: IntCounterVec,
+    pub security_hub_imports: IntCounterVec,
     /// Which families `/metrics` serves (`metrics.allow`, `metrics.deny`).
     families: parking_lot::RwLock<FamilyFilter>,
     /// Label sets published last time, by family, to remove the ones that vanish.
@@ -346,6 +347,12 @@ impl Metrics {
                 "trailwarden_remediations_total",
                 "Remediation decisions, each counted once until it changes: done and failed (actions taken), dry_run (reported only), allowed_principal, waiting_for_event, cooling_down, rate_limited, not_writer (left alone, and why).",
                 &["action", "outcome"],
+            ),
+            security_hub_imports: counter_vec(
+                &r,
+                "trailwarden_security_hub_imports_total",
+                "Findings Security Hub accepted (security_hub section), by compliance: imported when the verdict changes and at each refresh, never for error or pending.",
+                &["compliance"],
             ),
             shard_ordinal: gauge(
                 &r,

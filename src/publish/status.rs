@@ -41,6 +41,10 @@ pub struct StatusDocument {
     /// actor), decision, outcome, request id or error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation: Option<serde_json::Value>,
+    /// With a `security_hub` section: the findings Security Hub accepted (id, compliance,
+    /// when) and those it did not (id, why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_hub: Option<serde_json::Value>,
     /// The detections of `events` as OCSF Detection Findings, one per detection
     /// (`GET /findings?format=ocsf`; not part of `/status`).
     #[serde(skip)]
@@ -117,6 +121,7 @@ impl StatusDocument {
             sigma: None,
             aws_config: None,
             remediation: None,
+            security_hub: None,
             ocsf_events: Vec::new(),
             descriptions: BTreeMap::new(),
         }

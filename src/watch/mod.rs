@@ -15,11 +15,13 @@ mod events;
 mod notifications;
 mod remediation;
 mod runner;
+mod security_hub;
 
 pub use accounts::ACCOUNTS;
 pub use aws_config::AWS_CONFIG;
 pub use detections::status_events;
 pub use remediation::REMEDIATION;
+pub use security_hub::SECURITY_HUB;
 
 use crate::collect::objects::ReadLimits;
 use crate::collect::{self, TrailsResult, aws::Aws};
@@ -65,12 +67,15 @@ struct Pollers {
     aws_config: Poller,
     /// Failures put right (with a `remediation` section only).
     remediation: Poller,
+    /// Findings imported into Security Hub (with a `security_hub` section only).
+    security_hub: Poller,
     /// Whether event history is polled (there are detections).
     with_events: bool,
     with_accounts: bool,
     with_notifications: bool,
     with_aws_config: bool,
     with_remediation: bool,
+    with_security_hub: bool,
 }
 
 impl Pollers {
@@ -84,6 +89,7 @@ impl Pollers {
             &self.notifications,
             &self.aws_config,
             &self.remediation,
+            &self.security_hub,
         ]
         .into_iter()
         .filter(|p| p.name != EVENTS || self.with_events)
@@ -91,6 +97,7 @@ impl Pollers {
         .filter(|p| p.name != NOTIFICATIONS || self.with_notifications)
         .filter(|p| p.name != AWS_CONFIG || self.with_aws_config)
         .filter(|p| p.name != REMEDIATION || self.with_remediation)
+        .filter(|p| p.name != SECURITY_HUB || self.with_security_hub)
     }
 }
 
@@ -119,6 +126,8 @@ pub struct Watch {
     aws_config: Option<aws_config::ConfigWatch>,
     /// Remediation (`remediation` section).
     remediation: Option<remediation::RemediationWatch>,
+    /// Security Hub imports (`security_hub` section).
+    security_hub: Option<security_hub::HubWatch>,
 }
 
 /// What the daemon builds a [`Watch`] from.
@@ -137,6 +146,7 @@ pub struct Setup {
     pub shard: Shard,
     pub aws_config: Option<crate::config::AwsConfigSettings>,
     pub remediation: Option<crate::config::RemediationSettings>,
+    pub security_hub: Option<crate::config::SecurityHubSettings>,
     /// Whether this replica may write to AWS.
     pub writer: bool,
 }
@@ -158,6 +168,7 @@ impl Watch {
         let with_aws_config =
             (setup.aws_config.as_ref()).is_some_and(|c| c.conformance_pack.is_some());
         let with_remediation = setup.remediation.is_some();
+        let with_security_hub = setup.security_hub.is_some();
         let all = [
             ACCOUNTS,
             TRAILS,
@@ -167,12 +178,14 @@ impl Watch {
             NOTIFICATIONS,
             AWS_CONFIG,
             REMEDIATION,
+            SECURITY_HUB,
         ];
         for name in all {
             if (name == ACCOUNTS && !with_accounts)
                 || (name == NOTIFICATIONS && !with_notifications)
                 || (name == AWS_CONFIG && !with_aws_config)
                 || (name == REMEDIATION && !with_remediation)
+                || (name == SECURITY_HUB && !with_security_hub)
             {
                 continue;
             }
@@ -187,6 +200,13 @@ impl Watch {
             (setup.remediation).map(|r| remediation::RemediationWatch::new(r, setup.writer));
         if let Some(r) = &remediation {
             r.zero_series(&published.metrics);
+        }
+        let security_hub = (setup.security_hub)
+            .map(|h| security_hub::HubWatch::new(h, &setup.regions, setup.writer));
+        if security_hub.is_some() {
+            for compliance in ["PASSED", "FAILED"] {
+                (published.metrics.security_hub_imports).with_label_values(&[compliance]);
+            }
         }
         if aws_config.is_some() {
             for compliance in ["COMPLIANT", "NON_COMPLIANT"] {
@@ -216,11 +236,13 @@ impl Watch {
                 notifications: Poller::new(NOTIFICATIONS),
                 aws_config: Poller::new(AWS_CONFIG),
                 remediation: Poller::new(REMEDIATION),
+                security_hub: Poller::new(SECURITY_HUB),
                 with_events,
                 with_accounts,
                 with_notifications,
                 with_aws_config,
                 with_remediation,
+                with_security_hub,
             },
             queues_drained: Mutex::new(BTreeMap::new()),
             shard: setup.shard,
@@ -230,6 +252,7 @@ impl Watch {
             logged: Mutex::new(HashMap::new()),
             aws_config,
             remediation,
+            security_hub,
         }
     }
 

@@ -181,6 +181,7 @@ mod tests {
             shard: crate::plan::shards::Shard::ALONE,
             aws_config: None,
             remediation: None,
+            security_hub: None,
             writer: true,
         };
         (Watch::new(setup, published.clone()), published)

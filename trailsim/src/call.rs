@@ -56,6 +56,11 @@ pub fn identify(r: &Request<'_>) -> Option<Call> {
     }
     let (operation, parameters) = if service == "s3" {
         s3_operation(r)?
+    } else if service == "securityhub" {
+        // REST JSON: the operation is in the method and path.
+        let operation = security_hub_operation(r.method, r.path)?;
+        let parameters = serde_json::from_slice(r.body).unwrap_or(Value::Null);
+        (operation.to_string(), parameters)
     } else if let Some(target) = r.target {
         // `CloudTrail_20131101.StopLogging`, or fully qualified from botocore.
         let operation = target.rsplit('.').next()?.to_string();
@@ -72,6 +77,20 @@ pub fn identify(r: &Request<'_>) -> Option<Call> {
         parameters,
         data: None,
     })
+}
+
+/// The Security Hub operations trailsim knows, by method and path (REST JSON protocol).
+fn security_hub_operation(method: &str, path: &str) -> Option<&'static str> {
+    Some(
+        match (method, path.split('?').next()?.trim_end_matches('/')) {
+            ("POST", "/findings/import") => "BatchImportFindings",
+            ("POST", "/findings") => "GetFindings",
+            ("PATCH", "/findings/batchupdate") => "BatchUpdateFindings",
+            ("POST", "/accounts") => "EnableSecurityHub",
+            ("GET", "/accounts") => "DescribeHub",
+            _ => return None,
+        },
+    )
 }
 
 /// `AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/cloudtrail/aws4_request, ...`

@@ -31,6 +31,7 @@ pub(crate) async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     *sim.deliveries.lock().expect("deliveries lock") = Deliveries::default();
     *sim.digests.lock().expect("digests lock") = Default::default();
     *sim.compliance.lock().expect("compliance lock") = Default::default();
+    *sim.security_hub.lock().expect("security hub lock") = Default::default();
     let uri: axum::http::Uri = "/moto-api/reset".parse().expect("valid uri");
     match sim
         .upstream

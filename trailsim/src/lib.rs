@@ -5,7 +5,7 @@
 //! the real 2-per-second limit ([`history`], [`limiter`]), log files delivered into trail
 //! buckets with honest GetTrailStatus fields ([`delivery`], [`answers`]), organization trails
 //! as member accounts see them ([`organization`]), AWS Config's conformance packs and rule
-//! results ([`compliance`]), AssumeRole checked against the role
+//! results ([`compliance`]), Security Hub findings checked against ASFF ([`security_hub`]), AssumeRole checked against the role
 //! ([`trust`]), injected faults ([`faults`]), and a control API under `/_trailsim/`
 //! ([`server`]). Not part of the shipped `trailwarden`.
 
@@ -24,6 +24,7 @@ pub mod organization;
 pub mod read_cache;
 pub mod record;
 pub mod regions;
+pub mod security_hub;
 pub mod server;
 pub mod timers;
 pub mod trust;

@@ -70,6 +70,8 @@ pub struct Sim {
         Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
     /// AWS Config's conformance packs and rule results (moto has neither).
     pub(crate) compliance: Mutex<crate::compliance::Compliance>,
+    /// Security Hub's findings, checked against ASFF (moto checks nothing).
+    pub(crate) security_hub: Mutex<crate::security_hub::Findings>,
 }
 
 impl Sim {
@@ -98,6 +100,7 @@ impl Sim {
             latency_us: AtomicU64::new(options.latency.as_micros().try_into().unwrap_or(u64::MAX)),
             delegated_admins: Mutex::default(),
             compliance: Mutex::default(),
+            security_hub: Mutex::default(),
         })
     }
 
@@ -273,7 +276,9 @@ async fn aws(
             );
             return json_answer(status, body);
         }
-        if let Some((status, body)) = crate::compliance::answer(&sim, call) {
+        if let Some((status, body)) = crate::compliance::answer(&sim, call)
+            .or_else(|| crate::security_hub::answer(&sim, call, &body))
+        {
             let request_id = uuid::Uuid::new_v4().to_string();
             record_call(
                 &sim,

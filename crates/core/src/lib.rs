@@ -6,7 +6,7 @@
 //! - [`record`], [`record_head`], [`json_nesting`], [`logfile`]: CloudTrail records and log
 //!   files.
 //! - [`s3_event`]: S3 event notifications, as a queue receives them.
-//! - [`ocsf`]: findings and detections as OCSF events.
+//! - [`ocsf`], [`asff`]: findings and detections as OCSF events, findings as Security Hub's.
 //! - [`integrity`]: digest files, key layout, chains, coverage, verdicts.
 //! - [`plan`]: the pollers' stateful rules: cursors, retries, where a chain resumes.
 //!
@@ -14,6 +14,7 @@
 //! crate calls AWS and keeps state around these functions. A separate crate so Cargo, not
 //! review, keeps it that way; the fuzz targets build on it alone.
 
+pub mod asff;
 pub mod config;
 pub mod evaluate;
 pub mod integrity;

@@ -104,11 +104,6 @@ fn resource_type(resource: &str) -> &'static str {
     }
 }
 
-/// A finding's id, the same at every evaluation: account, policy and resource.
-pub fn finding_uid(f: &Finding) -> String {
-    format!("trailwarden/{}/{}/{}", f.account, f.policy, f.resource)
-}
-
 /// One policy's finding as a Compliance Finding. `since` is when it entered its status (the
 /// daemon's state store; `None` in `check`), `evaluated_at` when it was judged.
 pub fn compliance_finding(
@@ -142,7 +137,7 @@ pub fn compliance_finding(
         "status_details": [f.message],
     });
     let mut finding_info = json!({
-        "uid": finding_uid(f),
+        "uid": f.uid(),
         "title": description.unwrap_or(&f.policy),
         "types": ["CloudTrail compliance"],
         "analytic": {"uid": f.policy, "name": f.policy, "type_id": 1, "type": "Rule"},

@@ -10,6 +10,7 @@ pub mod condition;
 pub mod detections;
 pub mod policies;
 pub mod remediation;
+pub mod security_hub;
 pub mod shard;
 pub mod sigma;
 mod sigma_event;
@@ -26,6 +27,7 @@ pub use bucket::{BucketSettings, QueueSettings, QueueUrl};
 pub use detections::DetectionSet;
 pub use policies::{Check, Policy, PolicySet, Severity};
 pub use remediation::RemediationSettings;
+pub use security_hub::SecurityHubSettings;
 pub use shard::ShardSettings;
 pub use yaml::{ByteSize, ConfigError, CronSchedule, HumanDuration};
 
@@ -72,6 +74,9 @@ pub struct DaemonFile {
     /// Verdicts published to AWS Config and Config's CloudTrail rules cross-checked (opt-in).
     #[serde(default)]
     pub aws_config: Option<AwsConfigSettings>,
+    /// Findings imported into Security Hub (ASFF), opt-in.
+    #[serde(default)]
+    pub security_hub: Option<SecurityHubSettings>,
     /// Failures put right (or, by default, only reported) for policies with `remediate: true`.
     #[serde(default)]
     pub remediation: Option<RemediationSettings>,
@@ -229,6 +234,9 @@ pub struct Schedule {
     /// With an `aws_config` section: verdicts sent to Config and its rules read.
     #[serde(default = "default_aws_config_schedule")]
     pub aws_config: CronSchedule,
+    /// With a `security_hub` section: findings imported.
+    #[serde(default = "default_security_hub_schedule")]
+    pub security_hub: CronSchedule,
 }
 
 impl Default for Schedule {
@@ -240,6 +248,7 @@ impl Default for Schedule {
             bucket: default_bucket_schedule(),
             notifications: default_notifications_schedule(),
             aws_config: default_aws_config_schedule(),
+            security_hub: default_security_hub_schedule(),
         }
     }
 }
@@ -375,6 +384,9 @@ fn default_notifications_schedule() -> CronSchedule {
 fn default_aws_config_schedule() -> CronSchedule {
     CronSchedule("45 * * * * *".to_string())
 }
+fn default_security_hub_schedule() -> CronSchedule {
+    CronSchedule("50 * * * * *".to_string())
+}
 fn default_initial_window() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(86_400))
 }
@@ -436,6 +448,12 @@ impl Config {
                     .aws_config
                     .as_ref()
                     .map_or(Ok(()), AwsConfigSettings::check)
+            })
+            .and_then(|()| {
+                daemon
+                    .security_hub
+                    .as_ref()
+                    .map_or(Ok(()), SecurityHubSettings::check)
             })
             .map_err(|message| {
                 vec![ConfigError {

@@ -43,6 +43,17 @@ pub struct Finding {
     pub message: String,
 }
 
+impl Finding {
+    /// The finding's id, the same at every evaluation: account, policy and resource (OCSF's
+    /// `finding_info.uid`, Security Hub's `Id`).
+    pub fn uid(&self) -> String {
+        format!(
+            "trailwarden/{}/{}/{}",
+            self.account, self.policy, self.resource
+        )
+    }
+}
+
 /// A check's answer when it had the data it needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {

@@ -100,19 +100,19 @@ fn truncate(s: &mut String) {
 
 /// What was last sent for a key, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
-    pub verdict: AccountVerdict,
+pub struct Sent<V = AccountVerdict> {
+    pub verdict: V,
     pub at: DateTime<Utc>,
 }
 
-/// The evaluations to send now: each decided verdict that differs from the last one sent (its
-/// compliance or its annotation), or whose last send is `refresh` old.
-pub fn due(
-    verdicts: &BTreeMap<Key, Option<AccountVerdict>>,
-    sent: &BTreeMap<Key, Sent>,
+/// What to send now: each decided verdict that differs from the last one sent, or whose last
+/// send is `refresh` old. (AWS Config's evaluations here; Security Hub's findings too.)
+pub fn due<K: Ord + Clone, V: PartialEq + Clone>(
+    verdicts: &BTreeMap<K, Option<V>>,
+    sent: &BTreeMap<K, Sent<V>>,
     now: DateTime<Utc>,
     refresh: Duration,
-) -> Vec<(Key, AccountVerdict)> {
+) -> Vec<(K, V)> {
     verdicts
         .iter()
         .filter_map(|(key, verdict)| {
