@@ -1,12 +1,53 @@
 //! AWS Config, published: the conformance pack of deploy/aws/ deployed in trailsim, and the
 //! daemon's verdicts reaching its process checks; a trail that breaks and heals changes them,
 //! and the daemon's own calls are recorded, allowed by their IAM policy, and never detected.
+//! Cross-checked: Config's managed `cloudtrail-enabled` rule saying COMPLIANT while the trail
+//! is stopped is reported as a disagreement, and no longer once they agree.
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 mod support;
 
 use support::lab::{Lab, Options};
-use support::{Daemon, called_actions, metric_value, trailsim, trailsim_request};
+use support::{Daemon, called_actions, metric_value, trailsim, trailsim_control, trailsim_request};
+
+/// Config's managed `cloudtrail-enabled` rule, deployed in the lab's account, with the result
+/// AWS's evaluator would give it (trailsim's control API): COMPLIANT.
+async fn managed_rule_says_compliant(lab: &Lab, config: &aws_sdk_config::Client) {
+    use aws_sdk_config::types::{ConfigRule, Owner, Source};
+    let rule = ConfigRule::builder()
+        .config_rule_name("cloudtrail-enabled")
+        .source(
+            Source::builder()
+                .owner(Owner::Aws)
+                .source_identifier("CLOUD_TRAIL_ENABLED")
+                .build()
+                .unwrap(),
+        )
+        .build();
+    config
+        .put_config_rule()
+        .config_rule(rule)
+        .send()
+        .await
+        .expect("PutConfigRule");
+    trailsim_control(
+        "/_trailsim/config/evaluations",
+        &serde_json::json!({
+            "account": lab.account.id, "region": "us-east-1", "rule": "cloudtrail-enabled",
+            "source_identifier": "CLOUD_TRAIL_ENABLED", "resource_type": "AWS::::Account",
+            "resource_id": lab.account.id, "compliance": "COMPLIANT",
+        }),
+    );
+}
+
+fn disagreements(daemon: &Daemon) -> f64 {
+    metric_value(
+        &daemon.metrics(),
+        "trailwarden_config_rule_disagreements",
+        &[("rule", "cloudtrail-enabled")],
+    )
+    .unwrap_or(-1.0)
+}
 
 async fn deploy_pack(lab: &Lab) -> aws_sdk_config::Client {
     let config = aws_sdk_config::Client::new(&lab.sdk);
@@ -82,6 +123,7 @@ async fn wait_for(config: &aws_sdk_config::Client, policy: &str, compliance: &st
 async fn the_conformance_pack_follows_a_trail_that_breaks_and_heals() {
     let lab = Lab::build_at(trailsim(), Options::default()).await;
     let config = deploy_pack(&lab).await;
+    managed_rule_says_compliant(&lab, &config).await;
     let port = support::free_port();
     let schedule = "  trails: \"* * * * * *\"\n  posture: \"*/2 * * * * *\"\n  events: \"*/2 * * * * *\"\n  aws_config: \"* * * * * *\"\n";
     let path = lab.write_detecting_config(
@@ -89,13 +131,14 @@ async fn the_conformance_pack_follows_a_trail_that_breaks_and_heals() {
         trailsim(),
         schedule,
         "10s",
-        "aws_config:\n  conformance_pack: trailwarden\n  refresh: 1h\n",
+        "aws_config:\n  conformance_pack: trailwarden\n  refresh: 1h\n  cross_check: true\n  cross_check_interval: 1s\n",
     );
     let mut daemon = Daemon::start(&lab.account, &path, port, lab.dir.path().join("run.log"));
     daemon.wait_until("ready", |d| d.get("/readyz").is_some_and(|(c, _)| c == 200));
 
     let annotation = wait_for(&config, "trail-logging", "COMPLIANT").await;
     assert!(annotation.contains("lab"), "{annotation}");
+    daemon.wait_until("the managed rule compared", |d| disagreements(d) == 0.0);
 
     // Every policy Config heard about was decided in /status: never an error or pending one.
     daemon.wait_until("the first evaluations sent", |d| {
@@ -147,6 +190,7 @@ async fn the_conformance_pack_follows_a_trail_that_breaks_and_heals() {
         .await
         .unwrap();
     wait_for(&config, "trail-logging", "COMPLIANT").await;
+    daemon.wait_until("the two agree again", |d| disagreements(d) == 0.0);
 
     let m = daemon.metrics();
     let sent = |c| {

@@ -54,6 +54,7 @@ pub struct Metrics {
     pub log_files_announced: prometheus::IntCounter,
     pub log_files_found_by_listing: prometheus::IntCounter,
     pub config_evaluations: IntCounterVec,
+    pub config_rule_disagreements: IntGaugeVec,
     pub remediations: IntCounterVec,
     pub security_hub_imports: IntCounterVec,
     /// Which families `/metrics` serves (`metrics.allow`, `metrics.deny`).
@@ -341,6 +342,12 @@ impl Metrics {
                 "trailwarden_config_evaluations_total",
                 "Evaluations AWS Config accepted for the conformance pack's process checks (aws_config.conformance_pack), by compliance: a verdict sent when it changes and at each refresh, never for error or pending.",
                 &["compliance"],
+            ),
+            config_rule_disagreements: gauge_vec(
+                &r,
+                "trailwarden_config_rule_disagreements",
+                "With aws_config.cross_check: accounts where AWS Config's managed CloudTrail rule (its default name) disagrees with trailwarden's verdict at the last cross-check (details in /status.aws_config.cross_check).",
+                &["rule"],
             ),
             remediations: counter_vec(
                 &r,

@@ -21,8 +21,8 @@ pub const AWS_CONFIG: &str = "aws_config";
 const CONCURRENCY: usize = 8;
 
 pub(super) struct ConfigWatch {
-    settings: AwsConfigSettings,
-    region: String,
+    pub(super) settings: AwsConfigSettings,
+    pub(super) region: String,
     /// Only the writer of the shard sends (README "One writer").
     writer: bool,
     /// What Config last accepted, by (policy, account). Kept in memory: after a restart every
@@ -30,6 +30,8 @@ pub(super) struct ConfigWatch {
     sent: Mutex<BTreeMap<Key, Sent>>,
     /// Per account: the policies without a rule in the pack, or why the pack could not be read.
     accounts: Mutex<BTreeMap<String, Value>>,
+    /// The managed rules compared with trailwarden's verdicts (`config_cross_check.rs`).
+    pub(super) cross_check: super::config_cross_check::CrossCheck,
 }
 
 impl ConfigWatch {
@@ -49,6 +51,7 @@ impl ConfigWatch {
             writer,
             sent: Mutex::new(BTreeMap::new()),
             accounts: Mutex::new(BTreeMap::new()),
+            cross_check: Default::default(),
         }
     }
 }
@@ -70,13 +73,6 @@ impl Watch {
         let Some(c) = &self.aws_config else {
             return Vec::new();
         };
-        let Some(pack) = c.settings.conformance_pack.clone() else {
-            return Vec::new();
-        };
-        if !c.writer {
-            self.published.status.write().aws_config = Some(c.status_json(&pack));
-            return Vec::new();
-        }
         let findings: Vec<Finding> = {
             let doc = self.published.status.read();
             if doc.evaluated_at.is_none() {
@@ -84,8 +80,28 @@ impl Watch {
             }
             doc.findings.iter().map(|e| e.finding.clone()).collect()
         };
+        let mut errors = Vec::new();
+        if let Some(pack) = &c.settings.conformance_pack
+            && c.writer
+        {
+            errors.extend(self.publish_verdicts(c, pack, &findings).await);
+        }
+        if c.settings.cross_check && c.cross_check_due(Utc::now()) {
+            errors.extend(self.cross_check(c, &findings).await);
+        }
+        self.published.status.write().aws_config = Some(c.status_json());
+        errors
+    }
+
+    /// The due verdicts sent to each account's pack.
+    async fn publish_verdicts(
+        &self,
+        c: &ConfigWatch,
+        pack: &str,
+        findings: &[Finding],
+    ) -> Vec<Unavailable> {
         let now = Utc::now();
-        let verdicts = config_evaluations::account_verdicts(&findings);
+        let verdicts = config_evaluations::account_verdicts(findings);
         let refresh =
             chrono::Duration::from_std(c.settings.refresh.0).unwrap_or(chrono::Duration::hours(24));
         let due = config_evaluations::due(&verdicts, &c.sent.lock(), now, refresh);
@@ -106,7 +122,7 @@ impl Watch {
             .collect();
         let runs = by_account.into_iter().map(|(account, due)| {
             let aws = clients.get(&account).cloned();
-            let (pack, policies, region) = (&pack, &policies, &c.region);
+            let (policies, region) = (&policies, &c.region);
             async move {
                 let Some(aws) = aws else {
                     let e =
@@ -152,7 +168,6 @@ impl Watch {
             };
             c.accounts.lock().insert(account, entry);
         }
-        self.published.status.write().aws_config = Some(c.status_json(&pack));
         errors
     }
 }
@@ -200,7 +215,7 @@ async fn send_account(
 }
 
 impl ConfigWatch {
-    fn status_json(&self, pack: &str) -> Value {
+    pub(super) fn status_json(&self) -> Value {
         let sent: Vec<Value> = self
             .sent
             .lock()
@@ -216,11 +231,12 @@ impl ConfigWatch {
             })
             .collect();
         json!({
-            "conformance_pack": pack,
+            "conformance_pack": self.settings.conformance_pack,
             "region": self.region,
             "writer": self.writer,
             "accounts": *self.accounts.lock(),
             "sent": sent,
+            "cross_check": self.cross_check_json(),
         })
     }
 }

@@ -10,6 +10,7 @@ mod accounts;
 mod aws_config;
 pub mod bucket;
 mod bucket_poller;
+mod config_cross_check;
 mod detections;
 mod events;
 mod notifications;
@@ -165,8 +166,7 @@ impl Watch {
             .queues
             .iter()
             .any(|q| setup.shard.owns_bucket(&q.bucket));
-        let with_aws_config =
-            (setup.aws_config.as_ref()).is_some_and(|c| c.conformance_pack.is_some());
+        let with_aws_config = setup.aws_config.is_some();
         let with_remediation = setup.remediation.is_some();
         let with_security_hub = setup.security_hub.is_some();
         let all = [
@@ -208,7 +208,17 @@ impl Watch {
                 (published.metrics.security_hub_imports).with_label_values(&[compliance]);
             }
         }
-        if aws_config.is_some() {
+        if let Some(c) = &aws_config
+            && c.settings.cross_check
+        {
+            for (_, rule, _) in crate::evaluate::config_rules::MANAGED_RULES {
+                (published.metrics.config_rule_disagreements).with_label_values(&[rule]);
+            }
+        }
+        if aws_config
+            .as_ref()
+            .is_some_and(|c| c.settings.conformance_pack.is_some())
+        {
             for compliance in ["COMPLIANT", "NON_COMPLIANT"] {
                 published
                     .metrics

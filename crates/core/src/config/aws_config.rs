@@ -1,5 +1,6 @@
 //! The `aws_config` section: trailwarden's verdicts published to AWS Config (a conformance
-//! pack of process checks). Opt-in: without it the daemon only reads Config's recorder status.
+//! pack of process checks), and Config's managed CloudTrail rules read back to cross-check
+//! them. Opt-in: without it the daemon only reads Config's recorder status.
 
 use super::HumanDuration;
 use serde::Deserialize;
@@ -18,6 +19,18 @@ pub struct AwsConfigSettings {
     /// of `aws.regions` when unset.
     #[serde(default)]
     pub region: Option<String>,
+    /// Read the results of Config's managed CloudTrail rules where they are deployed and
+    /// report where they disagree with trailwarden's verdicts.
+    #[serde(default)]
+    pub cross_check: bool,
+    /// How often the managed rules are read (each account: its rules, then each CloudTrail
+    /// rule's results).
+    #[serde(default = "default_cross_check_interval")]
+    pub cross_check_interval: HumanDuration,
+}
+
+fn default_cross_check_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15 * 60))
 }
 
 fn default_refresh() -> HumanDuration {
@@ -27,9 +40,9 @@ fn default_refresh() -> HumanDuration {
 impl AwsConfigSettings {
     /// A section that does nothing is a mistake worth naming.
     pub fn check(&self) -> Result<(), String> {
-        if self.conformance_pack.is_none() {
+        if self.conformance_pack.is_none() && !self.cross_check {
             return Err(
-                "aws_config: set conformance_pack (where verdicts go), or remove the section"
+                "aws_config: set conformance_pack (publish verdicts) or cross_check: true (compare with Config's rules), or remove the section"
                     .into(),
             );
         }
@@ -62,8 +75,9 @@ mod tests {
                 .unwrap_err()
                 .contains("1m")
         );
+        assert_eq!(parse("cross_check: true"), Ok(()));
         assert!(
-            parse("conformance_pack: p\ncross_check: true")
+            parse("conformance_pack: p\ncrosscheck: true")
                 .unwrap_err()
                 .contains("unknown field")
         );

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod condition;
 pub mod config_recording;
+pub mod config_rules;
 pub mod coverage;
 pub mod custom;
 pub mod delivery;
