@@ -215,3 +215,45 @@ def cmd_conformance_pack(_args):
     for name in sorted(found - wanted):
         p.add(f"rule {name} names no policy of config/policies.yaml")
     return p.finish(f"{len(found)} process checks, one per policy")
+
+
+# --- the opt-in writes beside the audit role ----------------------------------------------
+
+# Each conditional policy of audit-role-writes.yaml, the condition that turns it on, and the
+# policy file (what the daemon calls, checked by the tests) it must grant exactly.
+WRITES = (
+    ("AwsConfigPolicy", "PublishesToConfig", "deploy/iam-policy-aws-config.json"),
+    ("SecurityHubPolicy", "ImportsToSecurityHub", "deploy/iam-policy-security-hub.json"),
+    ("RemediationPolicy", "Remediates", "deploy/iam-policy-remediation.json"),
+)
+
+
+def cmd_cfn_writes(_args):
+    """deploy/aws/audit-role-writes.yaml: each write policy is conditional (off by default),
+    attached to the audit role by name, and grants exactly its deploy/iam-policy-*.json."""
+    path = AWS / "audit-role-writes.yaml"
+    p = Problems(f"{rel(path)} against the deploy/iam-policy-*.json of each write")
+    template = load_cfn(path)
+    resources = template.get("Resources", {})
+    params = template.get("Parameters", {})
+    audit_name = load_cfn(AWS / "audit-role.yaml")["Parameters"]["RoleName"]["Default"]
+    if params.get("RoleName", {}).get("Default") != audit_name:
+        p.add(f"RoleName must default to the audit role's name, {audit_name!r}")
+    if set(resources) != {logical for logical, _, _ in WRITES}:
+        p.add(f"resources must be exactly {[w[0] for w in WRITES]}, found {sorted(resources)}")
+    for logical, condition, source in WRITES:
+        r = resources.get(logical, {})
+        where = f"{rel(path)} {logical}"
+        if r.get("Type") != "AWS::IAM::RolePolicy" or r.get("Condition") != condition:
+            p.add(f"{where}: must be an AWS::IAM::RolePolicy under condition {condition}")
+            continue
+        if r["Properties"].get("RoleName") != {"Ref": "RoleName"}:
+            p.add(f"{where}: RoleName must be !Ref RoleName")
+        actual = grants(as_list(r["Properties"]["PolicyDocument"]["Statement"]), where, p)
+        expected_statements = json.loads((AWS.parent.parent / source).read_text())["Statement"]
+        expected = {a: (g, source) for a, g in grants(expected_statements, source, p).items()}
+        compare_grants(where, actual, expected, p)
+    for name, param in params.items():
+        if name != "RoleName" and param.get("Default") != "false":
+            p.add(f"parameter {name} must default to \"false\": every write is opt-in")
+    return p.finish(f"{len(WRITES)} conditional policies, each exactly its policy file, off by default")

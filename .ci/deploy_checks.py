@@ -18,7 +18,7 @@ import yaml
 
 from deploy_common import ALERTS, AWS, K8S, Problems, ROOT, RUNBOOKS, RUNBOOK_URL, SEVERITIES, rel
 
-from deploy_cfn import cmd_cfn_iam, cmd_conformance_pack, load_cfn
+from deploy_cfn import cmd_cfn_iam, cmd_cfn_writes, cmd_conformance_pack, load_cfn
 from deploy_grafana import cmd_grafana_promql, cmd_grafana_schema
 from deploy_kubernetes import cmd_crd_validate, cmd_k8s_compare, cmd_k8s_policy, cmd_k8s_sharded, cmd_k8s_split
 
@@ -225,6 +225,7 @@ COMMANDS = {
     "dockerfile": cmd_dockerfile,
     "cfn-iam": cmd_cfn_iam,
     "conformance-pack": cmd_conformance_pack,
+    "cfn-writes": cmd_cfn_writes,
 }
 
 if __name__ == "__main__":
