@@ -14,20 +14,30 @@ use support::{Daemon, metric_value, trailsim, trailsim_request};
 /// A lab and a daemon whose trail-logging policy says `remediate: true`, with `remediation`
 /// as given. Trails are polled hourly: only the StopLogging event can start a remediation.
 async fn start(remediation: &str, log: &str) -> (Lab, Daemon) {
-    let lab = Lab::build_at(trailsim(), Options::default()).await;
+    let marked = "    check: trail_logging\n    severity: critical\n";
+    start_with(Options::default(), "0 0 * * * *", marked, remediation, log).await
+}
+
+/// A lab built with `options`, trails polled on `trails`, and `remediate: true` added to the
+/// shipped policy whose lines are `policy`.
+async fn start_with(
+    options: Options,
+    trails: &str,
+    policy: &str,
+    remediation: &str,
+    log: &str,
+) -> (Lab, Daemon) {
+    let lab = Lab::build_at(trailsim(), options).await;
     let port = support::free_port();
     let config = lab.write_events_config(
         port,
         trailsim(),
-        "0 0 * * * *",
+        trails,
         &format!("remediation:\n{remediation}"),
     );
     let policies = lab.dir.path().join("policies.yaml");
     let text = std::fs::read_to_string(&policies).unwrap();
-    let marked = text.replace(
-        "    check: trail_logging\n    severity: critical\n",
-        "    check: trail_logging\n    severity: critical\n    remediate: true\n",
-    );
+    let marked = text.replace(policy, &format!("{policy}    remediate: true\n"));
     assert_ne!(
         text, marked,
         "the shipped trail-logging policy is where the test expects it"
@@ -67,6 +77,38 @@ fn wait_decision(daemon: &mut Daemon, decision: &str, outcome: &str) -> Value {
         .into_iter()
         .find(|e| e["decision"] == decision && e["outcome"] == outcome)
         .unwrap()
+}
+
+/// The actions a policy file grants.
+fn granted(file: &str) -> std::collections::BTreeSet<String> {
+    let policy: Value =
+        serde_json::from_str(&std::fs::read_to_string(support::manifest_dir().join(file)).unwrap())
+            .unwrap();
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The calls a daemon made beyond the read-only policy, each checked against
+/// deploy/iam-policy-remediation.json.
+fn writes(metrics: &str) -> Vec<String> {
+    let read_only = granted("deploy/iam-policy.json");
+    let remediation = granted("deploy/iam-policy-remediation.json");
+    let writes: Vec<String> = support::called_actions(metrics)
+        .into_iter()
+        .filter(|a| !read_only.contains(a))
+        .collect();
+    for w in &writes {
+        assert!(
+            remediation.contains(w),
+            "{w} is not in deploy/iam-policy-remediation.json"
+        );
+    }
+    writes
 }
 
 fn counted(daemon: &Daemon, outcome: &str) -> f64 {
@@ -140,30 +182,7 @@ async fn enabled_it_starts_the_trail_again_then_leaves_a_person_alone_for_the_co
     }
 
     // Beyond the read-only policy it called only what deploy/iam-policy-remediation.json grants.
-    let granted = |file: &str| -> std::collections::BTreeSet<String> {
-        let policy: Value = serde_json::from_str(
-            &std::fs::read_to_string(support::manifest_dir().join(file)).unwrap(),
-        )
-        .unwrap();
-        policy["Statement"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|s| s["Action"].as_array().unwrap().iter())
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
-    let read_only = granted("deploy/iam-policy.json");
-    let writes: Vec<String> = support::called_actions(&m)
-        .into_iter()
-        .filter(|a| !read_only.contains(a))
-        .collect();
-    assert_eq!(writes, ["cloudtrail:StartLogging"]);
-    let remediation = granted("deploy/iam-policy-remediation.json");
-    assert!(
-        writes.iter().all(|a| remediation.contains(a)),
-        "{remediation:?}"
-    );
+    assert_eq!(writes(&m), ["cloudtrail:StartLogging"]);
 
     // A person stops it again: left to them for the cool-down, and the alert stays.
     lab.stop_logging().await;
@@ -205,4 +224,51 @@ async fn an_allowed_principals_change_is_left_alone() {
     wait_polls(&mut daemon, 2.0);
     assert!(!is_logging(&lab).await);
     assert_eq!(counted(&daemon, "done"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn management_events_are_recorded_again_and_the_data_selectors_kept() {
+    // The lab's trail has only a data event selector: no management events at all.
+    let options = Options {
+        data_events_only: true,
+        ..Options::default()
+    };
+    let policy = "    check: management_events\n    severity: high\n";
+    let remediation = "  dry_run: false\n  wait_for_event: 1s\n";
+    let (lab, mut daemon) =
+        start_with(options, "* * * * * *", policy, remediation, "selectors.log").await;
+    let entry = wait_decision(&mut daemon, "act", "done");
+    assert_eq!(entry["action"], "restore_management_events");
+    assert_eq!(entry["target"], lab.trail_arn.as_str());
+    let selectors = lab
+        .cloudtrail()
+        .get_event_selectors()
+        .trail_name(&lab.trail_arn)
+        .send()
+        .await
+        .unwrap();
+    let advanced = selectors.advanced_event_selectors();
+    let categories: Vec<Vec<String>> = advanced
+        .iter()
+        .map(|s| {
+            s.field_selectors()
+                .iter()
+                .filter(|f| f.field() == "eventCategory")
+                .flat_map(|f| f.equals().to_vec())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        categories,
+        [vec!["Data".to_string()], vec!["Management".to_string()]],
+        "the data selector kept, a management one added: {advanced:?}"
+    );
+    assert_eq!(writes(&daemon.metrics()), ["cloudtrail:PutEventSelectors"]);
+    daemon.wait_until("management events recorded", |d| {
+        d.status()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["policy"] == "management-events" && f["status"] == "pass")
+    });
 }

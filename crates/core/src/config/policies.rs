@@ -133,8 +133,13 @@ pub struct Policy {
 }
 
 /// The checks whose failure the daemon can put right: logging started, log file validation
-/// enabled, the trail's key enabled.
-pub const REMEDIABLE: [&str; 3] = ["trail_logging", "log_file_validation", "sse_kms"];
+/// enabled, the trail's key enabled, management events recorded again.
+pub const REMEDIABLE: [&str; 4] = [
+    "trail_logging",
+    "log_file_validation",
+    "sse_kms",
+    "management_events",
+];
 
 impl Policy {
     pub fn applies_to(&self, trail_name: &str, trail_arn: &str) -> bool {

@@ -2,7 +2,9 @@
 //!
 //! A failing finding of a policy with `remediate: true` becomes an action when the posture
 //! shows what to undo: a trail that is not logging is started, a trail without log file
-//! validation gets it back, a trail's key that is Disabled is enabled. Then, in this order:
+//! validation gets it back, a trail's key that is Disabled is enabled, and a multi-region
+//! trail with global service events whose selectors no longer record every management event
+//! gets a selector that does (its data event selectors kept). Then, in this order:
 //! - a change by an allowed principal (the newest detected event on the target) is left alone;
 //! - a failure whose cause is not known yet waits `wait_for_event` for the event that says
 //!   who caused it (event history is minutes late), so a break-glass change is not undone
@@ -26,6 +28,7 @@ pub enum ActionKind {
     StartLogging,
     EnableLogFileValidation,
     EnableKey,
+    RestoreManagementEvents,
 }
 
 impl ActionKind {
@@ -34,13 +37,15 @@ impl ActionKind {
             ActionKind::StartLogging => "start_logging",
             ActionKind::EnableLogFileValidation => "enable_log_file_validation",
             ActionKind::EnableKey => "enable_key",
+            ActionKind::RestoreManagementEvents => "restore_management_events",
         }
     }
 
-    pub const ALL: [ActionKind; 3] = [
+    pub const ALL: [ActionKind; 4] = [
         ActionKind::StartLogging,
         ActionKind::EnableLogFileValidation,
         ActionKind::EnableKey,
+        ActionKind::RestoreManagementEvents,
     ];
 }
 
@@ -119,6 +124,32 @@ pub fn actions(
         else {
             continue;
         };
+        if let Check::ManagementEvents = policy.check {
+            // An account's finding: the trail to mend is one that only its selectors keep
+            // from recording every management event.
+            let mut candidates: Vec<&TrailState> = trails
+                .iter()
+                .filter(|s| s.trail.account == f.account)
+                .filter(|s| policy.applies_to(&s.trail.name, &s.trail.arn))
+                .filter(|s| s.trail.is_multi_region_trail && s.trail.include_global_service_events)
+                .filter(|s| s.selectors.is_ok())
+                .collect();
+            candidates.sort_by(|a, b| a.trail.arn.cmp(&b.trail.arn));
+            if let Some(state) = candidates.first() {
+                let t = &state.trail;
+                out.push(Action {
+                    kind: ActionKind::RestoreManagementEvents,
+                    policy: policy.id.clone(),
+                    account: t.account.clone(),
+                    region: t.home_region.clone(),
+                    target: t.arn.clone(),
+                    trail: t.arn.clone(),
+                    failing_since: *since,
+                    why: f.message.clone(),
+                });
+            }
+            continue;
+        }
         let Some(state) = trails.iter().find(|s| s.trail.arn == f.resource) else {
             continue;
         };

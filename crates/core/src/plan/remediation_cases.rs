@@ -19,6 +19,7 @@ fn policies() -> PolicySet {
          - {id: logging, check: trail_logging, severity: critical, remediate: true}\n\
          - {id: validation, check: log_file_validation, severity: high, remediate: true}\n\
          - {id: key, check: sse_kms, severity: high, remediate: true}\n\
+         - {id: management, check: management_events, severity: high, remediate: true}\n\
          - {id: logging-watch-only, check: trail_logging, severity: low}\n",
     )
     .unwrap()
@@ -53,7 +54,7 @@ fn state(logging: Fetched<bool>, validation: bool) -> TrailState {
             is_logging,
             ..TrailStatus::default()
         }),
-        selectors: Err(Unavailable::new("not read in these cases")),
+        selectors: Ok(crate::posture::EventSelectors::Basic(vec![])),
     }
 }
 
@@ -119,6 +120,53 @@ fn what_each_failure_asks_for() {
     let mut error = failing("logging");
     error.0.status = Status::Error;
     assert!(kinds(&[error], &stopped, "Enabled").is_empty());
+}
+
+#[test]
+fn management_events_are_restored_on_a_trail_that_only_its_selectors_hold_back() {
+    let p = policies();
+    let mut account_finding = failing("management");
+    account_finding.0.resource = "account/111111111111".into();
+    let mut whole = state(Ok(true), true);
+    whole.trail.is_multi_region_trail = true;
+    whole.trail.include_global_service_events = true;
+    let found = actions(
+        &p,
+        std::slice::from_ref(&account_finding),
+        &[whole.clone()],
+        &keys("Enabled"),
+    );
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, ActionKind::RestoreManagementEvents);
+    assert_eq!(found[0].target, TRAIL);
+    // A single-region trail, or one without global service events, needs more than its
+    // selectors: nothing is done.
+    let mut single = whole.clone();
+    single.trail.is_multi_region_trail = false;
+    assert!(
+        actions(
+            &p,
+            std::slice::from_ref(&account_finding),
+            &[single],
+            &keys("Enabled")
+        )
+        .is_empty()
+    );
+    let mut no_global = whole.clone();
+    no_global.trail.include_global_service_events = false;
+    assert!(
+        actions(
+            &p,
+            std::slice::from_ref(&account_finding),
+            &[no_global],
+            &keys("Enabled")
+        )
+        .is_empty()
+    );
+    // Another account's trail is not this finding's.
+    let mut other = whole;
+    other.trail.account = "999999999999".into();
+    assert!(actions(&p, &[account_finding], &[other], &keys("Enabled")).is_empty());
 }
 
 fn settings(dry_run: bool) -> RemediationSettings {
