@@ -8,7 +8,7 @@ use super::Watch;
 use super::runner::Overlap;
 use crate::collect::remediation::act;
 use crate::config::RemediationSettings;
-use crate::plan::remediation::{self, Action, Change, Decision, History};
+use crate::plan::remediation::{self, Action, ActionKind, Change, Decision, History, SeenEvent};
 use crate::posture::{Fetched, KeyPosture, TrailState, Unavailable};
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
@@ -30,6 +30,8 @@ pub(super) struct RemediationWatch {
     history: Mutex<History>,
     /// Request ids of the actions taken, with when.
     own_requests: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// The change behind each action asked for, once seen (it may leave `/status.events`).
+    changes: Mutex<BTreeMap<(ActionKind, String), Change>>,
     /// The decisions reported, newest first.
     listed: Mutex<VecDeque<Value>>,
 }
@@ -41,6 +43,7 @@ impl RemediationWatch {
             writer,
             history: Mutex::new(History::default()),
             own_requests: Mutex::new(BTreeMap::new()),
+            changes: Mutex::new(BTreeMap::new()),
             listed: Mutex::new(VecDeque::new()),
         }
     }
@@ -107,12 +110,16 @@ impl Watch {
             let findings: Vec<_> = (doc.findings.iter())
                 .map(|e| (e.finding.clone(), e.since.unwrap_or(evaluated_at)))
                 .collect();
-            (findings, newest_changes(&doc.events))
+            (findings, seen_events(&doc.events))
         };
         let (trails, keys) = self.trail_states_and_keys();
         let policies = self.policies.read().clone();
         let actions = remediation::actions(&policies, &findings, &trails, &keys);
-        let changes = with_key_ids(changes, &actions);
+        let changes = {
+            let mut known = r.changes.lock();
+            remediation::newest_changes(&actions, &changes, &mut known);
+            known.clone()
+        };
         let decided = {
             let mut history = r.history.lock();
             history.keep_only(&actions);
@@ -122,7 +129,7 @@ impl Watch {
         let mut errors = Vec::new();
         let mut acted = false;
         for (action, decision) in decided {
-            let change = changes.get(&action.target);
+            let change = changes.get(&(action.kind, action.target.clone()));
             let mut outcome = decision.as_str().to_string();
             let mut entry = report(&action, &decision, change, now);
             match &decision {
@@ -146,13 +153,14 @@ impl Watch {
                             acted = true;
                         }
                         Err(e) => {
+                            // Tried: not again before the cool-down (nor counted as taken).
+                            r.history.lock().record(&action, false, now);
                             entry["error"] = json!(e.reason);
                             outcome = "failed".into();
                             errors.push(e);
                         }
                     }
                 }
-                Decision::DryRun => r.history.lock().record(&action, false, now),
                 _ => {}
             }
             entry["outcome"] = json!(outcome);
@@ -190,44 +198,28 @@ impl Watch {
     }
 }
 
-/// The newest detected event on each resource, from `/status.events` (newest first).
-fn newest_changes(events: &[Value]) -> BTreeMap<String, Change> {
-    let mut changes = BTreeMap::new();
-    for e in events {
-        let (Some(resource), Some(name), Some(time)) = (
-            e["resource"].as_str(),
-            e["event_name"].as_str(),
-            e["event_time"]
+/// The detected events of `/status.events`, as the changes are chosen from.
+fn seen_events(events: &[Value]) -> Vec<SeenEvent> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let time = e["event_time"]
                 .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok()),
-        ) else {
-            continue;
-        };
-        changes.entry(resource.to_string()).or_insert(Change {
-            event_name: name.to_string(),
-            event_id: e["event_id"].as_str().unwrap_or_default().to_string(),
-            actor: e["actor"].as_str().map(str::to_string),
-            event_time: time.with_timezone(&Utc),
-        });
-    }
-    changes
-}
-
-/// A key's events name it by id as often as by ARN: an action on the key ARN finds either.
-fn with_key_ids(
-    mut changes: BTreeMap<String, Change>,
-    actions: &[Action],
-) -> BTreeMap<String, Change> {
-    for a in actions {
-        if changes.contains_key(&a.target) {
-            continue;
-        }
-        let id = a.target.rsplit('/').next().unwrap_or_default();
-        if let Some(c) = changes.get(id).cloned() {
-            changes.insert(a.target.clone(), c);
-        }
-    }
-    changes
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?;
+            Some(SeenEvent {
+                event_name: e["event_name"].as_str()?.to_string(),
+                succeeded: e["outcome"] == "success",
+                resource: e["resource"].as_str()?.to_string(),
+                account: e["account"].as_str().unwrap_or_default().to_string(),
+                change: Change {
+                    event_name: e["event_name"].as_str()?.to_string(),
+                    event_id: e["event_id"].as_str().unwrap_or_default().to_string(),
+                    actor: e["actor"].as_str().map(str::to_string),
+                    event_time: time.with_timezone(&Utc),
+                },
+            })
+        })
+        .collect()
 }
 
 /// The `/status.remediation` entry of a decision: what triggered it and what was decided.

@@ -43,11 +43,12 @@ fn default_wait_for_event() -> HumanDuration {
 }
 
 impl RemediationSettings {
-    /// Whether `principal` is allowed: some pattern matches the whole of it.
+    /// Whether `principal` is allowed: some pattern matches the whole of it (anchored, so a
+    /// lazy pattern or an alternation matches as written).
     pub fn allows(&self, principal: &str) -> bool {
         self.allow_principals.iter().any(|p| {
-            p.0.find(principal)
-                .is_some_and(|m| m.start() == 0 && m.end() == principal.len())
+            regex::Regex::new(&format!("^(?:{})$", p.0.as_str()))
+                .is_ok_and(|whole| whole.is_match(principal))
         })
     }
 }
@@ -66,6 +67,13 @@ mod tests {
         assert!(s.allows("arn:aws:iam::123456789012:role/BreakGlass"));
         assert!(!s.allows("arn:aws:iam::123456789012:role/BreakGlassNot"));
         assert!(!s.allows("x-arn:aws:iam::123456789012:role/BreakGlass"));
+        let s: RemediationSettings =
+            serde_yaml::from_str("allow_principals: ['role/A|role/AB', 'sts/.*?']").unwrap();
+        assert!(
+            s.allows("role/AB"),
+            "an alternation whose first branch is a prefix"
+        );
+        assert!(s.allows("sts/session"), "a lazy pattern");
         assert!(serde_yaml::from_str::<RemediationSettings>("dryrun: false").is_err());
     }
 }

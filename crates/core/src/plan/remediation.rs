@@ -5,13 +5,15 @@
 //! validation gets it back, a trail's key that is Disabled is enabled, and a multi-region
 //! trail with global service events whose selectors no longer record every management event
 //! gets a selector that does (its data event selectors kept). Then, in this order:
-//! - a change by an allowed principal (the newest detected event on the target) is left alone;
+//! - a change by an allowed principal is left alone: the newest successful event on the
+//!   target that could have caused the failure ([`ActionKind::causes`]: StopLogging for a
+//!   stopped trail, not any call on it), and for a stopped trail one no older than the stop;
 //! - a failure whose cause is not known yet waits `wait_for_event` for the event that says
 //!   who caused it (event history is minutes late), so a break-glass change is not undone
 //!   before its event arrives;
-//! - an action taken (or reported in dry run) on the same target within `cool_down` is not
+//! - in dry run it is only reported (once per failure);
+//! - an action tried on the same target within `cool_down` (done, or failed) is not
 //!   repeated: a person who stops the trail again is left to it, and the alerts go on;
-//! - in dry run it is only reported;
 //! - beyond `max_actions_per_hour` it waits.
 //!
 //! The caller records what it did ([`History::record`]); a decision is reported once until it
@@ -41,6 +43,16 @@ impl ActionKind {
         }
     }
 
+    /// The events that cause the failure this action puts right.
+    pub fn causes(self) -> &'static [&'static str] {
+        match self {
+            ActionKind::StartLogging => &["StopLogging"],
+            ActionKind::EnableLogFileValidation => &["UpdateTrail"],
+            ActionKind::EnableKey => &["DisableKey"],
+            ActionKind::RestoreManagementEvents => &["PutEventSelectors"],
+        }
+    }
+
     pub const ALL: [ActionKind; 4] = [
         ActionKind::StartLogging,
         ActionKind::EnableLogFileValidation,
@@ -64,6 +76,9 @@ pub struct Action {
     pub trail: String,
     /// Since when the finding has failed.
     pub failing_since: DateTime<Utc>,
+    /// When the posture says the change happened (a trail's StopLoggingTime): an event
+    /// older than that is about an earlier change.
+    pub changed_at: Option<DateTime<Utc>>,
     /// The finding's message.
     pub why: String,
 }
@@ -135,7 +150,9 @@ pub fn actions(
                 .filter(|s| s.selectors.is_ok())
                 .collect();
             candidates.sort_by(|a, b| a.trail.arn.cmp(&b.trail.arn));
-            if let Some(state) = candidates.first() {
+            // Only when one trail can be meant: adding every management event to a trail kept
+            // for data events would cost, and leave the trail that was cut as it is.
+            if let [state] = candidates.as_slice() {
                 let t = &state.trail;
                 out.push(Action {
                     kind: ActionKind::RestoreManagementEvents,
@@ -145,6 +162,7 @@ pub fn actions(
                     target: t.arn.clone(),
                     trail: t.arn.clone(),
                     failing_since: *since,
+                    changed_at: None,
                     why: f.message.clone(),
                 });
             }
@@ -162,18 +180,23 @@ pub fn actions(
             target: target.to_string(),
             trail: trail.arn.clone(),
             failing_since: *since,
+            changed_at: None,
             why: f.message.clone(),
         };
         match &policy.check {
             Check::TrailLogging => {
                 // Only a stopped trail: a delivery error is not undone by starting it.
-                if matches!(&state.status, Ok(s) if !s.is_logging) {
-                    out.push(action(
+                if let Ok(status) = &state.status
+                    && !status.is_logging
+                {
+                    let mut start = action(
                         ActionKind::StartLogging,
                         &trail.account,
                         &trail.home_region,
                         &trail.arn,
-                    ));
+                    );
+                    start.changed_at = status.stop_logging_time;
+                    out.push(start);
                 }
             }
             Check::LogFileValidation if !trail.log_file_validation_enabled => {
@@ -203,13 +226,16 @@ pub fn actions(
             _ => {}
         }
     }
+    // Two policies over one check, or one key under several trails: one action each.
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|a| seen.insert((a.kind, a.target.clone())));
     out
 }
 
 /// What was done and reported, for the rules that look back.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    /// When each (action, target) was last taken or reported in dry run.
+    /// When each (action, target) was last tried.
     last: BTreeMap<(ActionKind, String), DateTime<Utc>>,
     /// When actions were taken, for the hourly limit (oldest first).
     taken: VecDeque<DateTime<Utc>>,
@@ -218,7 +244,8 @@ pub struct History {
 }
 
 impl History {
-    /// Records an action taken (`acted`) or reported in dry run at `now`.
+    /// Records an action tried at `now` (`acted`: AWS took it, so it counts for the hourly
+    /// limit; a failed one only starts the cool-down, so it is not retried at every poll).
     pub fn record(&mut self, action: &Action, acted: bool, now: DateTime<Utc>) {
         self.last.insert((action.kind, action.target.clone()), now);
         if acted {
@@ -241,11 +268,68 @@ impl History {
     }
 }
 
-/// Each action with what to do about it, in order; `changes` holds the newest detected change
-/// by target (trail ARN, key ARN or key id).
+/// A detected event, as the changes are chosen from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenEvent {
+    pub event_name: String,
+    pub succeeded: bool,
+    /// What the detection names as the resource: an ARN, or the name or id the call used.
+    pub resource: String,
+    pub account: String,
+    pub change: Change,
+}
+
+/// Whether `resource`, as an event names it in `account`, is `target`: the ARN itself, or
+/// the trail's name or the key's id in the target's account.
+fn names(target: &str, resource: &str, account: &str) -> bool {
+    if resource == target {
+        return true;
+    }
+    let mut parts = target.split(':');
+    let target_account = parts.nth(4).unwrap_or_default();
+    let short = target.rsplit(['/']).next().unwrap_or_default();
+    account == target_account && !short.is_empty() && resource == short
+}
+
+/// For each action, the newest successful event that could have caused its failure; merged
+/// into `known` (what earlier runs saw, kept while the action is asked for), so an event that
+/// has left the recent list still counts.
+pub fn newest_changes(
+    actions: &[Action],
+    events: &[SeenEvent],
+    known: &mut BTreeMap<(ActionKind, String), Change>,
+) {
+    known.retain(|(kind, target), _| {
+        actions
+            .iter()
+            .any(|a| a.kind == *kind && a.target == *target)
+    });
+    for a in actions {
+        let newest = events
+            .iter()
+            .filter(|e| e.succeeded && a.kind.causes().contains(&e.event_name.as_str()))
+            .filter(|e| names(&a.target, &e.resource, &e.account))
+            .max_by_key(|e| e.change.event_time);
+        if let Some(e) = newest {
+            let key = (a.kind, a.target.clone());
+            let newer = known
+                .get(&key)
+                .is_none_or(|k| e.change.event_time > k.event_time);
+            if newer {
+                known.insert(key, e.change.clone());
+            }
+        }
+    }
+}
+
+/// How much older than the posture's change time its event may look (clocks, rounding).
+const CLOCK_SLACK_MINUTES: i64 = 5;
+
+/// Each action with what to do about it, in order; `changes` holds, by action and target, the
+/// newest successful detected event that could have caused the failure.
 pub fn decide(
     actions: &[Action],
-    changes: &BTreeMap<String, Change>,
+    changes: &BTreeMap<(ActionKind, String), Change>,
     settings: &RemediationSettings,
     history: &mut History,
     now: DateTime<Utc>,
@@ -263,11 +347,12 @@ pub fn decide(
     actions
         .iter()
         .map(|a| {
-            // A change counts when it is about this failure: not older than it by more than
-            // the time event history may lag behind the posture.
-            let change = changes
-                .get(&a.target)
-                .filter(|c| c.event_time >= a.failing_since - wait);
+            // A change counts when it can be this failure's: for a stopped trail, not older
+            // than the stop the trail reports.
+            let change = changes.get(&(a.kind, a.target.clone())).filter(|c| {
+                a.changed_at
+                    .is_none_or(|t| c.event_time >= t - Duration::minutes(CLOCK_SLACK_MINUTES))
+            });
             let last = history.last.get(&(a.kind, a.target.clone()));
             let decision = if let Some(principal) = change
                 .and_then(|c| c.actor.as_deref())
@@ -280,12 +365,12 @@ pub fn decide(
                 Decision::WaitingForEvent {
                     until: a.failing_since + wait,
                 }
+            } else if settings.dry_run {
+                Decision::DryRun
             } else if let Some(last) = last.filter(|l| now < **l + cool_down) {
                 Decision::CoolingDown {
                     until: *last + cool_down,
                 }
-            } else if settings.dry_run {
-                Decision::DryRun
             } else if taken_this_hour >= settings.max_actions_per_hour as usize {
                 Decision::RateLimited
             } else {

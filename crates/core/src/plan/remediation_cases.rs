@@ -190,6 +190,7 @@ fn start(target: &str) -> Action {
         target: target.into(),
         trail: target.into(),
         failing_since: t(0),
+        changed_at: Some(t(0)),
         why: "stopped".into(),
     }
 }
@@ -231,7 +232,7 @@ fn the_decision_table() {
         // Who stopped it is not known yet: wait for the event, then act without it.
         (false, None, None, 1, "waiting_for_event"),
         (false, None, None, 15, "act"),
-        // An old allowed change does not excuse a new failure.
+        // An allowed stop older than the stop the trail reports does not excuse this one.
         (
             false,
             Some(change(BREAK_GLASS, -60)),
@@ -239,11 +240,20 @@ fn the_decision_table() {
             1,
             "waiting_for_event",
         ),
+        // The same stop seen late: its event came in long after the daemon saw the stop.
+        (
+            false,
+            Some(change(BREAK_GLASS, -3)),
+            None,
+            20,
+            "allowed_principal",
+        ),
         // The person stops it again after the daemon started it: left to them for cool_down.
         (false, Some(change(PERSON, 0)), Some(5), 1, "cooling_down"),
         (false, Some(change(PERSON, 0)), Some(30), 1, "act"),
-        // A dry run reported is not reported as a new dry run at every poll either.
-        (true, Some(change(PERSON, 0)), Some(5), 1, "cooling_down"),
+        // A dry run is a dry run however recent the last one: it is reported once per
+        // failure by `is_news`, not alternated with a cool-down.
+        (true, Some(change(PERSON, 0)), Some(5), 1, "dry_run"),
     ];
     for (dry_run, newest, last, now, expected) in cases {
         let mut history = History::default();
@@ -251,9 +261,9 @@ fn the_decision_table() {
         if let Some(ago) = last {
             history.record(&start(TRAIL), true, now - Duration::minutes(*ago));
         }
-        let changes: BTreeMap<String, Change> = newest
+        let changes: BTreeMap<(ActionKind, String), Change> = newest
             .iter()
-            .map(|c| (TRAIL.to_string(), c.clone()))
+            .map(|c| ((ActionKind::StartLogging, TRAIL.to_string()), c.clone()))
             .collect();
         let decided = decide(
             &[start(TRAIL)],
@@ -274,9 +284,9 @@ fn the_decision_table() {
 fn at_most_so_many_actions_an_hour() {
     let mut history = History::default();
     let trails: Vec<Action> = (0..3).map(|i| start(&format!("{TRAIL}-{i}"))).collect();
-    let changes: BTreeMap<String, Change> = trails
+    let changes: BTreeMap<(ActionKind, String), Change> = trails
         .iter()
-        .map(|a| (a.target.clone(), change(PERSON, 0)))
+        .map(|a| ((a.kind, a.target.clone()), change(PERSON, 0)))
         .collect();
     let s = settings(false);
     let decided = decide(&trails, &changes, &s, &mut history, t(1));
@@ -304,4 +314,85 @@ fn a_decision_is_news_once_until_it_changes_or_the_failure_heals() {
     assert!(!history.is_news(&a, &cooling), "the same again is not news");
     history.keep_only(&[]);
     assert!(history.is_news(&a, &cooling), "after healing, news again");
+}
+
+fn seen(name: &str, succeeded: bool, resource: &str, actor: &str, minute: i64) -> SeenEvent {
+    SeenEvent {
+        event_name: name.into(),
+        succeeded,
+        resource: resource.into(),
+        account: "111111111111".into(),
+        change: change(actor, minute),
+    }
+}
+
+#[test]
+fn the_change_behind_a_failure_is_its_cause_not_any_call() {
+    let actions = [start(TRAIL)];
+    let newest = |events: &[SeenEvent]| {
+        let mut known = BTreeMap::new();
+        newest_changes(&actions, events, &mut known);
+        known
+            .get(&(ActionKind::StartLogging, TRAIL.to_string()))
+            .and_then(|c| c.actor.clone())
+    };
+    // The break-glass stop, then a later failed stop and an unrelated call by others.
+    let events = [
+        seen("StopLogging", true, TRAIL, BREAK_GLASS, 0),
+        seen("StopLogging", false, TRAIL, PERSON, 2),
+        seen("DescribeTrails", true, TRAIL, PERSON, 3),
+        seen("UpdateTrail", true, TRAIL, PERSON, 4),
+    ];
+    assert_eq!(newest(&events).as_deref(), Some(BREAK_GLASS));
+    // `stop-logging --name main`: the trail by name, in its account.
+    assert_eq!(
+        newest(&[seen("StopLogging", true, "main", PERSON, 0)]).as_deref(),
+        Some(PERSON)
+    );
+    let mut elsewhere = seen("StopLogging", true, "main", PERSON, 0);
+    elsewhere.account = "999999999999".into();
+    assert_eq!(
+        newest(&[elsewhere]),
+        None,
+        "another account's trail of that name"
+    );
+}
+
+#[test]
+fn a_change_seen_once_is_kept_while_its_failure_lasts() {
+    let actions = [start(TRAIL)];
+    let mut known = BTreeMap::new();
+    newest_changes(
+        &actions,
+        &[seen("StopLogging", true, TRAIL, BREAK_GLASS, 0)],
+        &mut known,
+    );
+    // The event left the recent list: still known.
+    newest_changes(&actions, &[], &mut known);
+    assert_eq!(known.len(), 1);
+    // An older event does not replace it; the failure healing forgets it.
+    newest_changes(
+        &actions,
+        &[seen("StopLogging", true, TRAIL, PERSON, -10)],
+        &mut known,
+    );
+    assert_eq!(
+        known.values().next().unwrap().actor.as_deref(),
+        Some(BREAK_GLASS)
+    );
+    newest_changes(&[], &[], &mut known);
+    assert!(known.is_empty());
+}
+
+#[test]
+fn one_action_per_target_however_many_policies_ask() {
+    let p: PolicySet = serde_yaml::from_str(
+        "policies:\n\
+         - {id: a, check: trail_logging, severity: critical, remediate: true}\n\
+         - {id: b, check: trail_logging, severity: low, remediate: true}\n",
+    )
+    .unwrap();
+    let findings = [failing("a"), failing("b")];
+    let found = actions(&p, &findings, &[state(Ok(false), true)], &keys("Enabled"));
+    assert_eq!(found.len(), 1);
 }
