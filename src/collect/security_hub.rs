@@ -5,8 +5,8 @@ use super::aws::{Aws, unavailable};
 use crate::asff::{AsffFinding, FINDING_TYPE, SCHEMA_VERSION};
 use crate::posture::Unavailable;
 use aws_sdk_securityhub::types::{
-    AwsSecurityFinding, Compliance, ComplianceStatus, Resource, Severity, SeverityLabel,
-    StatusReason,
+    AwsSecurityFinding, AwsSecurityFindingIdentifier, Compliance, ComplianceStatus, Resource,
+    Severity, SeverityLabel, StatusReason, WorkflowUpdate,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -61,6 +61,49 @@ pub async fn import(
         }
     }
     out
+}
+
+/// Marks findings of `account` resolved (BatchUpdateFindings): Security Hub resolves only
+/// its own controls' findings when they pass, an imported one stays open until updated.
+pub async fn resolve(
+    aws: &Aws,
+    region: &str,
+    account: &str,
+    ids: &[String],
+) -> Result<(), Unavailable> {
+    let client = aws.security_hub(region);
+    let product = format!("arn:aws:securityhub:{region}:{account}:product/{account}/default");
+    for chunk in ids.chunks(BATCH) {
+        let identifiers: Vec<AwsSecurityFindingIdentifier> = chunk
+            .iter()
+            .map(|id| {
+                AwsSecurityFindingIdentifier::builder()
+                    .id(id)
+                    .product_arn(&product)
+                    .build()
+            })
+            .collect();
+        let answer = client
+            .batch_update_findings()
+            .set_finding_identifiers(Some(identifiers))
+            .workflow(
+                WorkflowUpdate::builder()
+                    .status(aws_sdk_securityhub::types::WorkflowStatus::Resolved)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable("BatchUpdateFindings", &e))?;
+        if let Some(u) = answer.unprocessed_findings().first() {
+            return Err(Unavailable::api_failure(format!(
+                "BatchUpdateFindings left {} findings open: {} {}",
+                answer.unprocessed_findings().len(),
+                u.error_code().unwrap_or_default(),
+                u.error_message().unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn build(f: &AsffFinding, product: &str, region: &str, time: &str) -> AwsSecurityFinding {

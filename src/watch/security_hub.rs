@@ -1,11 +1,11 @@
 //! The `security_hub` poller: each finding imported into Security Hub (ASFF) when its
 //! verdict changes and again after `refresh` (`plan/config_evaluations.rs`' `due`), never for
-//! `error` or `pending`, into the finding's own account; `/status.security_hub` says what
-//! was imported and what failed.
+//! `error` or `pending`, into the finding's own account; one that passes again is resolved
+//! (BatchUpdateFindings). `/status.security_hub` says what was imported and what failed.
 
 use super::Watch;
 use crate::asff::{AsffFinding, asff_finding};
-use crate::collect::security_hub::import;
+use crate::collect::security_hub::{import, resolve};
 use crate::config::SecurityHubSettings;
 use crate::plan::config_evaluations::{Sent, due};
 use crate::posture::Unavailable;
@@ -105,15 +105,35 @@ impl Watch {
         }
         let clients = self.account_clients();
         let region = h.region.clone();
+        let was_passing: BTreeMap<String, bool> = (h.sent.lock().iter())
+            .map(|(id, s)| (id.clone(), s.verdict == "PASSED"))
+            .collect();
         let runs = by_account.into_iter().map(|(account, list)| {
             let aws = clients.get(&account).cloned();
             let region = region.clone();
+            let was_passing = &was_passing;
             async move {
                 match aws {
-                    Some(aws) => (
-                        list.clone(),
-                        import(&aws, &region, &account, &list, now).await,
-                    ),
+                    Some(aws) => {
+                        let mut out = import(&aws, &region, &account, &list, now).await;
+                        // A finding that passes now, and did not before, is resolved.
+                        let passing: Vec<String> = (list.iter())
+                            .filter(|a| a.compliance == "PASSED")
+                            .filter(|a| out.iter().any(|(id, r)| *id == a.id && r.is_ok()))
+                            .filter(|a| was_passing.get(&a.id) != Some(&true))
+                            .map(|a| a.id.clone())
+                            .collect();
+                        if !passing.is_empty()
+                            && let Err(e) = resolve(&aws, &region, &account, &passing).await
+                        {
+                            for (id, r) in out.iter_mut() {
+                                if passing.contains(id) {
+                                    *r = Err(e.clone());
+                                }
+                            }
+                        }
+                        (list, out)
+                    }
                     None => {
                         let e = Unavailable::new(format!(
                             "account {account}: no clients (not reached)"

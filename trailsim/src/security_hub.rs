@@ -1,8 +1,10 @@
 //! Security Hub findings as AWS keeps them, which moto 5.2.5 does not: BatchImportFindings
 //! checks each finding against the AWS Security Finding Format (its required attributes, the
-//! caller's own product and account, at most 100 a call) and upserts it by (ProductArn, Id);
-//! GetFindings filters on `Id`, `GeneratorId`, `ComplianceStatus`, `WorkflowStatus` and
-//! `RecordState` (EQUALS) and pages with NextToken. Kept per account and region.
+//! caller's own product and account, at most 100 a call) and upserts it by (ProductArn, Id),
+//! the workflow reset to NEW when its compliance stops passing (AWS resolves only its own
+//! controls' findings: an imported one is resolved with BatchUpdateFindings); GetFindings
+//! filters on `Id`, `GeneratorId`, `ComplianceStatus`, `WorkflowStatus` and `RecordState`
+//! (EQUALS) and pages with NextToken. Kept per account and region.
 
 use crate::call::Call;
 use crate::server::Sim;
@@ -50,6 +52,7 @@ pub(crate) fn answer(sim: &Sim, call: &Call, body: &[u8]) -> Option<Answer> {
     Some(match call.operation.as_str() {
         "BatchImportFindings" => import(findings, &request, &account, &call.region),
         "GetFindings" => get(findings, &request),
+        "BatchUpdateFindings" => update(findings, &request),
         _ => return None,
     })
 }
@@ -142,17 +145,15 @@ fn import(
             f["Id"].as_str().unwrap_or_default().to_string(),
         );
         let mut stored = f.clone();
-        // Security Hub keeps the first CreatedAt and moves the workflow itself: a finding
-        // whose compliance turns PASSED is RESOLVED, one that stops passing is NEW again.
+        // Security Hub keeps the first CreatedAt and the workflow the customer set, but resets
+        // it to NEW when the compliance stops passing. A provider cannot set it on import.
         let old = findings.get(&key);
         if let Some(old) = old {
             stored["CreatedAt"] = old["CreatedAt"].clone();
         }
         let passed = |v: &Value| v["Compliance"]["Status"] == "PASSED";
         let workflow = match old {
-            None if passed(f) => "RESOLVED",
             None => "NEW",
-            Some(old) if passed(f) && !passed(old) => "RESOLVED",
             Some(old) if !passed(f) && passed(old) => "NEW",
             Some(old) => old["Workflow"]["Status"].as_str().unwrap_or("NEW"),
         };
@@ -170,6 +171,42 @@ fn import(
             "FailedFindings": failed,
         })
         .to_string(),
+    )
+}
+
+/// BatchUpdateFindings: the workflow status of findings named by (Id, ProductArn).
+fn update(findings: &mut BTreeMap<(String, String), Value>, request: &Value) -> Answer {
+    let Some(ids) = request["FindingIdentifiers"].as_array() else {
+        return fault("InvalidInputException", "FindingIdentifiers is required");
+    };
+    let status = request["Workflow"]["Status"].as_str();
+    if let Some(s) = status
+        && !["NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"].contains(&s)
+    {
+        return fault("InvalidInputException", "Workflow.Status is not valid");
+    }
+    let (mut processed, mut unprocessed) = (Vec::new(), Vec::new());
+    for id in ids {
+        let key = (
+            id["ProductArn"].as_str().unwrap_or_default().to_string(),
+            id["Id"].as_str().unwrap_or_default().to_string(),
+        );
+        match findings.get_mut(&key) {
+            Some(f) => {
+                if let Some(s) = status {
+                    f["Workflow"] = json!({"Status": s});
+                }
+                processed.push(id.clone());
+            }
+            None => unprocessed.push(json!({
+                "FindingIdentifier": id, "ErrorCode": "FindingNotFound",
+                "ErrorMessage": "no such finding",
+            })),
+        }
+    }
+    (
+        200,
+        json!({"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}).to_string(),
     )
 }
 
@@ -268,8 +305,23 @@ mod tests {
         assert_eq!(store.len(), 1);
         let kept = store.values().next().unwrap();
         assert_eq!(kept["Compliance"]["Status"], "PASSED");
-        assert_eq!(kept["Workflow"]["Status"], "RESOLVED");
+        assert_eq!(
+            kept["Workflow"]["Status"], "NEW",
+            "an imported finding is not resolved by AWS"
+        );
         assert_eq!(kept["CreatedAt"], "2026-12-01T00:00:00Z");
+        let product = kept["ProductArn"].clone();
+        let (_, body) = update(
+            &mut store,
+            &json!({"FindingIdentifiers": [{"Id": "a", "ProductArn": product}],
+                    "Workflow": {"Status": "RESOLVED"}}),
+        );
+        assert!(body.contains("ProcessedFindings"), "{body}");
+        assert_eq!(
+            store.values().next().unwrap()["Workflow"]["Status"],
+            "RESOLVED"
+        );
+        // Failing again reopens it.
         import_one(&mut store, finding("a", "FAILED"));
         assert_eq!(store.values().next().unwrap()["Workflow"]["Status"], "NEW");
         let (_, body) = get(

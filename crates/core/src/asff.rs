@@ -1,9 +1,9 @@
 //! Findings in the AWS Security Finding Format (ASFF), as Security Hub CSPM imports them
 //! with BatchImportFindings: one finding per trailwarden finding, its `Id` the finding's uid
 //! (so each import updates the same finding), `Compliance.Status` PASSED or FAILED. Security
-//! Hub moves the workflow itself (a finding that passes becomes RESOLVED, one that fails
-//! again NEW). An `error` or `pending` finding is not imported: Security Hub keeps the last
-//! verdict rather than a pass or fail trailwarden cannot vouch for.
+//! Hub reopens a finding that fails again (workflow NEW); one that passes again is resolved by
+//! the daemon (BatchUpdateFindings). An `error` or `pending` finding is not imported: Security
+//! Hub keeps the last verdict rather than a pass or fail trailwarden cannot vouch for.
 
 use crate::config::Severity;
 use crate::evaluate::{Finding, Status};
@@ -70,7 +70,11 @@ pub fn asff_finding(f: &Finding, description: Option<&str>) -> Option<AsffFindin
         id: f.uid(),
         account: f.account.clone(),
         generator_id: format!("trailwarden/{}", f.policy),
-        title: format!("trailwarden {}: {}", f.policy, f.resource_name),
+        // Title: at most 256 characters.
+        title: format!("trailwarden {}: {}", f.policy, f.resource_name)
+            .chars()
+            .take(256)
+            .collect(),
         description: text,
         severity: severity(f.severity),
         compliance,
@@ -115,7 +119,9 @@ mod tests {
     fn a_long_message_fits_asffs_limit() {
         let mut f = finding(Status::Fail);
         f.message = "x".repeat(5000);
+        f.resource_name = "t".repeat(500);
         let a = asff_finding(&f, None).unwrap();
+        assert_eq!(a.title.chars().count(), 256);
         assert_eq!(a.description.chars().count(), 1024);
         assert_eq!(a.reason.chars().count(), 2048);
     }
