@@ -138,7 +138,13 @@ async fn the_conformance_pack_follows_a_trail_that_breaks_and_heals() {
 
     let annotation = wait_for(&config, "trail-logging", "COMPLIANT").await;
     assert!(annotation.contains("lab"), "{annotation}");
-    daemon.wait_until("the managed rule compared", |d| disagreements(d) == 0.0);
+    // The series starts at 0: wait for a cross-check to have run, and to have compared it.
+    daemon.wait_until("the managed rule compared", |d| {
+        d.status()["aws_config"]["cross_check"]["comparisons"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["rule"] == "cloudtrail-enabled"))
+    });
+    assert_eq!(disagreements(&daemon), 0.0, "both pass: they agree");
 
     // Every policy Config heard about was decided in /status: never an error or pending one.
     daemon.wait_until("the first evaluations sent", |d| {

@@ -17,8 +17,15 @@ use std::collections::BTreeMap;
 
 pub const AWS_CONFIG: &str = "aws_config";
 
+/// How long an account's pack rules are used before they are read again (a rule added to
+/// the pack is found within this).
+const PACK_RULES_KEPT_MINUTES: i64 = 15;
+
 /// Accounts whose evaluations are sent at a time.
 const CONCURRENCY: usize = 8;
+
+/// A pack's rules as deployed in an account, and when they were read.
+type PackRules = (DateTime<Utc>, Vec<String>);
 
 pub(super) struct ConfigWatch {
     pub(super) settings: AwsConfigSettings,
@@ -30,6 +37,9 @@ pub(super) struct ConfigWatch {
     sent: Mutex<BTreeMap<Key, Sent>>,
     /// Per account: the policies without a rule in the pack, or why the pack could not be read.
     accounts: Mutex<BTreeMap<String, Value>>,
+    /// Each account's pack rules as deployed, with when they were read: kept
+    /// `PACK_RULES_KEPT`, so a policy without a rule (always due) costs no call per run.
+    pack_rules: Mutex<BTreeMap<String, PackRules>>,
     /// The managed rules compared with trailwarden's verdicts (`config_cross_check.rs`).
     pub(super) cross_check: super::config_cross_check::CrossCheck,
 }
@@ -51,6 +61,7 @@ impl ConfigWatch {
             writer,
             sent: Mutex::new(BTreeMap::new()),
             accounts: Mutex::new(BTreeMap::new()),
+            pack_rules: Mutex::new(BTreeMap::new()),
             cross_check: Default::default(),
         }
     }
@@ -123,13 +134,27 @@ impl Watch {
         let runs = by_account.into_iter().map(|(account, due)| {
             let aws = clients.get(&account).cloned();
             let (policies, region) = (&policies, &c.region);
+            let cached = (c.pack_rules.lock().get(&account))
+                .filter(|(at, _)| now - *at < chrono::Duration::minutes(PACK_RULES_KEPT_MINUTES))
+                .map(|(_, rules)| rules.clone());
             async move {
                 let Some(aws) = aws else {
                     let e =
                         Unavailable::new(format!("account {account}: no clients (not reached)"));
                     return (account, Err(e), Vec::new());
                 };
-                send_account(&aws, region, pack, policies, &account, due, now).await
+                let deployed = match cached {
+                    Some(rules) => rules,
+                    None => match config_rules::pack_rules(&aws, region, pack).await {
+                        Ok(rules) => rules,
+                        Err(mut e) => {
+                            e.reason =
+                                format!("account {account}: conformance pack {pack}: {}", e.reason);
+                            return (account, Err(e), Vec::new());
+                        }
+                    },
+                };
+                send_account(&aws, region, &deployed, policies, &account, due, now).await
             }
         });
         let results: Vec<_> = futures_util::stream::iter(runs)
@@ -159,7 +184,17 @@ impl Watch {
                 }
             }
             let entry = match rules {
-                Ok(unmapped) => json!({"without_rule": unmapped, "error": null}),
+                Ok((deployed, unmapped)) => {
+                    // A fresh entry was what this run used; a stale or missing one was just
+                    // read again.
+                    let kept = chrono::Duration::minutes(PACK_RULES_KEPT_MINUTES);
+                    let mut cache = c.pack_rules.lock();
+                    let fresh = cache.get(&account).is_some_and(|(at, _)| now - *at < kept);
+                    if !fresh {
+                        cache.insert(account.clone(), (now, deployed));
+                    }
+                    json!({"without_rule": unmapped, "error": null})
+                }
                 Err(e) => {
                     let entry = json!({"without_rule": null, "error": e.reason});
                     errors.push(e);
@@ -174,25 +209,22 @@ impl Watch {
 
 type Outcome = (Key, AccountVerdict, Result<(), Unavailable>);
 
-/// One account: the pack's rules read, then each due verdict sent to its policy's rule.
-/// Returns the policies without a rule (or why the pack could not be read) and each send.
+/// One account: each due verdict sent to its policy's rule among the pack's `deployed` rules.
+/// Returns the pack's rules and the policies without one, and each send.
 async fn send_account(
     aws: &Aws,
     region: &str,
-    pack: &str,
+    deployed: &[String],
     policies: &[String],
     account: &str,
     due: Vec<(Key, AccountVerdict)>,
     now: DateTime<Utc>,
-) -> (String, Result<Vec<String>, Unavailable>, Vec<Outcome>) {
-    let deployed = match config_rules::pack_rules(aws, region, pack).await {
-        Ok(d) => d,
-        Err(mut e) => {
-            e.reason = format!("account {account}: conformance pack {pack}: {}", e.reason);
-            return (account.to_string(), Err(e), Vec::new());
-        }
-    };
-    let rules = config_evaluations::deployed_rules(policies.iter().map(String::as_str), &deployed);
+) -> (
+    String,
+    Result<(Vec<String>, Vec<String>), Unavailable>,
+    Vec<Outcome>,
+) {
+    let rules = config_evaluations::deployed_rules(policies.iter().map(String::as_str), deployed);
     let mut sent = Vec::new();
     for (key, verdict) in due {
         let Some(Some(rule)) = rules.get(&key.0) else {
@@ -211,7 +243,11 @@ async fn send_account(
         .filter(|(_, rule)| rule.is_none())
         .map(|(policy, _)| policy)
         .collect();
-    (account.to_string(), Ok(without_rule), sent)
+    (
+        account.to_string(),
+        Ok((deployed.to_vec(), without_rule)),
+        sent,
+    )
 }
 
 impl ConfigWatch {

@@ -99,7 +99,7 @@ impl Watch {
         }
         let policies = self.policies.read().clone();
         let comparisons = compare(&policies, findings, &results);
-        for (source, name, _) in MANAGED_RULES {
+        for (source, name, _, _) in MANAGED_RULES {
             let disagreeing = (comparisons.iter())
                 .filter(|c| c.source_identifier == source && c.disagrees)
                 .count();

@@ -211,7 +211,7 @@ impl Watch {
         if let Some(c) = &aws_config
             && c.settings.cross_check
         {
-            for (_, rule, _) in crate::evaluate::config_rules::MANAGED_RULES {
+            for (_, rule, _, _) in crate::evaluate::config_rules::MANAGED_RULES {
                 (published.metrics.config_rule_disagreements).with_label_values(&[rule]);
             }
         }

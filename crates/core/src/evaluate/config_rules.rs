@@ -2,10 +2,14 @@
 //! account is compliant while trailwarden finds it failing (the digests do not verify, the
 //! trail is stopped), or the other way round, the two disagree and one of them is wrong.
 //!
-//! Each managed rule is compared with the checks that look at what it looks at. trailwarden's
-//! verdict for an account is `fail` when any finding of those checks fails, `pass` when all
-//! of them pass; otherwise (an `error`, a `pending`, no policy with such a check) there is no
-//! verdict to compare, and no disagreement is claimed. Config's is NON_COMPLIANT when any of
+//! Each managed rule is compared with the checks that look at what it looks at, judged the way
+//! the rule judges: `cloudtrail-enabled`, `multi-region-cloudtrail-enabled` and
+//! `cloudtrail-security-trail-enabled` ask for one good trail, so trailwarden's verdict is
+//! `pass` when some trail passes every compared check (an account-wide finding counts for
+//! each trail) and `fail` when every trail fails one; the encryption and validation rules ask
+//! it of every trail, so any failure is `fail` and all passing is `pass`. Otherwise (an
+//! `error`, a `pending`, no policy with such a check) there is no verdict to compare, and no
+//! disagreement is claimed. Config's is NON_COMPLIANT when any of
 //! the rule's results in the account is, COMPLIANT when some are and none is not; anything
 //! else (INSUFFICIENT_DATA, NOT_APPLICABLE, no result) is not compared either.
 
@@ -13,28 +17,39 @@ use crate::config::PolicySet;
 use crate::evaluate::{Finding, Status};
 use serde::Serialize;
 
-/// The managed rules compared: source identifier, the name Config gives it by default, and
-/// the trailwarden checks that look at the same thing.
-pub const MANAGED_RULES: [(&str, &str, &[&str]); 5] = [
+/// How a rule judges an account: by one good trail, or by every trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judged {
+    SomeTrail,
+    EveryTrail,
+}
+
+/// The managed rules compared: source identifier, the name Config gives it by default, the
+/// trailwarden checks that look at the same thing, and how the rule judges.
+pub const MANAGED_RULES: [(&str, &str, &[&str], Judged); 5] = [
     (
         "CLOUD_TRAIL_ENABLED",
         "cloudtrail-enabled",
         &["trail_logging"],
+        Judged::SomeTrail,
     ),
     (
         "MULTI_REGION_CLOUD_TRAIL_ENABLED",
         "multi-region-cloudtrail-enabled",
         &["trail_logging", "management_events"],
+        Judged::SomeTrail,
     ),
     (
         "CLOUD_TRAIL_ENCRYPTION_ENABLED",
         "cloud-trail-encryption-enabled",
         &["sse_kms"],
+        Judged::EveryTrail,
     ),
     (
         "CLOUD_TRAIL_LOG_FILE_VALIDATION_ENABLED",
         "cloud-trail-log-file-validation-enabled",
         &["log_file_validation", "digest_integrity"],
+        Judged::EveryTrail,
     ),
     (
         "CLOUDTRAIL_SECURITY_TRAIL_ENABLED",
@@ -45,15 +60,66 @@ pub const MANAGED_RULES: [(&str, &str, &[&str]); 5] = [
             "log_file_validation",
             "sse_kms",
         ],
+        Judged::SomeTrail,
     ),
 ];
 
-/// The checks a managed rule (by source identifier) is compared with; `None` for others.
-pub fn checks_of(source_identifier: &str) -> Option<&'static [&'static str]> {
+/// The checks a managed rule (by source identifier) is compared with, and how it judges;
+/// `None` for other rules.
+pub fn checks_of(source_identifier: &str) -> Option<(&'static [&'static str], Judged)> {
     MANAGED_RULES
         .iter()
-        .find(|(id, _, _)| *id == source_identifier)
-        .map(|(_, _, checks)| *checks)
+        .find(|(id, _, _, _)| *id == source_identifier)
+        .map(|(_, _, checks, judged)| (*checks, *judged))
+}
+
+/// `Some(true)` all pass, `Some(false)` one fails, `None` otherwise.
+fn all_pass(found: &[&Finding]) -> Option<bool> {
+    if found.iter().any(|f| f.status == Status::Fail) {
+        Some(false)
+    } else if !found.is_empty() && found.iter().all(|f| f.status == Status::Pass) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// trailwarden's verdict over `found`, judged as the rule judges.
+fn verdict(found: &[&Finding], judged: Judged) -> Option<&'static str> {
+    let word = |passed| if passed { "pass" } else { "fail" };
+    match judged {
+        Judged::EveryTrail => all_pass(found).map(word),
+        Judged::SomeTrail => {
+            let (account_wide, per_trail): (Vec<&Finding>, Vec<&Finding>) = found
+                .iter()
+                .partition(|f| f.resource.starts_with("account/"));
+            let mut trails: Vec<&str> = per_trail.iter().map(|f| f.resource.as_str()).collect();
+            trails.sort();
+            trails.dedup();
+            if trails.is_empty() {
+                return all_pass(&account_wide).map(word);
+            }
+            let each: Vec<Option<bool>> = trails
+                .iter()
+                .map(|t| {
+                    let mut of_trail: Vec<&Finding> = per_trail
+                        .iter()
+                        .filter(|f| f.resource == *t)
+                        .copied()
+                        .collect();
+                    of_trail.extend(account_wide.iter().copied());
+                    all_pass(&of_trail)
+                })
+                .collect();
+            if each.contains(&Some(true)) {
+                Some("pass")
+            } else if each.iter().all(|j| *j == Some(false)) {
+                Some("fail")
+            } else {
+                None
+            }
+        }
+    }
 }
 
 /// A deployed managed rule's results in one account.
@@ -101,7 +167,7 @@ pub fn compare(
     results
         .iter()
         .filter_map(|r| {
-            let checks = checks_of(&r.source_identifier)?;
+            let (checks, judged) = checks_of(&r.source_identifier)?;
             let compared: Vec<&str> = (policies.policies.iter())
                 .filter(|p| checks.contains(&p.check.name()))
                 .map(|p| p.id.as_str())
@@ -114,14 +180,9 @@ pub fn compare(
                 .filter(|f| f.status == Status::Fail)
                 .map(|f| f.policy.clone())
                 .collect();
+            failing.sort();
             failing.dedup();
-            let trailwarden = if !failing.is_empty() {
-                Some("fail")
-            } else if !found.is_empty() && found.iter().all(|f| f.status == Status::Pass) {
-                Some("pass")
-            } else {
-                None
-            };
+            let trailwarden = verdict(&found, judged);
             let config = config_verdict(&r.results).to_string();
             let disagrees = matches!(
                 (config.as_str(), trailwarden),
@@ -157,14 +218,18 @@ mod tests {
     }
 
     fn finding(policy: &str, status: Status) -> Finding {
+        on_trail(policy, "t", status)
+    }
+
+    fn on_trail(policy: &str, trail: &str, status: Status) -> Finding {
         Finding {
             policy: policy.into(),
             severity: Severity::High,
             status,
             account: "111111111111".into(),
             region: "us-east-1".into(),
-            resource: "arn:aws:cloudtrail:us-east-1:111111111111:trail/t".into(),
-            resource_name: "t".into(),
+            resource: format!("arn:aws:cloudtrail:us-east-1:111111111111:trail/{trail}"),
+            resource_name: trail.into(),
             message: String::new(),
         }
     }
@@ -282,6 +347,44 @@ mod tests {
                 "{source} {config:?} {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_rule_that_asks_for_one_good_trail_is_judged_by_the_best_trail() {
+        use Status::*;
+        let compared = |source: &str, found: Vec<Finding>| {
+            let c = compare(&policies(), &found, &[results(source, &["COMPLIANT"])]);
+            (c[0].trailwarden, c[0].disagrees)
+        };
+        // One trail stopped, another logging: cloudtrail-enabled is right to pass.
+        let two = vec![
+            on_trail("logging", "a", Fail),
+            on_trail("logging", "b", Pass),
+        ];
+        assert_eq!(compared("CLOUD_TRAIL_ENABLED", two), (Some("pass"), false));
+        // Every trail stopped: a disagreement.
+        let none = vec![
+            on_trail("logging", "a", Fail),
+            on_trail("logging", "b", Fail),
+        ];
+        assert_eq!(compared("CLOUD_TRAIL_ENABLED", none), (Some("fail"), true));
+        // One trail unknown, the other stopped: no verdict.
+        let unknown = vec![
+            on_trail("logging", "a", Fail),
+            on_trail("logging", "b", Error),
+        ];
+        assert_eq!(compared("CLOUD_TRAIL_ENABLED", unknown), (None, false));
+        // Validation asks it of every trail: one trail's failing digests fail the account.
+        let validation = vec![
+            on_trail("validation", "a", Pass),
+            on_trail("digests", "a", Pass),
+            on_trail("validation", "b", Pass),
+            on_trail("digests", "b", Fail),
+        ];
+        assert_eq!(
+            compared("CLOUD_TRAIL_LOG_FILE_VALIDATION_ENABLED", validation),
+            (Some("fail"), true)
+        );
     }
 
     #[test]

@@ -36,10 +36,20 @@ impl Compliance {
 }
 
 /// One account's verdict for one policy, as Config is told it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 pub struct AccountVerdict {
     pub compliance: Compliance,
+    /// What fails (resource names, sorted): a change of it is a change of verdict.
+    pub failing: Vec<String>,
     pub annotation: String,
+}
+
+/// The same verdict: the same compliance over the same failing resources. The annotation's
+/// text is not compared: a message that carries an age would make every run a change.
+impl PartialEq for AccountVerdict {
+    fn eq(&self, other: &Self) -> bool {
+        self.compliance == other.compliance && self.failing == other.failing
+    }
 }
 
 /// (policy, account).
@@ -69,8 +79,12 @@ pub fn account_verdicts(findings: &[Finding]) -> BTreeMap<Key, Option<AccountVer
                     format!("{} fail: {}", failing.len(), names.join(", "))
                 };
                 truncate(&mut annotation);
+                let mut names: Vec<String> =
+                    failing.iter().map(|f| f.resource_name.clone()).collect();
+                names.sort();
                 Some(AccountVerdict {
                     compliance: Compliance::NonCompliant,
+                    failing: names,
                     annotation,
                 })
             } else if found.iter().all(|f| f.status == Status::Pass) {
@@ -79,6 +93,7 @@ pub fn account_verdicts(findings: &[Finding]) -> BTreeMap<Key, Option<AccountVer
                 truncate(&mut annotation);
                 Some(AccountVerdict {
                     compliance: Compliance::Compliant,
+                    failing: Vec::new(),
                     annotation,
                 })
             } else {
@@ -244,6 +259,7 @@ mod tests {
         let key: Key = ("logging".into(), "1".into());
         let verdict = |c| AccountVerdict {
             compliance: c,
+            failing: Vec::new(),
             annotation: "x".into(),
         };
         let sent = |c, at| {
@@ -281,14 +297,19 @@ mod tests {
                 "now {now:?}, last {last:?}"
             );
         }
-        // A new annotation (another trail fails) is sent although the compliance is the same.
+        // Another trail failing is sent although the compliance is the same.
         let mut changed = verdict(NonCompliant);
-        changed.annotation = "y".into();
+        changed.failing = vec!["other".into()];
         let verdicts = BTreeMap::from([(key.clone(), Some(changed))]);
         assert_eq!(
             due(&verdicts, &sent(NonCompliant, t0), t0, refresh).len(),
             1
         );
+        // A message that only ages ("newest log 3m ago", then "4m ago") is not a change.
+        let mut aged = verdict(NonCompliant);
+        aged.annotation = "y".into();
+        let verdicts = BTreeMap::from([(key.clone(), Some(aged))]);
+        assert!(due(&verdicts, &sent(NonCompliant, t0), t0, refresh).is_empty());
     }
 
     #[test]
