@@ -159,6 +159,8 @@ impl Watch {
         });
         let results: Vec<_> = futures_util::stream::iter(runs)
             .buffer_unordered(CONCURRENCY)
+            // Each account done is progress: an organization-wide run is not a stall.
+            .inspect(|_| self.pollers.aws_config.tick())
             .collect()
             .await;
         let mut errors = Vec::new();

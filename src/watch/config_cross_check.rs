@@ -82,6 +82,8 @@ impl Watch {
         });
         let read: Vec<_> = futures_util::stream::iter(runs)
             .buffer_unordered(CONCURRENCY)
+            // Each account done is progress: an organization-wide run is not a stall.
+            .inspect(|_| self.pollers.aws_config.tick())
             .collect()
             .await;
         let mut results = Vec::new();
