@@ -227,18 +227,7 @@ async fn the_conformance_pack_follows_a_trail_that_breaks_and_heals() {
     }
 
     // Its calls are the ones deploy/iam-policy-aws-config.json grants.
-    let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(support::manifest_dir().join("deploy/iam-policy-aws-config.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let granted: std::collections::BTreeSet<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().iter())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let granted = support::granted_actions("deploy/iam-policy-aws-config.json");
     let called: std::collections::BTreeSet<String> = called_actions(&m)
         .into_iter()
         .filter(|a| a.starts_with("config:") && a != "config:DescribeConfigurationRecorderStatus")

@@ -223,17 +223,7 @@ async fn the_iam_policy_grants_exactly_what_the_daemon_calls() {
     if called.contains("s3:GetObject") {
         called.insert("kms:Decrypt".to_string());
     }
-    let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(support::manifest_dir().join("deploy/iam-policy.json")).unwrap(),
-    )
-    .unwrap();
-    let granted: std::collections::BTreeSet<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().iter())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let granted = support::granted_actions("deploy/iam-policy.json");
     assert!(
         called.len() >= 10,
         "the lab exercises every collector: {called:?}"

@@ -12,8 +12,8 @@ use support::event_watch::{start, tamper};
 use support::lab::{Lab, Options};
 use support::{manifest_dir, trailsim, trailwarden};
 
-/// Validates `text` (an array or JSON lines) and returns the validator's summary line.
-fn validate(text: &str) -> String {
+/// Runs tests/ocsf/validate.py over `text` (an array or JSON lines).
+fn run_validator(text: &str) -> std::process::Output {
     let (python, script) = testbed::ocsf_validator();
     let mut child = Command::new(python)
         .arg(script)
@@ -29,7 +29,12 @@ fn validate(text: &str) -> String {
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Validates `text` and returns the validator's summary line.
+fn validate(text: &str) -> String {
+    let out = run_validator(text);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -46,24 +51,9 @@ fn the_validator_refuses_what_ocsf_does_not_allow() {
         std::fs::read_to_string(manifest_dir().join("tests/ocsf/samples/detection_finding.json"))
             .unwrap();
     validate(&sample);
-    let (python, script) = testbed::ocsf_validator();
     let mut event: Value = serde_json::from_str(&sample).unwrap();
     event["finding_info"]["not_in_ocsf"] = Value::Bool(true);
-    let out = Command::new(python)
-        .arg(script)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(event.to_string().as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = run_validator(&event.to_string());
     assert_eq!(out.status.code(), Some(1), "an unknown attribute fails");
 }
 

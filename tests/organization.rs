@@ -384,17 +384,7 @@ async fn an_organization_from_one_deployment() {
     // What the daemon calls beyond one account's permissions (deploy/iam-policy.json, kept
     // equal to the calls by tests/daemon.rs) is what deploy/aws/daemon-role.yaml adds for
     // organizations; .ci/deploy_checks.py keeps the templates to these sets.
-    let one_account: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(support::manifest_dir().join("deploy/iam-policy.json")).unwrap(),
-    )
-    .unwrap();
-    let one_account: BTreeSet<String> = one_account["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().iter())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let one_account = support::granted_actions("deploy/iam-policy.json");
     let extra_called: BTreeSet<String> = support::called_actions(&m)
         .difference(&one_account)
         .cloned()

@@ -79,25 +79,11 @@ fn wait_decision(daemon: &mut Daemon, decision: &str, outcome: &str) -> Value {
         .unwrap()
 }
 
-/// The actions a policy file grants.
-fn granted(file: &str) -> std::collections::BTreeSet<String> {
-    let policy: Value =
-        serde_json::from_str(&std::fs::read_to_string(support::manifest_dir().join(file)).unwrap())
-            .unwrap();
-    policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().iter())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The calls a daemon made beyond the read-only policy, each checked against
 /// deploy/iam-policy-remediation.json.
 fn writes(metrics: &str) -> Vec<String> {
-    let read_only = granted("deploy/iam-policy.json");
-    let remediation = granted("deploy/iam-policy-remediation.json");
+    let read_only = support::granted_actions("deploy/iam-policy.json");
+    let remediation = support::granted_actions("deploy/iam-policy-remediation.json");
     let writes: Vec<String> = support::called_actions(metrics)
         .into_iter()
         .filter(|a| !read_only.contains(a))

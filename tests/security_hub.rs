@@ -133,20 +133,7 @@ async fn findings_are_imported_updated_and_resolved_under_one_id() {
     );
 
     // Its calls are what deploy/iam-policy-security-hub.json grants.
-    let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            support::manifest_dir().join("deploy/iam-policy-security-hub.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let granted: std::collections::BTreeSet<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().iter())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let granted = support::granted_actions("deploy/iam-policy-security-hub.json");
     let called: std::collections::BTreeSet<String> = called_actions(&m)
         .into_iter()
         .filter(|a| a.starts_with("securityhub:"))

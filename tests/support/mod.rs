@@ -285,6 +285,19 @@ pub fn iam_action(service: &str, operation: &str) -> Option<String> {
     }
 }
 
+/// The actions an IAM policy file of the repository (`deploy/iam-policy*.json`) grants.
+pub fn granted_actions(file: &str) -> std::collections::BTreeSet<String> {
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest_dir().join(file)).unwrap()).unwrap();
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The IAM actions of the AWS calls a daemon's `/metrics` counted.
 pub fn called_actions(metrics: &str) -> std::collections::BTreeSet<String> {
     metrics
